@@ -1,0 +1,79 @@
+# kubeplane: one way to do each thing. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export KUBECONFIG ?= $(CURDIR)/.kubeplane/kubeconfig
+
+##@ Set-up
+.PHONY: venv tools
+venv: $(VENV)/.installed ## Create .venv with kubeplane and its dev tools
+$(VENV)/.installed: pyproject.toml
+	@echo "[venv] installing kubeplane and dev tools into $(VENV)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+tools: ## Build the pinned toolchain (Kubernetes, etcd, kwok, helm, MinIO) into ~/.cache/kubeplane; bin/ links to it
+	@hack/tools.sh
+
+##@ Embedded cluster (kwok control plane + MinIO + operators, no Docker)
+.PHONY: up down status restart
+up: venv tools manifests-check ## Start the embedded cluster and the operators (NODES=3)
+	@hack/cluster.sh up
+
+down: ## Stop everything `make up` started and delete the cluster
+	@hack/cluster.sh down
+
+status: ## What the embedded cluster runs
+	@hack/cluster.sh status
+
+restart: venv ## Restart the operators after a code change
+	@hack/cluster.sh restart-operators
+
+##@ Development
+.PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench
+manifests: venv ## Regenerate crds/ from hack/crd-src/ (needs the cluster: reads its OpenAPI)
+	@$(PY) hack/gen_crds.py --kubeconfig $(KUBECONFIG)
+
+manifests-check: venv
+	@$(PY) hack/gen_crds.py --check-sources
+
+install: ## Apply the CRDs to the cluster in $$KUBECONFIG
+	kubectl apply --server-side -f crds/
+	kubectl wait --for=condition=Established --timeout=60s -f crds/
+
+uninstall: ## Delete the CRDs (and every kubeplane object) from the cluster in $$KUBECONFIG
+	kubectl delete --ignore-not-found -f crds/
+
+run: venv ## Run the controllers operator in the foreground against $$KUBECONFIG
+	kubeplane run controllers --verbose
+
+lint: venv ## ruff
+	@ruff check operators tests bench hack
+
+typecheck: venv ## mypy --strict on operators/
+	@mypy
+
+unit: venv ## Unit tests (no cluster)
+	@pytest tests/unit -q
+
+integration: venv tools ## Integration tests on the embedded cluster (started if needed)
+	@pytest tests/integration -v
+
+test: venv tools ## Everything CI runs: lint, types, unit, integration
+	@hack/test.sh
+
+demo: up ## Bring up the embedded cluster and watch a ReplicaSet at work
+	@hack/demo.sh
+
+bench: up ## Benchmarks against the upstream components, on the embedded cluster
+	@$(PY) -m bench.replicaset
+
+##@ Help
+.PHONY: help
+help:
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n\033[1m%s\033[0m\n", substr($$0, 5)}' $(MAKEFILE_LIST)

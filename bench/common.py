@@ -1,0 +1,53 @@
+"""Shared pieces of the benchmarks: kubectl against the cluster in $KUBECONFIG, timing, printing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {
+    **os.environ,
+    "KUBECONFIG": os.environ.get("KUBECONFIG", str(ROOT / ".kubeplane/kubeconfig")),
+    "PATH": f"{ROOT / 'bin'}:{os.environ['PATH']}",
+}
+
+
+def kubectl(*args: str, input: str | None = None) -> str:
+    result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=ENV, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def apply(obj: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def wait_until(done: Callable[[], tuple[bool, str]], timeout: float, label: str) -> float:
+    """Poll `done` until it says True; print progress every few seconds; return seconds taken."""
+    start = time.monotonic()
+    last_print = start
+    while True:
+        ok, progress = done()
+        now = time.monotonic()
+        if ok:
+            return now - start
+        if now - start > timeout:
+            raise TimeoutError(f"{label}: not done after {timeout:.0f}s ({progress})")
+        if now - last_print >= 5:
+            print(f"  ... {label}: {progress} after {now - start:.0f}s", flush=True)
+            last_print = now
+        time.sleep(0.25)
+
+
+def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))

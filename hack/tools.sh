@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the pinned toolchain from Go modules into a cache outside the checkout, keyed by version,
+# and points ./bin at it. Idempotent: a tool whose versioned directory exists is not rebuilt.
+#
+#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio (default: all)
+#
+# KUBEPLANE_CACHE (default ~/.cache/kubeplane) holds the builds; a fresh clone on the same machine
+# reuses them.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/versions.env
+source "$root/hack/versions.env"
+cache=${KUBEPLANE_CACHE:-$HOME/.cache/kubeplane}/tools
+bin=$root/bin
+mkdir -p "$cache" "$bin"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+say() { printf '\033[1m[tools]\033[0m %s\n' "$*" >&2; }
+
+# build NAME VERSION FUNC: runs FUNC DIR unless DIR is already complete, then links DIR/* into bin/.
+build() {
+  local name=$1 version=$2 fn=$3 dir=$cache/$1-$2
+  if [[ ! -f $dir/.complete ]]; then
+    say "building $name $version (first time on this machine; later runs reuse $dir)"
+    local start=$SECONDS
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    # A heartbeat so a long cold build never leaves a silent terminal.
+    ( while sleep 60; do say "  ... still building $name ($(( (SECONDS - start) / 60 )) min)"; done ) &
+    local beat=$!
+    if ! "$fn" "$dir.tmp"; then kill "$beat" 2>/dev/null; say "FAILED to build $name"; return 1; fi
+    kill "$beat" 2>/dev/null || true
+    touch "$dir.tmp/.complete" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    say "built $name $version in $((SECONDS - start))s"
+  fi
+  local f
+  for f in "$dir"/*; do ln -sfn "$f" "$bin/$(basename "$f")"; done
+}
+
+build_kubernetes() {
+  local out=$1 v=${KUBERNETES_VERSION#v} major minor
+  major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
+  local ld="" pkg
+  # The same version keys upstream's hack/lib/version.sh stamps; unstamped binaries say v0.0.0-master.
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitCommit=0000000000000000000000000000000000000000 -X $pkg.gitTreeState=clean"
+    ld+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  [[ ${KUBEPLANE_KIND_BINARIES:-0} == 1 ]] && cmds+=(kubelet kubeadm kube-proxy)
+  (cd "$root/hack/tools/kubernetes" && go build -trimpath -ldflags "-s -w $ld" -o "$out/" \
+    "${cmds[@]/#/k8s.io/kubernetes/cmd/}")
+}
+build_etcd() { (cd "$root/hack/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$1/etcd" go.etcd.io/etcd/server/v3); }
+build_kwok() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@"$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwokctl@"$KWOK_VERSION"; }
+build_kind() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kind@"$KIND_VERSION"; }
+build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" github.com/minio/minio@"$MINIO_VERSION"; }
+build_helm() {
+  local v=${KUBERNETES_VERSION#v} k8s_minor
+  k8s_minor=${v#*.}; k8s_minor=${k8s_minor%%.*}
+  # Upstream's Makefile stamps these; without them helm says "v3.21" and templates for Kubernetes 1.20.
+  GOBIN=$1 go install -trimpath -ldflags "-s -w \
+    -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+    -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor" \
+    helm.sh/helm/v3/cmd/helm@"$HELM_VERSION"
+}
+
+tools=("$@")
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kwok helm minio kubernetes)
+total=$SECONDS
+for t in "${tools[@]}"; do
+  case $t in
+    kubernetes) key=$KUBERNETES_VERSION; [[ ${KUBEPLANE_KIND_BINARIES:-0} == 1 ]] && key+=-node ;;
+    etcd) key=$ETCD_VERSION ;; kwok) key=$KWOK_VERSION ;; helm) key=$HELM_VERSION ;;
+    kind) key=$KIND_VERSION ;; minio) key=$MINIO_VERSION ;;
+    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio)"; exit 2 ;;
+  esac
+  build "$t" "$key" "build_$t"
+done
+say "toolchain ready in bin/ ($((SECONDS - total))s)"

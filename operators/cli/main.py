@@ -1,0 +1,46 @@
+"""The `kubeplane` command."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from operators import __version__
+
+# One image, one entry point: the operator name picks which handlers Kopf loads.
+OPERATORS = {
+    "controllers": "operators.controllers.operator",
+}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kubeplane")
+def main() -> None:
+    """kubeplane: Kubernetes control-plane components as Kopf operators."""
+
+
+@main.command()
+@click.argument("operator", type=click.Choice(sorted(OPERATORS)))
+@click.option("--liveness", "liveness", default=None, metavar="URL",
+              help="Serve a health endpoint, e.g. http://0.0.0.0:8080/healthz.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Watch only these namespaces (default: the whole cluster).")
+def run(operator: str, liveness: str | None, verbose: bool, namespaces: tuple[str, ...]) -> None:
+    """Run one operator until interrupted."""
+    import kopf
+
+    kopf.configure(verbose=verbose)
+    importlib.import_module(OPERATORS[operator])
+    kopf.run(
+        standalone=True,  # one replica with a Recreate rollout; no Kopf peering objects needed
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=liveness,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

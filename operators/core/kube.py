@@ -1,0 +1,151 @@
+"""A thin async Kubernetes client: JSON in, JSON out, no generated models.
+
+kubernetes_asyncio does the hard parts (kubeconfig and in-cluster auth, TLS, token refresh) and
+its ApiClient's REST layer does the HTTP on aiohttp. We skip its model (de)serialisation: the
+controllers work on plain dicts, the same shapes Kopf hands to handlers, and decoding thousands
+of pods into generated classes costs more than the rest of a sync.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+
+JSON = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server, with its Status reason and message."""
+
+    def __init__(self, status: int, body: Mapping[str, Any] | None, text: str = "") -> None:
+        self.status = status
+        self.body: Mapping[str, Any] = body or {}
+        self.reason: str = str(self.body.get("reason", ""))
+        self.message: str = str(self.body.get("message", text))
+        super().__init__(f"{status} {self.reason}: {self.message}")
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+async def load_config() -> k8s_client.Configuration:
+    """Kubeconfig when KUBECONFIG or ~/.kube/config exists, else the in-cluster service account."""
+    configuration = k8s_client.Configuration()
+    default_kubeconfig = os.path.expanduser("~/.kube/config")  # noqa: ASYNC240 - once, at start-up
+    if os.environ.get("KUBECONFIG") or os.path.exists(default_kubeconfig):  # noqa: ASYNC240
+        await k8s_config.load_kube_config(client_configuration=configuration)
+    else:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return configuration
+
+
+class Kube:
+    """Raw REST calls against the API server. Create with `await Kube.connect()`; close when done."""
+
+    def __init__(self, api: k8s_client.ApiClient) -> None:
+        self._api = api
+
+    @classmethod
+    async def connect(cls, *, pool_size: int = 64) -> Kube:
+        configuration = await load_config()
+        # aiohttp's connector caps concurrent requests; bulk pod creation needs more than the default.
+        configuration.connection_pool_maxsize = pool_size
+        return cls(k8s_client.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def __aenter__(self) -> Kube:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        content_type: str = "application/json",
+    ) -> JSON:
+        """Send one request; return the decoded JSON answer or raise ApiError."""
+        configuration = self._api.configuration
+        url = f"{configuration.host}{path}"
+        if params:
+            url += "?" + urlencode(params)
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers.update(self._api.default_headers)
+        # The ApiClient fills in bearer tokens (refreshing exec/OIDC credentials when needed).
+        await self._api.update_params_for_auth(headers, [], ["BearerToken"])
+        rest = self._api.rest_client
+        extra: dict[str, Any] = {}
+        if rest.server_hostname:
+            extra["server_hostname"] = rest.server_hostname
+        data = json.dumps(body) if body is not None else None
+        # The session's connector already carries the TLS context and client certificates.
+        response = await rest.pool_manager.request(method, url, headers=headers, data=data, **extra)
+        async with response:
+            text = await response.text()
+            if response.status >= 400:
+                try:
+                    decoded = json.loads(text)
+                except ValueError:
+                    decoded = None
+                raise ApiError(response.status, decoded if isinstance(decoded, dict) else None, text)
+            return cast(JSON, json.loads(text)) if text else {}
+
+    async def get(self, path: str, **params: str | int) -> JSON:
+        return await self.request("GET", path, params=params or None)
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> JSON:
+        return await self.request("POST", path, body=body)
+
+    async def patch(self, path: str, body: Any, *, content_type: str = MERGE_PATCH) -> JSON:
+        return await self.request("PATCH", path, body=body, content_type=content_type)
+
+    async def delete(self, path: str, body: Mapping[str, Any] | None = None) -> JSON:
+        return await self.request("DELETE", path, body=body)
+
+    async def list_all(self, path: str, *, limit: int = 500, **params: str | int) -> list[JSON]:
+        """Every item of a collection, following `continue` tokens page by page."""
+        items: list[JSON] = []
+        token = ""
+        while True:
+            query: dict[str, str | int] = {"limit": limit, **params}
+            if token:
+                query["continue"] = token
+            page = await self.get(path, **query)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+
+def resource_path(
+    group: str, version: str, plural: str, namespace: str | None = None, name: str | None = None
+) -> str:
+    """The REST path of a collection or object: /api/v1/... for the core group, /apis/... otherwise."""
+    path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    if namespace:
+        path += f"/namespaces/{namespace}"
+    path += f"/{plural}"
+    if name:
+        path += f"/{name}"
+    return path

@@ -1,0 +1,133 @@
+"""Fixtures for tests against the embedded cluster: a real kube-apiserver, KWOK nodes, MinIO.
+
+- `cluster` (session): reuses `make up`'s cluster when its API answers, else starts one with
+  hack/cluster.sh (and leaves it running for the next session: starting is the slow part).
+  The operators `make up` started are paused for the session, so the operators under test are
+  the only ones acting, and resumed afterwards.
+- `controllers` (session): the controllers operator as a subprocess (`kubeplane run controllers`),
+  restartable and killable by tests.
+- `namespace` (function): a fresh namespace per test, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / ".kubeplane"
+KUBECONFIG = Path(os.environ.get("KUBEPLANE_TEST_KUBECONFIG", STATE / "kubeconfig"))
+BIN = ROOT / "bin"
+ENV = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PATH": f"{BIN}:{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
+
+
+Result = subprocess.CompletedProcess[str]
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> Result:
+    result = subprocess.run(
+        [str(BIN / "kubectl"), *args], input=input, capture_output=True, text=True, env=ENV, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def kubectl_json(*args: str) -> Any:
+    return json.loads(kubectl(*args, "-o", "json").stdout)
+
+
+def apply(manifest: dict[str, Any] | str, namespace: str | None = None, check: bool = True) -> Result:
+    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+    return kubectl(*args, input=text, check=check)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.25, what: str = "") -> Any:
+    """Poll until `predicate()` is truthy; fail with its last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate.__name__}; last: {last!r}")
+
+
+def _api_answers() -> bool:
+    if not KUBECONFIG.exists():
+        return False
+    return kubectl("get", "--raw", "/readyz", check=False, timeout=10).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Path]:
+    if not _api_answers():
+        subprocess.run([str(ROOT / "hack/cluster.sh"), "up"], check=True, env={**ENV, "OPERATORS": ""})
+    paused = subprocess.run([str(ROOT / "hack/cluster.sh"), "stop-operators"], env=ENV, check=True,
+                            capture_output=True, text=True).stdout.split()
+    try:
+        yield KUBECONFIG
+    finally:
+        if paused:
+            env = {**ENV, "OPERATORS": " ".join(paused)}
+            subprocess.run([str(ROOT / "hack/cluster.sh"), "start-operators"], env=env, check=False)
+
+
+class Operator:
+    """One kubeplane operator as a real process, the way `kubeplane run` starts it in production."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = STATE / "logs" / f"test-{name}.log"
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(ROOT / ".venv/bin/kubeplane"), "run", self.name], env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        time.sleep(1.0)  # imports and the first watch; handlers only run once indexes are full
+        assert self.process.poll() is None, f"operator {self.name} exited at start; see {self.log}"
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no graceful shutdown, like an OOM kill or a node loss."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def controllers(cluster: Path) -> Iterator[Operator]:
+    operator = Operator("controllers")
+    operator.start()
+    yield operator
+    operator.stop()
+
+
+@pytest.fixture
+def namespace(cluster: Path) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -1,0 +1,213 @@
+"""The kubeplane ReplicaSet against a real API server, with KWOK running the pods."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Operator, apply, kubectl, kubectl_json, wait_for
+
+API_VERSION = "apps.kubeplane.dev/v1alpha1"
+RS = "replicasets.apps.kubeplane.dev"
+
+
+def manifest(name: str = "web", replicas: int = 3, api_version: str = API_VERSION, **spec: Any) -> dict[str, Any]:
+    """An upstream apps/v1 ReplicaSet manifest; only the apiVersion differs between the two."""
+    return {
+        "apiVersion": api_version,
+        "kind": "ReplicaSet",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, "tier": "web"}},
+                "spec": {
+                    "containers": [{
+                        "name": "web", "image": "registry.local/web:1",
+                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    }],
+                },
+            },
+            **spec,
+        },
+    }
+
+
+def pods_of(namespace: str, app: str) -> list[dict[str, Any]]:
+    return kubectl_json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
+
+
+def active(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")
+            and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+
+
+def status(namespace: str, name: str, resource: str = RS) -> dict[str, Any]:
+    return kubectl_json("get", resource, name, "-n", namespace).get("status") or {}
+
+
+def wait_status(namespace: str, name: str, replicas: int, resource: str = RS, timeout: float = 90) -> dict[str, Any]:
+    def settled() -> dict[str, Any] | None:
+        s = status(namespace, name, resource)
+        want = {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+                "fullyLabeledReplicas": replicas}
+        return s if all(s.get(k, 0) == v for k, v in want.items()) else None
+    return wait_for(settled, timeout=timeout, what=f"{resource} {name} at {replicas} ready replicas")
+
+
+def owner_uid(pod: dict[str, Any]) -> str | None:
+    refs = [r for r in pod["metadata"].get("ownerReferences", []) if r.get("controller")]
+    return refs[0]["uid"] if refs else None
+
+
+def test_scale_up_down_and_status(controllers: Operator, namespace: str) -> None:
+    apply(manifest(replicas=4), namespace)
+    st = wait_status(namespace, "web", 4)
+    rs = kubectl_json("get", RS, "web", "-n", namespace)
+    assert st["observedGeneration"] == rs["metadata"]["generation"]
+    assert st["selector"] == "app=web"
+    pods = pods_of(namespace, "web")
+    assert len(pods) == 4
+    assert {owner_uid(p) for p in pods} == {rs["metadata"]["uid"]}
+    assert all(p["metadata"]["name"].startswith("web-") for p in pods)
+
+    kubectl("scale", RS, "web", "-n", namespace, "--replicas=1")  # the scale subresource
+    wait_status(namespace, "web", 1)
+    wait_for(lambda: len(active(pods_of(namespace, "web"))) == 1, what="scale down to 1 pod")
+
+    # Printer columns, short name and category are what `kubectl get` users see.
+    table = kubectl("get", "kprs", "-n", namespace).stdout
+    assert table.split("\n")[0].split()[:5] == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    assert "web" in kubectl("get", "kubeplane", "-n", namespace).stdout
+
+
+def test_deleted_pod_is_replaced(controllers: Operator, namespace: str) -> None:
+    apply(manifest(replicas=3), namespace)
+    wait_status(namespace, "web", 3)
+    victim = pods_of(namespace, "web")[0]["metadata"]["name"]
+    kubectl("delete", "pod", victim, "-n", namespace, "--wait=false")
+    wait_for(lambda: len(active(pods_of(namespace, "web"))) == 3
+             and victim not in {p["metadata"]["name"] for p in active(pods_of(namespace, "web"))},
+             what="replacement pod")
+    wait_status(namespace, "web", 3)
+
+
+def test_adopts_matching_orphans_and_releases_strays(controllers: Operator, namespace: str) -> None:
+    orphan = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "labels": {"app": "web"}},
+              "spec": {"containers": [{"name": "c", "image": "registry.local/web:1"}]}}
+    apply(orphan, namespace)
+    apply(manifest(replicas=2), namespace)
+    wait_status(namespace, "web", 2)
+    rs_uid = kubectl_json("get", RS, "web", "-n", namespace)["metadata"]["uid"]
+    wait_for(lambda: owner_uid(kubectl_json("get", "pod", "orphan", "-n", namespace)) == rs_uid, what="adoption")
+    assert len(pods_of(namespace, "web")) == 2, "adopting the orphan should leave only one pod to create"
+
+    # A pod relabelled out of the selector is released, and replaced.
+    stray = next(p["metadata"]["name"] for p in pods_of(namespace, "web") if p["metadata"]["name"] != "orphan")
+    kubectl("label", "pod", stray, "-n", namespace, "app=elsewhere", "--overwrite")
+    wait_for(lambda: owner_uid(kubectl_json("get", "pod", stray, "-n", namespace)) is None, what="release")
+    wait_for(lambda: len(active(pods_of(namespace, "web"))) == 2, what="replacement after release")
+
+
+def test_schema_rejects_bad_specs(cluster: Any, namespace: str) -> None:
+    mismatched = manifest()
+    mismatched["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    result = apply(mismatched, namespace, check=False)
+    assert result.returncode != 0
+    assert "must match" in result.stderr
+
+    negative = manifest(replicas=-1)
+    result = apply(negative, namespace, check=False)
+    assert result.returncode != 0 and "replicas" in result.stderr
+
+    no_selector = manifest()
+    del no_selector["spec"]["selector"]
+    result = apply(no_selector, namespace, check=False)
+    assert result.returncode != 0 and "selector" in result.stderr
+
+
+def test_replica_failure_condition_and_event(controllers: Operator, namespace: str) -> None:
+    apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "two-pods"},
+           "spec": {"hard": {"pods": "2"}}}, namespace)
+    wait_for(lambda: status(namespace, "two-pods", "resourcequota").get("hard"), what="quota status")
+    apply(manifest(replicas=4), namespace)
+
+    def failure() -> dict[str, Any] | None:
+        for c in status(namespace, "web").get("conditions", []):
+            if c["type"] == "ReplicaFailure":
+                return c
+        return None
+
+    condition = wait_for(failure, what="ReplicaFailure condition")
+    assert condition["status"] == "True" and condition["reason"] == "FailedCreate"
+    assert "exceeded quota" in condition["message"]
+    events = kubectl_json("get", "events", "-n", namespace, "--field-selector", "reason=FailedCreate")["items"]
+    assert events and events[0]["involvedObject"]["name"] == "web"
+    assert len(pods_of(namespace, "web")) == 2
+
+    kubectl("delete", "resourcequota", "two-pods", "-n", namespace)
+    wait_status(namespace, "web", 4)
+    wait_for(lambda: failure() is None, what="ReplicaFailure cleared")
+
+
+def test_killed_mid_scale_converges_without_extra_pods(controllers: Operator, namespace: str) -> None:
+    target = 150
+    seen_max = 0
+    stop = threading.Event()
+
+    def watch_count() -> None:
+        nonlocal seen_max
+        while not stop.is_set():
+            seen_max = max(seen_max, len(active(pods_of(namespace, "bulk"))))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_count, daemon=True)
+    watcher.start()
+    try:
+        apply(manifest("bulk", replicas=target), namespace)
+        wait_for(lambda: len(pods_of(namespace, "bulk")) >= 10, what="first batches")
+        controllers.kill()
+        controllers.start()
+        wait_status(namespace, "bulk", target, timeout=180)
+        time.sleep(3)  # anything in flight would show up now
+    finally:
+        stop.set()
+        watcher.join()
+    assert len(pods_of(namespace, "bulk")) == target
+    assert seen_max <= target
+
+
+def test_level_triggered_while_operator_down(controllers: Operator, namespace: str) -> None:
+    apply(manifest(replicas=2), namespace)
+    wait_status(namespace, "web", 2)
+    controllers.stop()
+    try:
+        for pod in pods_of(namespace, "web"):
+            kubectl("delete", "pod", pod["metadata"]["name"], "-n", namespace, "--wait=false")
+        kubectl("scale", RS, "web", "-n", namespace, "--replicas=3")
+    finally:
+        controllers.start()
+    wait_status(namespace, "web", 3)
+    assert len(active(pods_of(namespace, "web"))) == 3
+
+
+@pytest.mark.parametrize("steps", [[3, 5, 1]])
+def test_same_as_kube_controller_manager(controllers: Operator, namespace: str, steps: list[int]) -> None:
+    """The same manifest as apps/v1 (run by kube-controller-manager) and as ours: same counts."""
+    ours = manifest("ours", replicas=steps[0])
+    theirs = copy.deepcopy(manifest("theirs", replicas=steps[0], api_version="apps/v1"))
+    for replicas in steps:
+        ours["spec"]["replicas"] = theirs["spec"]["replicas"] = replicas
+        apply(ours, namespace)
+        apply(theirs, namespace)
+        a = wait_status(namespace, "ours", replicas)
+        b = wait_status(namespace, "theirs", replicas, resource="replicasets.apps")
+        keys = ["replicas", "readyReplicas", "availableReplicas", "fullyLabeledReplicas", "observedGeneration"]
+        assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
+        wait_for(lambda r=replicas: len(active(pods_of(namespace, "ours"))) == r
+                 and len(active(pods_of(namespace, "theirs"))) == r, what="same pod counts")

@@ -1,0 +1,92 @@
+import asyncio
+
+from operators.core.expectations import Expectations
+from operators.core.workqueue import RetryLater, WorkQueue
+
+
+async def test_keys_coalesce_and_never_run_concurrently():
+    queue: WorkQueue[str] = WorkQueue()
+    running: set[str] = set()
+    calls: list[str] = []
+    overlap = False
+
+    async def sync(key: str) -> None:
+        nonlocal overlap
+        overlap |= key in running
+        running.add(key)
+        calls.append(key)
+        await asyncio.sleep(0.02)
+        if len(calls) == 1:
+            queue.add("a")  # re-added while processing: must run again, afterwards
+        running.discard(key)
+
+    for _ in range(5):
+        queue.add("a")
+    task = asyncio.create_task(queue.run_workers(sync, 3))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    assert calls == ["a", "a"]
+    assert not overlap
+
+
+async def test_failures_back_off_and_requeue():
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.01)
+    attempts = 0
+
+    async def sync(key: str) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise RetryLater("not yet")
+
+    queue.add("k")
+    task = asyncio.create_task(queue.run_workers(sync, 1))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    assert attempts == 3
+
+
+async def test_sync_can_ask_to_look_again_later():
+    queue: WorkQueue[str] = WorkQueue()
+    times: list[float] = []
+
+    async def sync(key: str) -> float | None:
+        times.append(asyncio.get_running_loop().time())
+        return 0.1 if len(times) == 1 else None
+
+    queue.add("k")
+    task = asyncio.create_task(queue.run_workers(sync, 1))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    assert len(times) == 2 and times[1] - times[0] >= 0.09
+
+
+def test_expectations_settle_on_observation():
+    exp = Expectations()
+    exp.expect_creations("rs", 2)
+    assert not exp.satisfied("rs")
+    exp.created("rs", "p1")
+    exp.created("rs", "p2")
+    exp.observe("rs", seen={"p1"}, active={"p1"})
+    assert not exp.satisfied("rs")
+    exp.pod_seen("rs", "p2")  # created and already deleted before the cache listed it
+    assert exp.satisfied("rs")
+    exp.expect_deletions("rs", ["p1"])
+    exp.observe("rs", seen={"p1"}, active={"p1"})
+    assert not exp.satisfied("rs")
+    exp.observe("rs", seen={"p1"}, active=set())  # terminating
+    assert exp.satisfied("rs")
+
+
+def test_expectations_expire():
+    exp = Expectations(timeout=0.0)
+    exp.expect_creations("rs", 1)
+    assert exp.satisfied("rs")
+
+
+def test_failed_creates_are_not_expected():
+    exp = Expectations()
+    exp.expect_creations("rs", 2)
+    exp.creation_failed("rs")
+    exp.creation_failed("rs")
+    assert exp.satisfied("rs")
