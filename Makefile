@@ -22,7 +22,7 @@ tools: ## Build the pinned toolchain (Kubernetes, etcd, kwok, helm, MinIO) into 
 
 ##@ Embedded cluster (kwok control plane + MinIO + operators, no Docker)
 .PHONY: up down status restart
-up: venv tools manifests-check ## Start the embedded cluster and the operators (NODES=3)
+up: venv tools ## Start the embedded cluster and the operators (NODES=3)
 	@hack/cluster.sh up
 
 down: ## Stop everything `make up` started and delete the cluster
@@ -36,20 +36,20 @@ restart: venv ## Restart the operators after a code change
 
 ##@ Development
 .PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench
-manifests: venv ## Regenerate crds/ from hack/crd-src/ (needs the cluster: reads its OpenAPI)
-	@$(PY) hack/gen_crds.py --kubeconfig $(KUBECONFIG)
+manifests: venv ## Regenerate crds/ from hack/crd-src/ (pod schemas from the pinned OpenAPI snapshot)
+	@$(PY) hack/gen_crds.py
 
-manifests-check: venv
-	@$(PY) hack/gen_crds.py --check-sources
+manifests-check: venv ## Fail if crds/ is out of date with hack/crd-src/
+	@$(PY) hack/gen_crds.py --check
 
-install: ## Apply the CRDs to the cluster in $$KUBECONFIG
+install: ## Apply the CRDs to the cluster in KUBECONFIG
 	kubectl apply --server-side -f crds/
 	kubectl wait --for=condition=Established --timeout=60s -f crds/
 
-uninstall: ## Delete the CRDs (and every kubeplane object) from the cluster in $$KUBECONFIG
+uninstall: ## Delete the CRDs (and every kubeplane object) from the cluster in KUBECONFIG
 	kubectl delete --ignore-not-found -f crds/
 
-run: venv ## Run the controllers operator in the foreground against $$KUBECONFIG
+run: venv ## Run the controllers operator in the foreground against KUBECONFIG
 	kubeplane run controllers --verbose
 
 lint: venv ## ruff
@@ -76,4 +76,4 @@ bench: up ## Benchmarks against the upstream components, on the embedded cluster
 ##@ Help
 .PHONY: help
 help:
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n\033[1m%s\033[0m\n", substr($$0, 5)}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n\033[1m%s\033[0m\n", substr($$0, 5)}' $(MAKEFILE_LIST)

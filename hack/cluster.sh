@@ -5,6 +5,8 @@
 #   hack/cluster.sh down               stop everything and delete the cluster; never fails if nothing runs
 #   hack/cluster.sh status             print what is running
 #   hack/cluster.sh restart-operators  restart the Python operators after code changes
+#   hack/cluster.sh stop-operators     stop the operators, print their names (the tests run their own)
+#   hack/cluster.sh start-operators    start the operators named in $OPERATORS
 #
 # What `up` runs:
 #   - a kwokctl "binary runtime" cluster named kubeplane: etcd, kube-apiserver, kube-controller-manager,
@@ -15,7 +17,7 @@
 #   - namespace kubeplane-system, the CRDs in crds/, and the operators in $OPERATORS.
 #
 # Environment:
-#   NODES=3                       number of fake nodes
+#   NODES=3                       number of fake nodes (up adds missing ones, never deletes any)
 #   OPERATORS=controllers         operators to run (`kubeplane run <name>`), space or comma separated
 #   KUBEPLANE_NO_QPS_LIMITS=1     create the cluster with --disable-qps-limits (off by default: we benchmark
 #                                 against kube-controller-manager's default client limits). Only takes
@@ -23,7 +25,7 @@
 #   KUBEPLANE_SMOKE=1             run the scheduling smoke test even when the cluster was already up
 #
 # State lives in .kubeplane/ (gitignored):
-#   kubeconfig            admin kubeconfig (client certs stay in ~/.kwok/clusters/kubeplane/pki)
+#   kubeconfig            admin kubeconfig (cluster-admin cert and key embedded, mode 600)
 #   minio.env             MinIO root credentials, generated once (mode 600), reused until `down`
 #   minio-data/           MinIO data
 #   run/*.pid             pid files; each process runs in its own session, so pid = process group id
@@ -46,7 +48,7 @@ run=$state/run
 kwok_home=${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$cluster
 
 NODES=${NODES:-3}
-OPERATORS=${OPERATORS:-controllers}
+OPERATORS=${OPERATORS-controllers}  # set but empty: no operators
 minio_addr=127.0.0.1:19000
 minio_console=127.0.0.1:19001
 kubeplane_cli=${KUBEPLANE_CLI:-$root/.venv/bin/kubeplane}  # override only to test this script
@@ -249,12 +251,8 @@ EOF
 
 up_nodes() {
   stage_start
+  # Additive only: never delete nodes here, benchmarks may have added more with the same naming.
   node_manifest | kc apply -f - >/dev/null
-  # Drop nodes left over from an earlier, larger NODES.
-  local n
-  for n in $(kc get nodes -l type=kwok -o name); do
-    [[ ${n#node/kwok-node-} =~ ^[0-9]+$ ]] && ((${n#node/kwok-node-} >= NODES)) && kc delete "$n" >/dev/null
-  done
   kc wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null ||
     die "KWOK nodes not Ready after 60s (kwok-controller log: $logs/cluster/kwok-controller.log)"
   stage_done "$NODES kwok nodes Ready"
@@ -471,10 +469,31 @@ cmd_restart_operators() {
   start_operators
 }
 
+# For the integration tests, which run their own operators: stop the running ones and print their
+# names (stdout, one line) so `start-operators` can bring exactly those back afterwards.
+cmd_stop_operators() {
+  local f name running=()
+  for f in "$run"/*.pid; do
+    [[ -e $f ]] || continue
+    name=$(basename "$f" .pid)
+    [[ $name != minio ]] && alive "$name" "kubeplane run $name " >/dev/null && running+=("$name")
+  done
+  OPERATORS=${running[*]:-}
+  [[ -n $OPERATORS ]] && stop_operators >&2
+  echo "${running[*]:-}"
+}
+
+cmd_start_operators() {
+  cluster_exists && [[ -s $kubeconfig ]] || die "cluster is not up; run 'hack/cluster.sh up'"
+  start_operators
+}
+
 case ${1:-} in
   up) cmd_up ;;
+  stop-operators) cmd_stop_operators ;;
+  start-operators) cmd_start_operators ;;
   down) cmd_down ;;
   status) cmd_status ;;
   restart-operators) cmd_restart_operators ;;
-  *) echo "usage: $0 up|down|status|restart-operators" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-operators|stop-operators|start-operators" >&2; exit 2 ;;
 esac

@@ -42,6 +42,11 @@ class ApiError(Exception):
     def conflict(self) -> bool:
         return self.status == 409
 
+    def has_cause(self, cause_type: str) -> bool:
+        """Whether the Status lists this cause (e.g. NamespaceTerminating) in details.causes."""
+        causes = (self.body.get("details") or {}).get("causes") or []
+        return any(c.get("type") == cause_type for c in causes)
+
 
 async def load_config() -> k8s_client.Configuration:
     """Kubeconfig when KUBECONFIG or ~/.kube/config exists, else the in-cluster service account."""

@@ -98,8 +98,11 @@ def test_deleted_pod_is_replaced(controllers: Operator, namespace: str) -> None:
 
 
 def test_adopts_matching_orphans_and_releases_strays(controllers: Operator, namespace: str) -> None:
-    orphan = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "labels": {"app": "web"}},
-              "spec": {"containers": [{"name": "c", "image": "registry.local/web:1"}]}}
+    orphan = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "orphan", "labels": {"app": "web", "tier": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "registry.local/web:1"}]},
+    }
     apply(orphan, namespace)
     apply(manifest(replicas=2), namespace)
     wait_status(namespace, "web", 2)

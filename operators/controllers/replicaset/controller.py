@@ -185,32 +185,31 @@ class ReplicaSetController:
         self.expectations.expect_creations(key, count)
         template = logic.pod_from_template(rs)
         path = resource_path("", "v1", "pods", key[0])
-        created = 0
-        first_error: ApiError | None = None
+        errors: list[ApiError] = []
 
         async def one() -> None:
-            nonlocal created, first_error
             try:
                 pod = await self.kube.create(path, template)
             except ApiError as e:
                 self.expectations.creation_failed(key)
-                first_error = first_error or e
+                errors.append(e)
                 return
-            created += 1
             self.expectations.created(key, pod["metadata"]["name"])
             self.events.normal(rs, reason="SuccessfulCreate", message=f"Created pod: {pod['metadata']['name']}")
 
         batches = logic.slow_start_batches(count)
         for i, size in enumerate(batches):
             await asyncio.gather(*(one() for _ in range(size)))
-            if first_error is not None:
+            if errors:
                 # Stop at the first failing batch; the creates never attempted are no longer expected.
-                for _ in range(sum(batches[i + 1:])):
+                for _ in range(sum(batches[i + 1 :])):
                     self.expectations.creation_failed(key)
                 break
-        if first_error is None:
+        # As upstream: a namespace being deleted is no failure worth a condition, an Event or a retry.
+        reportable = [e for e in errors if not e.has_cause("NamespaceTerminating")]
+        if not reportable:
             return None
-        message = f"Error creating: {first_error.message}"
+        message = f"Error creating: {reportable[0].message}"
         self.events.warning(rs, reason="FailedCreate", message=message)
         return "FailedCreate", message
 

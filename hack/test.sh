@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: every tier, in order, with the time each stage took. Any failure (or skip) fails the run.
+#   lint (ruff) -> types (mypy --strict) -> CRDs up to date -> unit -> integration (embedded cluster)
+# In CI (CI=true) a cluster this script started is deleted at the end.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$root/bin:$root/.venv/bin:$PATH" KUBEPLANE_FORBID_SKIPS=1
+declare -a report=()
+stage() {
+  local name=$1; shift
+  printf '\n\033[1m[test] %s\033[0m\n' "$name"
+  local t0=$SECONDS
+  if "$@"; then report+=("$(printf '%-12s ok      %4ds' "$name" $((SECONDS - t0)))")
+  else report+=("$(printf '%-12s FAILED  %4ds' "$name" $((SECONDS - t0)))"); summary; exit 1; fi
+}
+summary() { printf '\n[test] stage times:\n'; printf '  %s\n' "${report[@]}"; }
+
+started_cluster=0
+cleanup() {
+  if [[ ${CI:-} == true && $started_cluster == 1 ]]; then hack/cluster.sh down >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+stage lint ruff check operators tests bench hack
+stage types mypy
+stage crds python hack/gen_crds.py --check
+stage unit pytest tests/unit -q
+if ! kubectl --kubeconfig .kubeplane/kubeconfig get --raw /readyz >/dev/null 2>&1; then
+  started_cluster=1
+  stage cluster env OPERATORS= hack/cluster.sh up
+fi
+stage integration pytest tests/integration -v --timeout=600
+summary
