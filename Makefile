@@ -70,6 +70,8 @@ test: venv tools ## Everything CI runs: lint, types, unit, integration
 demo: up ## Bring up the embedded cluster and watch a ReplicaSet at work
 	@hack/demo.sh
 
+# 500 replicas twice need more than 3 nodes' 110-pod capacity.
+bench: export NODES ?= 12
 bench: up ## Benchmarks against the upstream components, on the embedded cluster
 	@$(PY) -m bench.replicaset
 

@@ -45,7 +45,7 @@ class ApiError(Exception):
     def has_cause(self, cause_type: str) -> bool:
         """Whether the Status lists this cause (e.g. NamespaceTerminating) in details.causes."""
         causes = (self.body.get("details") or {}).get("causes") or []
-        return any(c.get("type") == cause_type for c in causes)
+        return any(c.get("reason") == cause_type for c in causes)  # StatusCause.Type is "reason" in JSON
 
 
 async def load_config() -> k8s_client.Configuration:
