@@ -22,6 +22,8 @@
 #   KUBEPLANE_NO_QPS_LIMITS=1     create the cluster with --disable-qps-limits (off by default: we benchmark
 #                                 against kube-controller-manager's default client limits). Only takes
 #                                 effect when the cluster is created, so `down` first to change it.
+#   KUBEPLANE_CLUSTER=kubeplane   kwokctl cluster name (a second checkout on one machine needs its own)
+#   KUBEPLANE_MINIO_PORT=19000    MinIO's port (console: the next one)
 #   KUBEPLANE_SMOKE=1             run the scheduling smoke test even when the cluster was already up
 #
 # State lives in .kubeplane/ (gitignored):
@@ -40,7 +42,7 @@ source "$root/hack/versions.env"
 # kwokctl runs `kubectl` from PATH; make sure it is our pinned one.
 export PATH="$root/bin:$PATH"
 
-cluster=kubeplane
+cluster=${KUBEPLANE_CLUSTER:-kubeplane}  # another name lets a second checkout run its own
 state=$root/.kubeplane
 kubeconfig=$state/kubeconfig
 logs=$state/logs
@@ -49,8 +51,9 @@ kwok_home=${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$cluster
 
 NODES=${NODES:-3}
 OPERATORS=${OPERATORS-controllers}  # set but empty: no operators
-minio_addr=127.0.0.1:19000
-minio_console=127.0.0.1:19001
+minio_port=${KUBEPLANE_MINIO_PORT:-19000}
+minio_addr=127.0.0.1:$minio_port
+minio_console=127.0.0.1:$((minio_port + 1))
 kubeplane_cli=${KUBEPLANE_CLI:-$root/.venv/bin/kubeplane}  # override only to test this script
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -292,8 +295,8 @@ up_minio() {
   fi
   if [[ ! -s $state/minio.env ]]; then
     # Generated once; reused by later `up`s until `down` wipes .kubeplane/.
-    (umask 077 && printf 'MINIO_ROOT_USER=%s\nMINIO_ROOT_PASSWORD=%s\n' \
-      "kp$(openssl rand -hex 8)" "$(openssl rand -hex 24)" >"$state/minio.env")
+    (umask 077 && printf 'MINIO_ROOT_USER=%s\nMINIO_ROOT_PASSWORD=%s\nMINIO_ENDPOINT=%s\n' \
+      "kp$(openssl rand -hex 8)" "$(openssl rand -hex 24)" "http://$minio_addr" >"$state/minio.env")
   fi
   chmod 600 "$state/minio.env"
   if curl -fsS --noproxy '*' -m 2 "http://$minio_addr/minio/health/live" >/dev/null 2>&1; then
