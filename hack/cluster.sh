@@ -174,6 +174,14 @@ take_over_node_leases() {
 
 cluster_exists() { kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; }
 
+# Local processes share one network namespace: each operator gets its own metrics (and liveness) port.
+metrics_port() {
+  case $1 in
+    controllers) echo $((minio_port + 90)) ;; scheduler) echo $((minio_port + 91)) ;;
+    backup) echo $((minio_port + 92)) ;; *) echo $((minio_port + 99)) ;;
+  esac
+}
+
 operator_names() { tr ',' ' ' <<<"$OPERATORS"; }
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -348,7 +356,8 @@ start_operators() {
       continue
     fi
     spawn "$name" "$logs/$name.log" \
-      env KUBECONFIG="$kubeconfig" PYTHONUNBUFFERED=1 "$kubeplane_cli" run "$name"
+      env KUBECONFIG="$kubeconfig" PYTHONUNBUFFERED=1 "$kubeplane_cli" run "$name" \
+      --metrics-port "$(metrics_port "$name")" --liveness "http://127.0.0.1:$(( $(metrics_port "$name") + 100 ))/healthz"
     started+=("$name")
   done
   # Catch operators that die at import or startup, so the failure is visible here, not later.

@@ -25,14 +25,20 @@ def main() -> None:
 @click.argument("operator", type=click.Choice(sorted(OPERATORS)))
 @click.option("--liveness", "liveness", default=None, metavar="URL",
               help="Serve a health endpoint, e.g. http://0.0.0.0:8080/healthz.")
+@click.option("--metrics-port", default=9090, show_default=True, type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics on this port (0: off).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-n", "--namespace", "namespaces", multiple=True,
               help="Watch only these namespaces (default: the whole cluster).")
-def run(operator: str, liveness: str | None, verbose: bool, namespaces: tuple[str, ...]) -> None:
+def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, namespaces: tuple[str, ...]) -> None:
     """Run one operator until interrupted."""
     import kopf
 
+    from operators.core import metrics
+
     kopf.configure(verbose=verbose)
+    if metrics_port:
+        metrics.serve(metrics_port)
     importlib.import_module(OPERATORS[operator])
     kopf.run(
         standalone=True,  # one replica with a Recreate rollout; no Kopf peering objects needed

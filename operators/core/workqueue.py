@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
+
+from operators.core import metrics
 
 K = TypeVar("K", bound=Hashable)
 
@@ -25,7 +28,8 @@ class RetryLater(Exception):
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 300.0) -> None:
+    def __init__(self, name: str = "default", *, base_delay: float = 0.005, max_delay: float = 300.0) -> None:
+        self.name = name
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
@@ -41,6 +45,8 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             return
         self._dirty.add(key)
+        metrics.QUEUE_ADDS.labels(self.name).inc()
+        metrics.QUEUE_DEPTH.labels(self.name).set(len(self._dirty))
         if key not in self._processing:
             self._queue.put_nowait(key)
 
@@ -65,6 +71,7 @@ class WorkQueue(Generic[K]):
     def add_rate_limited(self, key: K) -> None:
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
+        metrics.QUEUE_RETRIES.labels(self.name).inc()
         self.add_after(key, min(self._base_delay * 2**failures, self._max_delay))
 
     def forget(self, key: K) -> None:
@@ -73,6 +80,7 @@ class WorkQueue(Generic[K]):
     async def get(self) -> K:
         key = await self._queue.get()
         self._dirty.discard(key)
+        metrics.QUEUE_DEPTH.labels(self.name).set(len(self._dirty))
         self._processing.add(key)
         return key
 
@@ -92,15 +100,18 @@ class WorkQueue(Generic[K]):
     async def _worker(self, sync: Callable[[K], Awaitable[float | None]]) -> None:
         while True:
             key = await self.get()
+            started = time.monotonic()
             try:
                 again = await sync(key)
             except asyncio.CancelledError:
                 self.done(key)
                 raise
             except RetryLater as e:
+                metrics.SYNC_ERRORS.labels(self.name).inc()
                 logger.warning("sync of %s: %s; retrying with backoff", key, e)
                 self.add_rate_limited(key)
             except Exception:
+                metrics.SYNC_ERRORS.labels(self.name).inc()
                 logger.exception("sync of %s failed; retrying with backoff", key)
                 self.add_rate_limited(key)
             else:
@@ -108,4 +119,5 @@ class WorkQueue(Generic[K]):
                 if again is not None:
                     self.add_after(key, again)
             finally:
+                metrics.SYNC_SECONDS.labels(self.name).observe(time.monotonic() - started)
                 self.done(key)

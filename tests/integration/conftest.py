@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -84,6 +85,12 @@ def cluster() -> Iterator[Path]:
             subprocess.run([str(ROOT / "hack/cluster.sh"), "start-operators"], env=env, check=False)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Operator:
     """One kubeplane operator as a real process, the way `kubeplane run` starts it in production."""
 
@@ -91,12 +98,14 @@ class Operator:
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
         self.log = STATE / "logs" / f"test-{name}.log"
+        self.metrics_port = _free_port()
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(ROOT / ".venv/bin/kubeplane"), "run", self.name], env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                [str(ROOT / ".venv/bin/kubeplane"), "run", self.name, "--metrics-port", str(self.metrics_port)],
+                env=ENV, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         time.sleep(1.0)  # imports and the first watch; handlers only run once indexes are full

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -84,6 +85,16 @@ def test_scale_up_down_and_status(controllers: Operator, namespace: str) -> None
     table = kubectl("get", "kprs", "-n", namespace).stdout
     assert table.split("\n")[0].split()[:5] == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
     assert "web" in kubectl("get", "kubeplane", "-n", namespace).stdout
+
+
+def test_metrics_endpoint(controllers: Operator, namespace: str) -> None:
+    apply(manifest(replicas=2), namespace)
+    wait_status(namespace, "web", 2)
+    url = f"http://127.0.0.1:{controllers.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    created = [line for line in text.splitlines() if line.startswith("kubeplane_controller_pods_created_total")]
+    assert created and float(created[0].split()[-1]) >= 2
+    assert 'kubeplane_sync_duration_seconds_count{name="replicaset"}' in text
 
 
 def test_deleted_pod_is_replaced(controllers: Operator, namespace: str) -> None:

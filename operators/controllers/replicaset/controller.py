@@ -17,6 +17,7 @@ import kopf
 
 from operators.controllers.informers import PodIndex
 from operators.controllers.replicaset import logic
+from operators.core import metrics
 from operators.core import pods as podutil
 from operators.core.events import EventRecorder
 from operators.core.expectations import Expectations
@@ -40,7 +41,7 @@ class ReplicaSetController:
         self.kube = kube
         self.replicasets = replicasets
         self.pods = pods
-        self.queue: WorkQueue[Key] = WorkQueue()
+        self.queue: WorkQueue[Key] = WorkQueue("replicaset")
         self.events = EventRecorder(kube, "replicaset-controller")
         self.expectations = Expectations()
         # Set by the first handler call: Kopf runs handlers only once every index is complete.
@@ -195,6 +196,7 @@ class ReplicaSetController:
                 errors.append(e)
                 return
             self.expectations.created(key, pod["metadata"]["name"])
+            metrics.PODS_CREATED.labels("replicaset").inc()
             self.events.normal(rs, reason="SuccessfulCreate", message=f"Created pod: {pod['metadata']['name']}")
 
         batches = logic.slow_start_batches(count)
@@ -229,6 +231,7 @@ class ReplicaSetController:
                 self.expectations.deletion_failed(key, name)
                 errors.append(e)
                 return
+            metrics.PODS_DELETED.labels("replicaset").inc()
             self.events.normal(rs, reason="SuccessfulDelete", message=f"Deleted pod: {name}")
 
         await asyncio.gather(*(one(n) for n in names))
