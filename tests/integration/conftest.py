@@ -140,3 +140,14 @@ def namespace(cluster: Path) -> Iterator[str]:
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def minio(cluster: Path) -> dict[str, str]:
+    """The embedded MinIO's endpoint and root credentials (from .kubeplane/minio.env)."""
+    values = dict(
+        line.split("=", 1) for line in (STATE / "minio.env").read_text().splitlines() if "=" in line
+    )
+    port = os.environ.get("KUBEPLANE_MINIO_PORT", "19000")
+    values.setdefault("MINIO_ENDPOINT", f"http://127.0.0.1:{port}")
+    return values

@@ -1,0 +1,163 @@
+"""Object storage for backups: an S3 bucket (MinIO or any S3 API) through boto3.
+
+boto3 is synchronous, so every call runs in a worker thread (`asyncio.to_thread`): the operator's
+event loop never waits on the network. Uploads stream from file objects with multipart upload, so a
+backup is never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+
+class StorageError(Exception):
+    """A storage problem phrased for a human: what failed, and the likely cause."""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None  # e.g. http://127.0.0.1:19000 for MinIO; None = AWS
+    region: str = "us-east-1"
+    force_path_style: bool = True  # MinIO needs path-style addressing
+    insecure_skip_tls_verify: bool = False
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)  # never in repr, logs or status
+
+
+def _explain(error: Exception, action: str, bucket: str) -> StorageError:
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        hints = {
+            "NoSuchBucket": f"bucket {bucket!r} does not exist",
+            "InvalidAccessKeyId": "the access key is not known to the storage server (check the credential Secret)",
+            "SignatureDoesNotMatch": "the secret key is wrong (check the credential Secret)",
+            "AccessDenied": f"the credentials may not access bucket {bucket!r}",
+            "403": "access denied: wrong credentials or no permission on the bucket",
+            "404": f"bucket {bucket!r} or the object does not exist",
+        }
+        return StorageError(f"{action}: {hints.get(code, code or str(error))}")
+    return StorageError(f"{action}: storage unreachable ({error})")
+
+
+class ObjectStore:
+    """Keys are relative to the location's prefix: `backups/<name>/...`."""
+
+    def __init__(self, config: StorageConfig) -> None:
+        self.config = config
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            region_name=config.region,
+            aws_access_key_id=config.access_key or None,
+            aws_secret_access_key=config.secret_key or None,
+            verify=not config.insecure_skip_tls_verify,
+            config=Config(
+                s3={"addressing_style": "path" if config.force_path_style else "auto"},
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        )
+
+    def _key(self, key: str) -> str:
+        prefix = self.config.prefix.strip("/")
+        return f"{prefix}/{key}" if prefix else key
+
+    async def _call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except (ClientError, BotoCoreError) as e:
+            raise _explain(e, action, self.config.bucket) from e
+
+    async def check_bucket(self) -> None:
+        """Raise StorageError unless the bucket exists and these credentials can read it."""
+        await self._call(f"checking bucket {self.config.bucket!r}", self._client.head_bucket, Bucket=self.config.bucket)
+
+    async def create_bucket(self) -> None:
+        await self._call(f"creating bucket {self.config.bucket!r}", self._client.create_bucket,
+                         Bucket=self.config.bucket)
+
+    async def put_stream(self, key: str, stream: IO[bytes]) -> None:
+        """Upload from a file object in multipart chunks (never the whole object in memory)."""
+        await self._call(f"uploading {key}", self._client.upload_fileobj, stream, self.config.bucket, self._key(key))
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        await self._call(f"uploading {key}", self._client.put_object, Bucket=self.config.bucket,
+                         Key=self._key(key), Body=data)
+
+    async def get_bytes(self, key: str) -> bytes:
+        def read() -> bytes:
+            body = self._client.get_object(Bucket=self.config.bucket, Key=self._key(key))["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+        result: bytes = await self._call(f"downloading {key}", read)
+        return result
+
+    async def get_to_file(self, key: str, target: IO[bytes]) -> None:
+        """Download into a file object in chunks."""
+        await self._call(f"downloading {key}", self._client.download_fileobj, self.config.bucket, self._key(key),
+                         target)
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self._call(f"looking up {key}", self._client.head_object, Bucket=self.config.bucket,
+                             Key=self._key(key))
+        except StorageError as e:
+            if isinstance(e.__cause__, ClientError) and e.__cause__.response.get("Error", {}).get("Code") in (
+                "404", "NoSuchKey", "NotFound",
+            ):
+                return False
+            raise
+        return True
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix` (relative to the location's prefix), across pages."""
+        def collect() -> list[str]:
+            keys: list[str] = []
+            strip = len(self._key(""))
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.config.bucket, Prefix=self._key(prefix)):
+                keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+            return keys
+        result: list[str] = await self._call(f"listing {prefix}", collect)
+        return result
+
+    async def list_dirs(self, prefix: str) -> list[str]:
+        """The immediate 'subdirectories' under `prefix` (e.g. backup names under `backups/`)."""
+        def collect() -> list[str]:
+            names: list[str] = []
+            base = self._key(prefix)
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.config.bucket, Prefix=base, Delimiter="/"):
+                names.extend(p["Prefix"][len(base):].rstrip("/") for p in page.get("CommonPrefixes", []))
+            return names
+        result: list[str] = await self._call(f"listing {prefix}", collect)
+        return result
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; return how many."""
+        keys = await self.list_keys(prefix)
+
+        def delete() -> None:
+            for batch in _chunks([self._key(k) for k in keys], 1000):
+                self._client.delete_objects(
+                    Bucket=self.config.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+        await self._call(f"deleting {prefix}", delete)
+        return len(keys)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
