@@ -381,9 +381,34 @@ def _check_source(path: Path, crd: Any) -> None:
         raise GenError(f"{path}: metadata.name must be {expected}")
 
 
+FRAGMENTS_DIR = SRC_DIR / "fragments"
+
+
+def load_fragment(name: str, path: str) -> Any:
+    """A schema shared by several CRDs (e.g. a Backup spec inside a Schedule's template)."""
+    file = FRAGMENTS_DIR / f"{name}.yaml"
+    if not file.is_file():
+        raise GenError(f"{path}: no fragment {file.relative_to(ROOT)}")
+    with file.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _merge(base: Any, overlay: Any) -> Any:
+    """Lay `overlay` over `base`: objects merge key by key, rule and `required` lists add up,
+    anything else is replaced."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = copy.deepcopy(base)
+        for key, value in overlay.items():
+            out[key] = _merge(out[key], value) if key in out else copy.deepcopy(value)
+        return out
+    if isinstance(base, list) and isinstance(overlay, list):
+        return copy.deepcopy(base) + [copy.deepcopy(v) for v in overlay if v not in base]
+    return copy.deepcopy(overlay)
+
+
 def _markers(node: Any) -> Iterator[Any]:
     if isinstance(node, dict):
-        if "$podTemplateSpec" in node or "$k8s" in node:
+        if "$podTemplateSpec" in node or "$k8s" in node or "$fragment" in node:
             yield node
         for value in node.values():
             yield from _markers(value)
@@ -398,6 +423,10 @@ def expand(node: Any, converter: Converter, path: str) -> Any:
         return [expand(value, converter, f"{path}[{i}]") for i, value in enumerate(node)]
     if not isinstance(node, dict):
         return node
+    if "$fragment" in node:
+        fragment = load_fragment(node["$fragment"], path)
+        merged = _merge(fragment, {k: v for k, v in node.items() if k != "$fragment"})
+        return expand(merged, converter, path)
     if "$podTemplateSpec" in node or "$k8s" in node:
         overlay = {k: v for k, v in node.items() if k not in ("$podTemplateSpec", "$k8s")}
         if "$podTemplateSpec" in node:
