@@ -53,7 +53,9 @@ async def load_config() -> k8s_client.Configuration:
     configuration = k8s_client.Configuration()
     default_kubeconfig = os.path.expanduser("~/.kube/config")  # noqa: ASYNC240 - once, at start-up
     if os.environ.get("KUBECONFIG") or os.path.exists(default_kubeconfig):  # noqa: ASYNC240
-        await k8s_config.load_kube_config(client_configuration=configuration)
+        # Passed explicitly: the library reads $KUBECONFIG once, at import time.
+        path = os.environ.get("KUBECONFIG") or default_kubeconfig
+        await k8s_config.load_kube_config(config_file=path, client_configuration=configuration)
     else:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return configuration

@@ -75,6 +75,7 @@ def _api_answers() -> bool:
 def cluster() -> Iterator[Path]:
     if not _api_answers():
         subprocess.run([str(ROOT / "hack/cluster.sh"), "up"], check=True, env={**ENV, "OPERATORS": ""})
+    os.environ["KUBECONFIG"] = str(KUBECONFIG)  # for in-process clients (operators.core.kube)
     paused = subprocess.run([str(ROOT / "hack/cluster.sh"), "stop-operators"], env=ENV, check=True,
                             capture_output=True, text=True).stdout.split()
     try:
