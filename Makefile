@@ -36,11 +36,13 @@ restart: venv ## Restart the operators after a code change
 
 ##@ Development
 .PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench
-manifests: venv ## Regenerate crds/ from hack/crd-src/ (pod schemas from the pinned OpenAPI snapshot)
+manifests: venv ## Regenerate crds/ from hack/crd-src/ (pod schemas from the pinned OpenAPI snapshot), and the chart's copy
 	@$(PY) hack/gen_crds.py
+	@hack/sync-chart-crds.sh
 
-manifests-check: venv ## Fail if crds/ is out of date with hack/crd-src/
+manifests-check: venv ## Fail if crds/ (or the chart's copy) is out of date with hack/crd-src/
 	@$(PY) hack/gen_crds.py --check
+	@hack/sync-chart-crds.sh --check
 
 install: ## Apply the CRDs to the cluster in KUBECONFIG
 	kubectl apply --server-side -f crds/
@@ -79,3 +81,18 @@ bench: up ## Benchmarks against the upstream components, on the embedded cluster
 .PHONY: help
 help:
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n\033[1m%s\033[0m\n", substr($$0, 5)}' $(MAKEFILE_LIST)
+
+##@ Helm chart
+.PHONY: chart-crds chart-lint
+chart-crds: ## Copy crds/ into charts/kubeplane/files/crds/ (run after `make manifests`)
+	@hack/sync-chart-crds.sh
+
+chart-lint: tools ## helm lint --strict charts/kubeplane (defaults and everything on); fail if its CRDs drifted
+	@hack/sync-chart-crds.sh --check
+	@helm lint --strict charts/kubeplane
+	@helm lint --strict charts/kubeplane --set operators.scheduler.enabled=true,operators.backup.enabled=true,minio.enabled=true,minio.persistence.enabled=true,backupStorageLocation.create=true,metrics.serviceMonitor.enabled=true
+
+##@ Image
+.PHONY: image
+image: ## Build the operator image kubeplane:<version> (base from debootstrap here; BASE_IMAGE=python:3.11-slim-bookworm with a registry)
+	@hack/image.sh

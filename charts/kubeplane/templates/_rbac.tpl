@@ -1,0 +1,147 @@
+{{/*
+RBAC rules per operator, split by where they must be granted:
+  <op>.clusterRules     always cluster-wide (cluster-scoped resources, watches across namespaces)
+  <op>.namespacedRules  in a ClusterRole when the operator watches the whole cluster, or in a Role in
+                        each of operators.<op>.watchNamespaces otherwise
+  <op>.ownRules         in a Role in the release namespace only
+Each is called with (dict "root" $ "name" "<op>") and yields a YAML list (possibly empty).
+*/}}
+
+{{/*
+What Kopf itself needs (verified by running `kubeplane run controllers` under these rules):
+- customresourcedefinitions list+watch, cluster-wide: Kopf's resource observer watches CRDs to notice
+  resources appearing or disappearing (in any mode; discovery itself is open to every user).
+- namespaces list+watch, only when namespaces are given (-n): Kopf lists and watches namespaces to
+  match them; in cluster-wide mode it does not look at namespaces at all.
+- events create: Kopf posts handler failures as core/v1 Events (settings.posting).
+Kopf needs no peering objects (`--standalone`), and our handlers (index/event only) put no
+finalizers or progress annotations on objects.
+*/}}
+{{- define "kubeplane.rules.kopf" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- $op := index .root.Values.operators .name }}
+{{- if $op.watchNamespaces }}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+{{- end }}
+
+{{- define "kubeplane.rules.events" -}}
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------- controllers */}}
+{{- define "kubeplane.controllers.clusterRules" -}}
+{{ include "kubeplane.rules.kopf" . }}
+{{- end }}
+
+{{- define "kubeplane.controllers.namespacedRules" -}}
+{{- $plurals := include "kubeplane.crdPlurals" (dict "root" .root "group" "apps.kubeplane.dev") | fromJsonArray }}
+# Pods: the pod index and event handler (list/watch), creating and deleting replicas, and
+# adopting/releasing pods (patch of ownerReferences).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
+# Our workload kinds (every CRD of the apps.kubeplane.dev group the chart ships).
+- apiGroups: ["apps.kubeplane.dev"]
+  resources: {{ toJson $plurals }}
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["apps.kubeplane.dev"]
+  resources:
+    {{- range $plurals }}
+    - {{ . }}/status
+    - {{ . }}/scale
+    {{- end }}
+  verbs: ["get", "patch", "update"]
+# Pods are created with blockOwnerDeletion owner references: clusters running the
+# OwnerReferencesPermissionEnforcement admission plugin require update on the owner's finalizers.
+- apiGroups: ["apps.kubeplane.dev"]
+  resources:
+    {{- range $plurals }}
+    - {{ . }}/finalizers
+    {{- end }}
+  verbs: ["update"]
+{{ include "kubeplane.rules.events" . }}
+{{- end }}
+
+{{- define "kubeplane.controllers.ownRules" -}}
+{{- end }}
+
+{{/* ------------------------------------------------------------------------------ scheduler */}}
+{{- define "kubeplane.scheduler.clusterRules" -}}
+{{ include "kubeplane.rules.kopf" . }}
+# Placement reads every node, and namespaces for (anti-)affinity namespace selectors.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{- define "kubeplane.scheduler.namespacedRules" -}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# Binding a pod to a node, and PodScheduled=False/nominatedNodeName on pods that do not fit.
+- apiGroups: [""]
+  resources: ["pods/binding"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["pods/status"]
+  verbs: ["patch", "update"]
+{{ include "kubeplane.rules.events" . }}
+{{- end }}
+
+{{/* Leader election: a Lease in the scheduler's own namespace. */}}
+{{- define "kubeplane.scheduler.ownRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update", "patch"]
+{{- end }}
+
+{{/* --------------------------------------------------------------------------------- backup */}}
+{{/*
+Backing up means reading whatever a Backup selects, so the reader ClusterRole allows get/list/watch
+on every resource of every group (Secrets included: they are backed up too). Restoring means
+writing them back (a separate ClusterRole, operators.backup.restore.enabled).
+*/}}
+{{- define "kubeplane.backup.clusterRules" -}}
+- apiGroups: ["*"]
+  resources: ["*"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{- define "kubeplane.backup.restoreRules" -}}
+# Restore creates what is missing and, with existingResourcePolicy=update, patches what differs.
+# It never deletes.
+- apiGroups: ["*"]
+  resources: ["*"]
+  verbs: ["create", "patch", "update"]
+# Restoring Roles and ClusterRoles(Bindings) whose rules the operator does not itself hold.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "clusterroles"]
+  verbs: ["bind", "escalate"]
+{{- end }}
+
+{{- define "kubeplane.backup.namespacedRules" -}}
+{{- end }}
+
+{{/* Its own objects and storage credentials live in its namespace. */}}
+{{- define "kubeplane.backup.ownRules" -}}
+- apiGroups: ["backup.kubeplane.dev"]
+  resources: ["*"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{ include "kubeplane.rules.events" . }}
+{{- end }}

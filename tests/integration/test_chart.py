@@ -1,0 +1,495 @@
+"""The Helm chart charts/kubeplane against the embedded cluster's real API server.
+
+- every object the chart renders is accepted by the API server (`kubectl apply --dry-run=server`);
+- `helm install` / `upgrade` / `uninstall` in a fresh namespace: custom resources survive upgrades and
+  uninstalls, a bad value is refused before anything is installed, `helm test` runs;
+- installing with the CRD templates on (crds.enabled=true) over CRDs that `kubectl apply` created: Helm
+  refuses to adopt them unless told to (`--take-ownership`), then upgrades and uninstalls keep them;
+- RBAC: `kubectl auth can-i --as=system:serviceaccount:...` for every verb each operator needs, and a
+  list of what each must not do;
+- the controllers operator (`kubeplane run controllers`) run locally under the chart's controllers
+  ServiceAccount token reconciles a ReplicaSet without a single Forbidden.
+
+KWOK runs the pods: an operator Deployment is "Running" without a real container, so whatever the
+operators do here is done by the local process of the last test, not by the in-cluster pods.
+
+The CRDs are cluster-scoped and shared with every other test on this cluster, so most installs use
+crds.enabled=false; the one test that lets the chart manage them checks first that the chart's CRDs are
+exactly what the cluster has, and puts the CRDs' metadata back as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.conftest import BIN, ENV, ROOT, STATE, apply, kubectl, kubectl_json, wait_for
+
+CHART = ROOT / "charts" / "kubeplane"
+CHART_CRDS = CHART / "files" / "crds"
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+RS_API = "apps.kubeplane.dev/v1alpha1"
+KPRS = "replicasets.apps.kubeplane.dev"
+Result = subprocess.CompletedProcess[str]
+Obj = dict[str, Any]
+
+
+def helm(*args: str, check: bool = True, timeout: float = 300) -> Result:
+    helm_bin = BIN / "helm"
+    if not helm_bin.exists():
+        pytest.fail(f"{helm_bin} is missing: run `make tools` (make test does)")
+    result = subprocess.run([str(helm_bin), *args], capture_output=True, text=True, env=ENV, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def values_args(values: dict[str, Any], tmp_path: Path) -> list[str]:
+    path = tmp_path / f"values-{uuid.uuid4().hex[:6]}.json"
+    path.write_text(json.dumps(values))
+    return ["--values", str(path)]
+
+
+def render(values: dict[str, Any], release: str, namespace: str, tmp_path: Path) -> list[Obj]:
+    out = helm("template", release, str(CHART), "--namespace", namespace, *values_args(values, tmp_path)).stdout
+    return [doc for doc in yaml.load_all(out, Loader=Loader) if doc]
+
+
+def chart_crd_names() -> list[str]:
+    return sorted(yaml.load(p.read_text(), Loader=Loader)["metadata"]["name"] for p in CHART_CRDS.glob("*.yaml"))
+
+
+def replicaset(name: str, replicas: int) -> Obj:
+    return {
+        "apiVersion": RS_API, "kind": "ReplicaSet", "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "c", "image": "registry.local/app:1"}]}},
+        },
+    }
+
+
+def owned_pods(namespace: str, rs: Obj) -> list[Obj]:
+    pods = kubectl_json("get", "pods", "-n", namespace)["items"]
+    uid = rs["metadata"]["uid"]
+    return [p for p in pods if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences", []))
+            and not p["metadata"].get("deletionTimestamp")]
+
+
+@pytest.fixture
+def chart_ns(cluster: Path) -> Iterator[str]:
+    """A fresh namespace; the release installed in it is named like it. Both go afterwards."""
+    name = f"chart-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    yield name
+    for release in helm("list", "-n", name, "-q", check=False).stdout.split():
+        helm("uninstall", release, "-n", name, "--wait", "--timeout", "60s", check=False)
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# --- every rendered object is valid --------------------------------------------------------------
+
+
+def everything_on(namespace: str) -> dict[str, Any]:
+    return {
+        "operators": {
+            "controllers": {"watchNamespaces": [namespace]},
+            "scheduler": {"enabled": True},
+            "backup": {"enabled": True},
+        },
+        "minio": {"enabled": True, "persistence": {"enabled": True}},
+        "backupStorageLocation": {"create": True},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    }
+
+
+def served_groups() -> set[str]:
+    groups = json.loads(kubectl("get", "--raw", "/apis").stdout)["groups"]
+    return {g["name"] for g in groups} | {""}
+
+
+@pytest.mark.parametrize("variant", ["defaults", "everything-on", "overrides"])
+def test_every_rendered_object_is_accepted_by_the_api_server(variant: str, chart_ns: str, tmp_path: Path) -> None:
+    release, namespace = chart_ns, chart_ns
+    values: dict[str, Any] = {
+        "defaults": {},
+        "everything-on": everything_on(chart_ns),
+        "overrides": {**everything_on(chart_ns), "fullnameOverride": f"{chart_ns}-x", "namespaceOverride": chart_ns},
+    }[variant]
+    if variant == "overrides":
+        namespace = "default"  # the release namespace; namespaceOverride puts every object in chart_ns
+    objs = render(values, release, namespace, tmp_path)
+    groups = served_groups()
+    unserved = [o for o in objs if o["apiVersion"].rpartition("/")[0] not in groups]
+    # prometheus-operator is not installed here: ServiceMonitor is the one kind the server cannot judge.
+    assert {o["kind"] for o in unserved} <= {"ServiceMonitor"}, [o["kind"] for o in unserved]
+    checked = [o for o in objs if o not in unserved]
+    result = kubectl(
+        "apply", "--server-side", "--dry-run=server", "--force-conflicts", "--field-manager=kubeplane-chart-test",
+        "-f", "-", input="\n---\n".join(json.dumps(o) for o in checked), check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for obj in checked:
+        assert f"/{obj['metadata']['name']} serverside-applied (server dry run)" in result.stdout, obj["metadata"]
+
+
+# --- install, upgrade, uninstall ---------------------------------------------------------------
+
+
+def test_install_upgrade_uninstall_keep_custom_resources(chart_ns: str, tmp_path: Path) -> None:
+    release = chart_ns
+    fullname = f"{release}-kubeplane"
+
+    # A bad value is refused before anything reaches the cluster.
+    bad = helm("install", release, str(CHART), "-n", chart_ns, "--set", "operators.controllers.replicas=two",
+               check=False)
+    assert bad.returncode != 0
+    assert "at '/operators/controllers/replicas': got string, want integer" in bad.stderr
+    assert helm("list", "-n", chart_ns, "-q").stdout.split() == []
+
+    base = {"crds": {"enabled": False}}
+    out = helm("install", release, str(CHART), "-n", chart_ns, "--wait", "--timeout", "120s",
+               *values_args(base, tmp_path)).stdout
+    assert f"controllers  {fullname}-controllers, watching the whole cluster" in out, out
+    deployment = kubectl_json("get", "deployment", f"{fullname}-controllers", "-n", chart_ns)
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert deployment["status"].get("readyReplicas") == 1
+    kubectl("get", "serviceaccount", f"{fullname}-controllers", "-n", chart_ns)
+    kubectl("get", "clusterrole", f"{fullname}-controllers")
+    kubectl("get", "service", f"{fullname}-controllers-metrics", "-n", chart_ns)
+
+    # helm test: on KWOK the Job's container does not really run (KWOK completes Job pods), so this
+    # proves the hook's plumbing; on a real cluster it checks every CRD is served.
+    helm("test", release, "-n", chart_ns, "--timeout", "90s")
+
+    apply(replicaset("survivor", 0), namespace=chart_ns)
+    uid = kubectl_json("get", KPRS, "survivor", "-n", chart_ns)["metadata"]["uid"]
+
+    upgraded = {**base, "operators": {"controllers": {"verbose": True, "resources": {"limits": {"memory": "1Gi"}}},
+                                      "scheduler": {"enabled": True}}}
+    helm("upgrade", release, str(CHART), "-n", chart_ns, "--wait", "--timeout", "120s",
+         *values_args(upgraded, tmp_path))
+    assert json.loads(helm("status", release, "-n", chart_ns, "-o", "json").stdout)["version"] == 2
+    container = kubectl_json("get", "deployment", f"{fullname}-controllers", "-n", chart_ns)["spec"]["template"][
+        "spec"]["containers"][0]
+    assert "--verbose" in container["command"] and container["resources"]["limits"]["memory"] == "1Gi"
+    kubectl("get", "deployment", f"{fullname}-scheduler", "-n", chart_ns)
+    kubectl("get", "clusterrole", f"{fullname}-scheduler")
+    assert kubectl_json("get", KPRS, "survivor", "-n", chart_ns)["metadata"]["uid"] == uid
+
+    helm("uninstall", release, "-n", chart_ns, "--wait", "--timeout", "60s")
+    for kind, name in [("deployment", f"{fullname}-controllers"), ("serviceaccount", f"{fullname}-scheduler")]:
+        assert kubectl("get", kind, name, "-n", chart_ns, check=False).returncode != 0, f"{kind} {name} left behind"
+    assert kubectl("get", "clusterrole", f"{fullname}-controllers", check=False).returncode != 0
+    for crd in chart_crd_names():
+        kubectl("get", "crd", crd)
+    assert kubectl_json("get", KPRS, "survivor", "-n", chart_ns)["metadata"]["uid"] == uid
+
+
+def test_minio_backup_storage_location_and_secrets(chart_ns: str, tmp_path: Path) -> None:
+    release = chart_ns
+    fullname = f"{release}-kubeplane"
+    password = f"pw-{uuid.uuid4().hex}"
+    values = {"crds": {"enabled": False}, "operators": {"backup": {"enabled": True}},
+              "minio": {"enabled": True, "auth": {"rootPassword": password}},
+              "backupStorageLocation": {"create": True}}
+    out = helm("install", release, str(CHART), "-n", chart_ns, "--wait", "--timeout", "120s",
+               *values_args(values, tmp_path)).stdout
+    notes = helm("get", "notes", release, "-n", chart_ns).stdout
+    assert "In-cluster MinIO" in notes
+    assert password not in out and password not in notes, "a credential leaked into NOTES"
+    secret = kubectl_json("get", "secret", f"{fullname}-minio", "-n", chart_ns)
+    assert password in kubectl("get", "secret", f"{fullname}-minio", "-n", chart_ns,
+                               "-o", "go-template={{.data.rootPassword | base64decode}}").stdout
+    assert set(secret["data"]) == {"rootUser", "rootPassword", "cloud"}
+    kubectl("get", "deployment,service", f"{fullname}-minio", "-n", chart_ns)
+    kubectl("get", "job", f"{fullname}-minio-bucket-1", "-n", chart_ns)
+
+    bsl = kubectl_json("get", "backupstoragelocations.backup.kubeplane.dev", "default", "-n", chart_ns)
+    assert bsl["spec"]["objectStorage"]["bucket"] == "kubeplane"
+    assert bsl["spec"]["config"]["s3Url"] == f"http://{fullname}-minio.{chart_ns}.svc:9000"
+    assert bsl["spec"]["credential"] == {"name": f"{fullname}-minio", "key": "cloud"}
+
+
+def test_generated_minio_password_is_kept_across_upgrades(chart_ns: str, tmp_path: Path) -> None:
+    release = chart_ns
+    values = {"crds": {"enabled": False}, "operators": {"controllers": {"enabled": False}}, "minio": {"enabled": True}}
+    helm("install", release, str(CHART), "-n", chart_ns, *values_args(values, tmp_path))
+    before = kubectl_json("get", "secret", f"{release}-kubeplane-minio", "-n", chart_ns)["data"]
+    helm("upgrade", release, str(CHART), "-n", chart_ns, *values_args(values, tmp_path))
+    after = kubectl_json("get", "secret", f"{release}-kubeplane-minio", "-n", chart_ns)["data"]
+    assert after == before and len(before["rootPassword"]) > 8
+
+
+# --- the chart managing CRDs that already exist ------------------------------------------------
+
+
+def _crd_state(name: str) -> Obj:
+    crd = kubectl_json("get", "crd", name, "--show-managed-fields")
+    return crd["metadata"]
+
+
+def _restore_crd_metadata(name: str, before: Obj) -> None:
+    """Put back the labels, annotations and field managers a CRD had before the test."""
+    now = _crd_state(name)
+    patch: Obj = {"metadata": {}}
+    for key in ("labels", "annotations"):
+        old, new = before.get(key) or {}, now.get(key) or {}
+        change = {k: None for k in new if k not in old} | {k: v for k, v in old.items() if new.get(k) != v}
+        if change:
+            patch["metadata"][key] = change
+    if patch["metadata"]:
+        kubectl("patch", "crd", name, "--type=merge", "-p", json.dumps(patch))
+        now = _crd_state(name)
+    managers = {(m["manager"], m["operation"], m.get("subresource")) for m in before.get("managedFields", [])}
+    kept = [m for m in now.get("managedFields", []) if (m["manager"], m["operation"], m.get("subresource")) in managers]
+    if len(kept) != len(now.get("managedFields", [])):
+        kubectl("patch", "crd", name, "--type=json",
+                "-p", json.dumps([{"op": "replace", "path": "/metadata/managedFields", "value": kept}]))
+
+
+def test_crds_enabled_on_crds_applied_by_kubectl(chart_ns: str, tmp_path: Path) -> None:
+    """The real behaviour of Helm 3 with CRD templates over CRDs that `kubectl apply -f crds/` created:
+    it refuses to adopt objects without its ownership metadata, `--take-ownership` adopts them, and
+    the keep policy leaves them (and the custom resources) in place on uninstall."""
+    release = chart_ns
+    crds = chart_crd_names()
+    # Never push a different CRD onto a shared cluster: the chart's copy must be crds/, and the cluster
+    # must already have exactly that.
+    sync = subprocess.run([str(ROOT / "hack/sync-chart-crds.sh"), "--check"], capture_output=True, text=True)
+    assert sync.returncode == 0, sync.stderr
+    diff = kubectl("diff", "--server-side", "--force-conflicts", "-f", str(CHART_CRDS), check=False, timeout=120)
+    assert diff.returncode == 0, f"the cluster's CRDs differ from crds/ (run `make install`):\n{diff.stdout[:3000]}"
+    before = {name: _crd_state(name) for name in crds}
+    try:
+        refused = helm("install", release, str(CHART), "-n", chart_ns, check=False)
+        assert refused.returncode != 0
+        assert re.search(r'CustomResourceDefinition "[^"]+" in namespace "" exists and cannot be imported into the '
+                         r"current release: invalid ownership metadata", refused.stderr), refused.stderr
+        assert helm("list", "-n", chart_ns, "-q").stdout.split() == []
+
+        helm("install", release, str(CHART), "-n", chart_ns, "--take-ownership", "--wait", "--timeout", "120s")
+        for name in crds:
+            meta = _crd_state(name)
+            assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+            assert meta["annotations"]["meta.helm.sh/release-name"] == release
+            assert meta["annotations"]["helm.sh/resource-policy"] == "keep"
+            assert meta["generation"] == before[name]["generation"], f"{name}: the spec changed"
+            kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+        apply(replicaset("kept", 0), namespace=chart_ns)
+        uid = kubectl_json("get", KPRS, "kept", "-n", chart_ns)["metadata"]["uid"]
+
+        helm("upgrade", release, str(CHART), "-n", chart_ns, "--set", "operators.controllers.verbose=true",
+             "--wait", "--timeout", "120s")
+        assert kubectl_json("get", KPRS, "kept", "-n", chart_ns)["metadata"]["uid"] == uid
+
+        out = helm("uninstall", release, "-n", chart_ns, "--wait", "--timeout", "60s").stdout
+        assert "kept due to the resource policy" in out, out
+        for name in crds:
+            assert _crd_state(name)["generation"] == before[name]["generation"]
+        assert kubectl_json("get", KPRS, "kept", "-n", chart_ns)["metadata"]["uid"] == uid
+    finally:
+        for name in crds:
+            _restore_crd_metadata(name, before[name])
+
+
+# --- RBAC against the real authorizer ------------------------------------------------------------
+
+
+def can_i(sa: str, sa_namespace: str, verb: str, resource: str, namespace: str | None = None) -> bool:
+    """`kubectl auth can-i` as a service account; resource may be "pods/binding". None: all namespaces."""
+    resource, _, subresource = resource.partition("/")
+    args = ["auth", "can-i", verb, resource, f"--as=system:serviceaccount:{sa_namespace}:{sa}"]
+    args += ["-n", namespace] if namespace else ["--all-namespaces"]
+    if subresource:
+        args.append(f"--subresource={subresource}")
+    result = kubectl(*args, check=False)
+    if result.returncode not in (0, 1) or result.stdout.strip() not in ("yes", "no"):
+        raise AssertionError(f"kubectl {' '.join(args)}: {result.stdout} {result.stderr}")
+    return result.returncode == 0
+
+
+CLUSTERROLES = "clusterroles.rbac.authorization.k8s.io"
+Check = tuple[str, str, str | None]  # verb, resource, namespace (None: cluster-wide / all namespaces)
+
+
+def assert_rbac(sa: str, sa_namespace: str, allowed: list[Check], denied: list[Check]) -> None:
+    checks = [(c, True) for c in allowed] + [(c, False) for c in denied]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda c: can_i(sa, sa_namespace, c[0][0], c[0][1], c[0][2]), checks))
+    wrong = [f"{'should' if want else 'must not'}: {verb} {resource} in {ns or 'all namespaces'}"
+             for ((verb, resource, ns), want), got in zip(checks, answers, strict=True) if got != want]
+    assert not wrong, f"{sa}:\n  " + "\n  ".join(wrong)
+
+
+def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: Path) -> None:
+    release, ns = chart_ns, chart_ns
+    values = {"crds": {"enabled": False}, "tests": {"enabled": False},
+              "operators": {"scheduler": {"enabled": True}, "backup": {"enabled": True}}}
+    helm("install", release, str(CHART), "-n", ns, *values_args(values, tmp_path))
+    prefix = f"{release}-kubeplane"
+    crds = "customresourcedefinitions.apiextensions.k8s.io"
+    events = [(v, r, None) for v in ("create", "patch") for r in ("events", "events.events.k8s.io")]
+
+    assert_rbac(f"{prefix}-controllers", ns, allowed=[
+        *[(v, "pods", None) for v in ("get", "list", "watch", "create", "delete", "patch")],
+        *[(v, KPRS, None) for v in ("get", "list", "watch")],
+        *[(v, f"{KPRS}/{sub}", None) for v in ("patch", "update") for sub in ("status", "scale")],
+        ("update", f"{KPRS}/finalizers", None),
+        *events,
+        ("list", crds, None), ("watch", crds, None),
+    ], denied=[
+        ("get", "secrets", None), ("list", "secrets", None), ("get", "secrets", ns),
+        ("get", "nodes", None), ("delete", "nodes", None), ("list", "namespaces", None),
+        ("delete", "namespaces", None), ("create", "deployments.apps", "default"), ("create", "pods/exec", "default"),
+        ("create", KPRS, "default"), ("delete", KPRS, "default"), ("update", "pods/status", "default"),
+        ("create", crds, None), ("get", "configmaps", "default"), ("escalate", CLUSTERROLES, None),
+        ("list", "backups.backup.kubeplane.dev", None),
+    ])
+    assert_rbac(f"{prefix}-scheduler", ns, allowed=[
+        *[(v, r, None) for v in ("get", "list", "watch") for r in ("pods", "nodes", "namespaces")],
+        ("create", "pods/binding", None), ("patch", "pods/status", None), ("update", "pods/status", None),
+        *events,
+        ("list", crds, None), ("watch", crds, None),
+        *[(v, "leases.coordination.k8s.io", ns) for v in ("get", "create", "update", "patch")],
+    ], denied=[
+        ("get", "secrets", None), ("list", "secrets", None), ("watch", "secrets", None), ("get", "secrets", ns),
+        ("create", "pods", "default"), ("delete", "pods", "default"), ("patch", "nodes", None),
+        ("update", "leases.coordination.k8s.io", "kube-system"), ("create", "leases.coordination.k8s.io", "default"),
+        ("get", "configmaps", "default"), ("list", KPRS, None), ("create", "pods/eviction", "default"),
+    ])
+    assert_rbac(f"{prefix}-backup", ns, allowed=[
+        *[(v, r, None) for v in ("get", "list", "watch")
+          for r in ("secrets", "deployments.apps", KPRS, crds, CLUSTERROLES)],
+        ("create", "deployments.apps", "default"), ("patch", "configmaps", "default"),
+        ("update", "services", "default"), ("create", CLUSTERROLES, None), ("bind", CLUSTERROLES, None),
+        ("escalate", "roles.rbac.authorization.k8s.io", "default"),
+        *[(v, "backups.backup.kubeplane.dev", ns)
+          for v in ("get", "list", "watch", "create", "update", "patch", "delete")],
+        ("patch", "backups.backup.kubeplane.dev/status", ns),
+        ("delete", "restores.backup.kubeplane.dev", ns), ("get", "secrets", ns),
+    ], denied=[
+        ("delete", "pods", None), ("delete", "namespaces", None), ("deletecollection", "pods", None),
+        ("delete", "backups.backup.kubeplane.dev", "default"), ("delete", "secrets", ns),
+        ("delete", "deployments.apps", "default"), ("impersonate", "users", None),
+    ])
+
+
+# --- the controllers operator, for real, under the chart's ServiceAccount ------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _service_account_kubeconfig(sa: str, namespace: str, path: Path) -> Path:
+    token = kubectl("create", "token", sa, "-n", namespace, "--duration=10m").stdout.strip()
+    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": sa, "namespace": namespace}}],
+    }))
+    path.chmod(0o600)
+    return path
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def test_controllers_operator_runs_under_the_charts_service_account(chart_ns: str, tmp_path: Path) -> None:
+    """`kubeplane run controllers`, authenticated as the chart's controllers ServiceAccount, creates,
+    adopts and deletes pods and writes ReplicaSet status and events: its log has no 403.
+
+    The operator is limited to this namespace (-n), as the release's RBAC is (watchNamespaces), and runs
+    only for the few seconds the scenario takes."""
+    release, ns = chart_ns, chart_ns
+    values = {"crds": {"enabled": False}, "tests": {"enabled": False},
+              # No in-cluster replica (on KWOK it would not run anyway): the local process is the operator.
+              "operators": {"controllers": {"replicas": 0, "watchNamespaces": [ns]}}}
+    helm("install", release, str(CHART), "-n", ns, *values_args(values, tmp_path))
+    sa = f"{release}-kubeplane-controllers"
+    assert_rbac(sa, ns, allowed=[("create", "pods", ns), ("list", "namespaces", None), ("watch", KPRS, ns)],
+                denied=[("create", "pods", "default"), ("list", "pods", None), ("get", "secrets", ns)])
+
+    kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
+    assert kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami").stdout.count(f"system:serviceaccount:{ns}:{sa}")
+    metrics_port, health_port = _free_port(), _free_port()
+    log_path = STATE / "logs" / f"test-chart-controllers-{ns}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(ROOT / ".venv/bin/kubeplane"), "run", "controllers", "-n", ns, "--verbose",
+               "--metrics-port", str(metrics_port), "--liveness", f"http://127.0.0.1:{health_port}/healthz"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env={**ENV, "KUBECONFIG": str(kubeconfig)}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: process.poll() is not None or _http_ok(f"http://127.0.0.1:{health_port}/healthz"),
+                 timeout=30, what="the operator's liveness endpoint")
+        assert process.poll() is None, f"the operator exited; see {log_path}"
+
+        apply(replicaset("web", 2), namespace=ns)
+        rs = kubectl_json("get", KPRS, "web", "-n", ns)
+        wait_for(lambda: len(owned_pods(ns, rs)) == 2
+                 and kubectl_json("get", KPRS, "web", "-n", ns).get("status", {}).get("replicas") == 2,
+                 timeout=60, what="2 pods and status.replicas=2")
+        # An orphan that matches the selector is adopted (a pod patch), then one pod too many is deleted.
+        apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stray", "labels": {"app": "web"}},
+               "spec": {"containers": [{"name": "c", "image": "registry.local/app:1"}]}}, namespace=ns)
+        wait_for(lambda: len(owned_pods(ns, rs)) == 2 and not [
+            p for p in kubectl_json("get", "pods", "-n", ns)["items"]
+            if p["metadata"]["name"] == "stray" and not p["metadata"].get("ownerReferences")
+        ], timeout=60, what="the stray pod adopted, one pod deleted")
+        kubectl("scale", KPRS, "web", "-n", ns, "--replicas=1")
+        wait_for(lambda: len(owned_pods(ns, rs)) == 1
+                 and kubectl_json("get", KPRS, "web", "-n", ns).get("status", {}).get("replicas") == 1,
+                 timeout=60, what="scaled down to 1")
+        events = kubectl_json("get", "events", "-n", ns, "--field-selector", "involvedObject.name=web")["items"]
+        assert {e["reason"] for e in events} >= {"SuccessfulCreate", "SuccessfulDelete"}
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        # This process did the work (not some other controllers operator on the cluster).
+        assert _metric(metrics, "kubeplane_controller_pods_created_total") >= 1, metrics
+        assert _metric(metrics, "kubeplane_controller_pods_deleted_total") >= 1, metrics
+        assert _metric(metrics, "kubeplane_sync_errors_total") == 0, metrics
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    log = log_path.read_text()
+    assert "Starting the watch-stream for pods.v1 in" in log, f"no pod watch; see {log_path}"
+    forbidden = [line for line in log.splitlines()
+                 if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
+    assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])

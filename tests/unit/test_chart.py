@@ -1,0 +1,624 @@
+"""The Helm chart charts/kubeplane, rendered with the pinned helm (bin/helm); no cluster needed.
+
+`helm lint --strict`, then `helm template` over representative values, asserting on the objects it
+produces: labels, pod security, one ServiceAccount and least-privilege RBAC per enabled operator,
+CRDs identical to crds/, and a values schema that rejects bad input with a clear message.
+The API server's verdict on the same objects is in tests/integration/test_chart.py.
+
+bin/helm comes from `make tools` (`make test` builds it first): without it these tests fail, they do
+not skip.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kubeplane"
+HELM = ROOT / "bin" / "helm"
+CRD_DIR = ROOT / "crds"
+CHART_CRD_DIR = CHART / "files" / "crds"
+
+RELEASE = "kp"
+NAMESPACE = "kubeplane-system"
+OPERATORS = ("controllers", "scheduler", "backup")
+STANDARD_LABELS = (
+    "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+    "app.kubernetes.io/component", "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of",
+)  # fmt: skip
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+ALL_ON = {
+    "operators": {name: {"enabled": True} for name in OPERATORS},
+    "minio": {"enabled": True, "persistence": {"enabled": True}},
+    "backupStorageLocation": {"create": True},
+    "metrics": {"serviceMonitor": {"enabled": True}},
+}
+
+Obj = dict[str, Any]
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the rendered CRDs are large
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    if not HELM.exists():
+        pytest.fail(f"{HELM} is missing: run `make tools` (make test does)")
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def template(values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE,
+             ) -> subprocess.CompletedProcess[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        json.dump(values or {}, f)
+        f.flush()
+        return helm("template", release, str(CHART), "--namespace", namespace, "--values", f.name)
+
+
+@functools.cache
+def _render(values_json: str, release: str, namespace: str) -> tuple[Obj, ...]:
+    result = template(json.loads(values_json), release=release, namespace=namespace)
+    assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
+    return tuple(doc for doc in yaml.load_all(result.stdout, Loader=Loader) if doc)
+
+
+def render(values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE) -> list[Obj]:
+    return list(_render(json.dumps(values or {}, sort_keys=True), release, namespace))
+
+
+def of_kind(objs: Iterable[Obj], kind: str) -> list[Obj]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def named(objs: Iterable[Obj], kind: str, name: str) -> Obj:
+    matches = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
+    return matches[0]
+
+
+def pod_specs(objs: Iterable[Obj]) -> list[tuple[str, Obj]]:
+    return [(f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
+            for o in objs if o["kind"] in ("Deployment", "Job")]
+
+
+def enabled_operators(values: dict[str, Any]) -> set[str]:
+    defaults = {"controllers"}
+    ops = values.get("operators", {})
+    return {n for n in OPERATORS if ops.get(n, {}).get("enabled", n in defaults)}
+
+
+# A small RBAC evaluator: what do the rules bound to a service account allow, and where?
+def _matches(rule_values: list[str], value: str) -> bool:
+    return "*" in rule_values or value in rule_values
+
+
+def rule_allows(rule: Obj, verb: str, group: str, resource: str) -> bool:
+    return (_matches(rule.get("apiGroups", []), group) and _matches(rule.get("resources", []), resource)
+            and _matches(rule["verbs"], verb))
+
+
+def grants(objs: list[Obj], sa: str, sa_namespace: str) -> list[tuple[str | None, Obj]]:
+    """(namespace or None for cluster-wide, rule) for every rule bound to the service account."""
+    roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
+             for o in objs if o["kind"] in ("Role", "ClusterRole")}
+    out: list[tuple[str | None, Obj]] = []
+    for binding in objs:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == sa and s["namespace"] == sa_namespace
+                   for s in binding["subjects"]):
+            continue
+        ref = binding["roleRef"]
+        scope = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
+        role_ns = scope if ref["kind"] == "Role" else None
+        role = roles[(ref["kind"], role_ns, ref["name"])]
+        out.extend((scope, rule) for rule in role["rules"])
+    return out
+
+
+def allowed(objs: list[Obj], sa: str, verb: str, group: str, resource: str, namespace: str | None = None,
+            sa_namespace: str = NAMESPACE) -> bool:
+    """Like `kubectl auth can-i`: namespace None asks for cluster-wide permission."""
+    return any(rule_allows(rule, verb, group, resource)
+               for scope, rule in grants(objs, sa, sa_namespace) if scope is None or scope == namespace)
+
+
+# --- lint and CRDs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [{}, ALL_ON], ids=["defaults", "everything-on"])
+def test_helm_lint_strict(values: dict[str, Any], tmp_path: Path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(json.dumps(values))
+    result = helm("lint", "--strict", str(CHART), "--values", str(values_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chart_crds_are_a_copy_of_crds_dir() -> None:
+    source = {p.name: p.read_bytes() for p in CRD_DIR.glob("*.yaml")}
+    copy = {p.name: p.read_bytes() for p in CHART_CRD_DIR.glob("*.yaml")}
+    assert source, "crds/ is empty"
+    fix = "charts/kubeplane/files/crds/ differs from crds/: run `make chart-crds`"
+    assert sorted(copy) == sorted(source), fix
+    drifted = [name for name in source if copy[name] != source[name]]
+    assert not drifted, f"{fix} ({drifted})"
+
+
+def test_rendered_crds_equal_crds_dir_plus_labels_and_keep_policy() -> None:
+    rendered = {o["metadata"]["name"]: o for o in of_kind(render(), "CustomResourceDefinition")}
+    source = {}
+    for path in CRD_DIR.glob("*.yaml"):
+        crd = yaml.load(path.read_text(), Loader=Loader)
+        source[crd["metadata"]["name"]] = crd
+    assert sorted(rendered) == sorted(source)
+    for name, crd in rendered.items():
+        meta = crd["metadata"]
+        assert meta["annotations"]["helm.sh/resource-policy"] == "keep", name
+        assert meta["labels"]["app.kubernetes.io/component"] == "crds"
+        added_labels = set(meta["labels"]) - set(source[name]["metadata"].get("labels", {}))
+        assert all(k.startswith(("app.kubernetes.io/", "helm.sh/")) for k in added_labels), added_labels
+        added_annotations = set(meta["annotations"]) - set(source[name]["metadata"].get("annotations", {}))
+        assert added_annotations == {"helm.sh/resource-policy"}
+        stripped = json.loads(json.dumps(crd))
+        for key in ("labels", "annotations"):
+            stripped["metadata"].pop(key)
+            if key in source[name]["metadata"]:
+                stripped["metadata"][key] = source[name]["metadata"][key]
+        assert stripped == source[name], f"rendered CRD {name} differs from crds/"
+
+
+def test_crds_keep_false_and_disabled() -> None:
+    crds = of_kind(render({"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert crds and all("helm.sh/resource-policy" not in (c["metadata"].get("annotations") or {}) for c in crds)
+    assert of_kind(render({"crds": {"enabled": False}}), "CustomResourceDefinition") == []
+
+
+# --- objects per operator ----------------------------------------------------------------------
+
+OPERATOR_SETS = [
+    {},
+    {"operators": {"controllers": {"enabled": False}}},
+    {"operators": {"scheduler": {"enabled": True}}},
+    {"operators": {"backup": {"enabled": True}}},
+    {"operators": {"controllers": {"enabled": False}, "scheduler": {"enabled": True}, "backup": {"enabled": True}}},
+    ALL_ON,
+]
+OPERATOR_IDS = ["defaults", "none", "with-scheduler", "with-backup", "scheduler-and-backup", "everything-on"]
+
+
+@pytest.mark.parametrize("values", OPERATOR_SETS, ids=OPERATOR_IDS)
+def test_one_deployment_serviceaccount_and_service_per_enabled_operator(values: dict[str, Any]) -> None:
+    objs = render(values)
+    enabled = enabled_operators(values)
+    operator_deployments = [d for d in of_kind(objs, "Deployment")
+                            if d["metadata"]["labels"]["app.kubernetes.io/component"] in OPERATORS]
+    assert {d["metadata"]["name"] for d in operator_deployments} == {f"kp-kubeplane-{n}" for n in enabled}
+    assert {s["metadata"]["name"] for s in of_kind(objs, "ServiceAccount")} == {f"kp-kubeplane-{n}" for n in enabled}
+    services = {s["metadata"]["name"] for s in of_kind(objs, "Service")} - {"kp-kubeplane-minio"}
+    assert services == {f"kp-kubeplane-{n}-metrics" for n in enabled}
+    for d in operator_deployments:
+        name = d["metadata"]["labels"]["app.kubernetes.io/component"]
+        spec = d["spec"]["template"]["spec"]
+        assert spec["serviceAccountName"] == f"kp-kubeplane-{name}"
+        assert spec["containers"][0]["command"][:3] == ["kubeplane", "run", name]
+
+
+@pytest.mark.parametrize("values", OPERATOR_SETS, ids=OPERATOR_IDS)
+def test_standard_labels_on_every_object_and_pod(values: dict[str, Any]) -> None:
+    for obj in render(values):
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        labels = obj["metadata"].get("labels") or {}
+        assert all(labels.get(k) for k in STANDARD_LABELS), f"{where} lacks standard labels: {labels}"
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/version"] == "0.1.0"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/part-of"] == "kubeplane"
+        assert labels["app.kubernetes.io/name"] == "kubeplane"
+        if obj["kind"] in ("Deployment", "Job"):
+            pod_labels = obj["spec"]["template"]["metadata"]["labels"]
+            assert all(pod_labels.get(k) for k in STANDARD_LABELS), f"{where} pod template lacks standard labels"
+
+
+def test_common_labels_are_added() -> None:
+    for obj in render({"commonLabels": {"team": "platform"}}):
+        assert obj["metadata"]["labels"]["team"] == "platform"
+
+
+@pytest.mark.parametrize("values", [{}, ALL_ON], ids=["defaults", "everything-on"])
+def test_every_pod_is_locked_down(values: dict[str, Any]) -> None:
+    specs = pod_specs(render(values))
+    assert specs
+    for where, spec in specs:
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532, where
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), where
+        assert all("hostPath" not in v for v in spec.get("volumes", [])), where
+        tmp_volumes = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"] == {"drop": ["ALL"]}, where
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            assert not sc.get("privileged"), where
+            assert c["resources"]["requests"] and c["resources"]["limits"], f"{where}: requests and limits"
+            tmp = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert tmp and tmp[0]["name"] in tmp_volumes, f"{where}: a writable emptyDir at /tmp"
+
+
+def test_operator_deployments_recreate_one_replica_liveness_and_ports() -> None:
+    for d in of_kind(render(ALL_ON), "Deployment"):
+        spec = d["spec"]
+        assert spec["strategy"] == {"type": "Recreate"}
+        assert spec["replicas"] == 1
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] not in OPERATORS:
+            continue
+        c = spec["template"]["spec"]["containers"][0]
+        assert "--liveness=http://0.0.0.0:8080/healthz" in c["command"]
+        assert "--metrics-port=9090" in c["command"]
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert ports == {"health": 8080, "metrics": 9090}
+        assert c["image"] == "kubeplane:0.1.0" and c["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_image_tag_digest_and_per_operator_overrides() -> None:
+    def image(values: dict[str, Any], name: str = "controllers") -> str:
+        d = named(render(values), "Deployment", f"kp-kubeplane-{name}")
+        return str(d["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert image({"image": {"repository": "example.org/kubeplane", "tag": "1.2"}}) == "example.org/kubeplane:1.2"
+    digest = "sha256:" + "a" * 64
+    assert image({"image": {"digest": digest}}) == f"kubeplane@{digest}"
+    assert image({"operators": {"controllers": {"image": {"tag": "dev"}}}}) == "kubeplane:dev"
+    scheduler = {"operators": {"scheduler": {"enabled": True, "image": {"repository": "sched"}}}}
+    assert image(scheduler, "scheduler") == "sched:0.1.0"
+
+
+def test_operator_options_become_flags() -> None:
+    values = {"operators": {"controllers": {"watchNamespaces": ["team-a", "team-b"], "verbose": True,
+                                            "extraArgs": ["--foo"]}}}
+    c = named(render(values), "Deployment", "kp-kubeplane-controllers")["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"][3:] == ["--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090",
+                                "--namespace=team-a", "--namespace=team-b", "--verbose", "--foo"]
+
+
+def test_overrides_of_fullname_and_namespace() -> None:
+    objs = render({"fullnameOverride": "plane", "namespaceOverride": "elsewhere", **ALL_ON}, namespace="default")
+    for obj in objs:
+        assert obj["metadata"]["name"].startswith("plane-") or obj["kind"] == "CustomResourceDefinition" \
+            or obj["kind"] == "BackupStorageLocation", obj["metadata"]["name"]
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] == "elsewhere", f"{obj['kind']}/{obj['metadata']['name']}"
+        for subject in obj.get("subjects", []):
+            assert subject["namespace"] == "elsewhere"
+    assert named(objs, "Deployment", "plane-controllers")
+
+
+def test_release_name_containing_kubeplane_is_not_repeated() -> None:
+    assert named(render(release="kubeplane"), "Deployment", "kubeplane-controllers")
+
+
+def test_serviceaccount_name_override_and_existing_account() -> None:
+    objs = render({"operators": {"controllers": {"serviceAccount": {"name": "ctl"}}}})
+    assert named(objs, "ServiceAccount", "ctl")
+    deployment = named(objs, "Deployment", "kp-kubeplane-controllers")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "ctl"
+    assert grants(objs, "ctl", NAMESPACE)
+
+    objs = render({"operators": {"controllers": {"serviceAccount": {"create": False, "name": "mine"}}}})
+    assert of_kind(objs, "ServiceAccount") == []
+    assert grants(objs, "mine", NAMESPACE), "RBAC still binds the existing account"
+
+    result = template({"operators": {"controllers": {"serviceAccount": {"create": False}}}})
+    assert result.returncode != 0
+    assert "operators.controllers.serviceAccount.name is required" in result.stderr
+
+
+# --- RBAC --------------------------------------------------------------------------------------
+
+
+def test_rbac_create_false_renders_no_rbac() -> None:
+    kinds = {o["kind"] for o in render({**ALL_ON, "rbac": {"create": False}})}
+    assert not kinds & {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+
+
+def test_controllers_rbac_is_what_the_controllers_need() -> None:
+    objs = render()
+    sa = "kp-kubeplane-controllers"
+    for verb in ("get", "list", "watch", "create", "delete", "patch"):
+        assert allowed(objs, sa, verb, "", "pods"), verb
+    for verb in ("get", "list", "watch"):
+        assert allowed(objs, sa, verb, "apps.kubeplane.dev", "replicasets"), verb
+    for sub in ("replicasets/status", "replicasets/scale"):
+        for verb in ("patch", "update"):
+            assert allowed(objs, sa, verb, "apps.kubeplane.dev", sub), (verb, sub)
+    assert allowed(objs, sa, "update", "apps.kubeplane.dev", "replicasets/finalizers")
+    for group in ("", "events.k8s.io"):
+        assert allowed(objs, sa, "create", group, "events") and allowed(objs, sa, "patch", group, "events")
+    for verb in ("list", "watch"):
+        assert allowed(objs, sa, verb, "apiextensions.k8s.io", "customresourcedefinitions")
+    # Denied: everything else, in particular secrets, nodes and other workloads.
+    for verb, group, resource in [
+        ("get", "", "secrets"), ("list", "", "secrets"), ("delete", "", "nodes"), ("get", "", "nodes"),
+        ("list", "", "namespaces"), ("create", "apps", "deployments"), ("create", "", "pods/exec"),
+        ("delete", "apps.kubeplane.dev", "replicasets"), ("create", "apps.kubeplane.dev", "replicasets"),
+        ("update", "", "pods/status"), ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
+        ("get", "", "configmaps"), ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
+    ]:
+        assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, group, resource)
+    assert not any("*" in r.get("resources", []) or "*" in r["verbs"] for _, r in grants(objs, sa, NAMESPACE))
+
+
+def test_controllers_watching_namespaces_get_roles_there_only() -> None:
+    objs = render({"operators": {"controllers": {"watchNamespaces": ["team-a", "team-b"]}}})
+    sa = "kp-kubeplane-controllers"
+    for ns in ("team-a", "team-b"):
+        assert allowed(objs, sa, "create", "", "pods", namespace=ns)
+        assert allowed(objs, sa, "patch", "apps.kubeplane.dev", "replicasets/status", namespace=ns)
+    assert not allowed(objs, sa, "create", "", "pods", namespace="team-c")
+    assert not allowed(objs, sa, "list", "", "pods"), "no cluster-wide pod access"
+    # Kopf lists and watches namespaces when given -n, and CRDs always.
+    assert allowed(objs, sa, "watch", "", "namespaces") and allowed(objs, sa, "list", "", "namespaces")
+    assert allowed(objs, sa, "watch", "apiextensions.k8s.io", "customresourcedefinitions")
+    cluster_rules = named(objs, "ClusterRole", "kp-kubeplane-controllers")["rules"]
+    assert {r["resources"][0] for r in cluster_rules} == {"customresourcedefinitions", "namespaces"}
+
+
+def test_controllers_rbac_covers_every_apps_crd_the_chart_ships() -> None:
+    plurals = set()
+    for path in CRD_DIR.glob("*.yaml"):
+        crd = yaml.load(path.read_text(), Loader=Loader)
+        if crd["spec"]["group"] == "apps.kubeplane.dev":
+            plurals.add(crd["spec"]["names"]["plural"])
+    objs = render()
+    for plural in plurals:
+        assert allowed(objs, "kp-kubeplane-controllers", "watch", "apps.kubeplane.dev", plural)
+        assert allowed(objs, "kp-kubeplane-controllers", "patch", "apps.kubeplane.dev", f"{plural}/status")
+
+
+def test_scheduler_rbac_binds_and_posts_events_but_never_reads_secrets() -> None:
+    objs = render({"operators": {"scheduler": {"enabled": True}}})
+    sa = "kp-kubeplane-scheduler"
+    for verb, group, resource in [
+        ("get", "", "pods"), ("list", "", "pods"), ("watch", "", "pods"),
+        ("get", "", "nodes"), ("list", "", "nodes"), ("watch", "", "nodes"),
+        ("list", "", "namespaces"), ("watch", "", "namespaces"),
+        ("create", "", "pods/binding"), ("patch", "", "pods/status"),
+        ("create", "", "events"), ("patch", "", "events"), ("create", "events.k8s.io", "events"),
+        ("list", "apiextensions.k8s.io", "customresourcedefinitions"),
+    ]:
+        assert allowed(objs, sa, verb, group, resource), (verb, group, resource)
+    for verb in ("get", "create", "update"):
+        assert allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace=NAMESPACE)
+        assert not allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace="kube-system")
+    for _, rule in grants(objs, sa, NAMESPACE):
+        assert not rule_allows(rule, "get", "", "secrets") and not rule_allows(rule, "list", "", "secrets"), rule
+        assert not rule_allows(rule, "watch", "", "secrets"), rule
+    for verb, group, resource in [("create", "", "pods"), ("delete", "", "pods"), ("patch", "", "nodes"),
+                                  ("get", "", "configmaps")]:
+        assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, group, resource)
+
+
+def test_no_role_but_backup_grants_secrets() -> None:
+    objs = render(ALL_ON)
+    for name in ("controllers", "scheduler"):
+        for _, rule in grants(objs, f"kp-kubeplane-{name}", NAMESPACE):
+            assert not any(rule_allows(rule, v, "", "secrets") for v in ("get", "list", "watch")), (name, rule)
+
+
+def test_backup_rbac_reads_everything_and_writes_only_for_restore() -> None:
+    objs = render({"operators": {"backup": {"enabled": True}}})
+    sa = "kp-kubeplane-backup"
+    assert named(objs, "ClusterRole", "kp-kubeplane-backup-read-all")
+    assert named(objs, "ClusterRole", "kp-kubeplane-backup-restore")
+    for resource, group in [("secrets", ""), ("deployments", "apps"), ("replicasets", "apps.kubeplane.dev"),
+                            ("customresourcedefinitions", "apiextensions.k8s.io")]:
+        assert allowed(objs, sa, "list", group, resource), resource
+        assert allowed(objs, sa, "create", group, resource), resource
+    assert not allowed(objs, sa, "delete", "", "pods"), "restore never deletes"
+    assert not allowed(objs, sa, "delete", "", "namespaces")
+    assert allowed(objs, sa, "delete", "backup.kubeplane.dev", "backups", namespace=NAMESPACE)
+    assert not allowed(objs, sa, "delete", "backup.kubeplane.dev", "backups", namespace="default")
+
+    read_only = render({"operators": {"backup": {"enabled": True, "restore": {"enabled": False}}}})
+    assert not [o for o in of_kind(read_only, "ClusterRole") if o["metadata"]["name"].endswith("-restore")]
+    assert allowed(read_only, sa, "get", "", "secrets")
+    assert not allowed(read_only, sa, "create", "", "pods", namespace="default")
+
+
+def test_extra_cluster_rules() -> None:
+    rule = {"apiGroups": ["scheduling.x-k8s.io"], "resources": ["podgroups"], "verbs": ["get", "list", "watch"]}
+    objs = render({"operators": {"scheduler": {"enabled": True, "rbac": {"extraClusterRules": [rule]}}}})
+    assert allowed(objs, "kp-kubeplane-scheduler", "watch", "scheduling.x-k8s.io", "podgroups")
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def test_service_monitor_only_when_enabled() -> None:
+    assert of_kind(render(), "ServiceMonitor") == []
+    values = {"operators": {"scheduler": {"enabled": True}}, "metrics": {"serviceMonitor": {
+        "enabled": True, "labels": {"release": "prometheus"}}}}
+    monitors = of_kind(render(values), "ServiceMonitor")
+    assert {m["metadata"]["name"] for m in monitors} == {"kp-kubeplane-controllers", "kp-kubeplane-scheduler"}
+    for m in monitors:
+        assert m["metadata"]["labels"]["release"] == "prometheus"
+        assert m["spec"]["endpoints"][0]["port"] == "metrics"
+        component = m["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == component
+
+
+def test_metrics_service_targets_the_metrics_port() -> None:
+    service = named(render(), "Service", "kp-kubeplane-controllers-metrics")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "controllers"
+
+
+# --- MinIO and the BackupStorageLocation --------------------------------------------------------
+
+
+def test_minio_off_by_default() -> None:
+    objs = render()
+    assert not [o for o in objs if "minio" in o["metadata"]["name"]]
+    assert of_kind(objs, "BackupStorageLocation") == []
+
+
+def test_minio_generated_secret_emptydir_and_bucket_job() -> None:
+    objs = render({"minio": {"enabled": True}})
+    secret = named(objs, "Secret", "kp-kubeplane-minio")
+    assert set(secret["data"]) == {"rootUser", "rootPassword", "cloud"}
+    deployment = named(objs, "Deployment", "kp-kubeplane-minio")
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["containers"][0]["image"].startswith("minio/minio:")
+    assert {"name": "data", "emptyDir": {}} in spec["volumes"]
+    env = {e["name"]: e for e in spec["containers"][0]["env"]}
+    password_ref = env["MINIO_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password_ref == {"name": "kp-kubeplane-minio", "key": "rootPassword"}
+    assert named(objs, "Service", "kp-kubeplane-minio")["spec"]["ports"][0]["port"] == 9000
+    job = named(objs, "Job", "kp-kubeplane-minio-bucket-1")
+    job_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert job_env["BUCKET"]["value"] == "kubeplane"
+    assert of_kind(objs, "PersistentVolumeClaim") == []
+
+
+def test_minio_persistence_and_existing_secret() -> None:
+    objs = render({"minio": {"enabled": True, "persistence": {"enabled": True, "size": "5Gi"},
+                             "auth": {"existingSecret": "my-minio"}}})
+    pvc = named(objs, "PersistentVolumeClaim", "kp-kubeplane-minio")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert of_kind(objs, "Secret") == [], "an existing Secret is used, none is created"
+    spec = named(objs, "Deployment", "kp-kubeplane-minio")["spec"]["template"]["spec"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "kp-kubeplane-minio"}} in spec["volumes"]
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in spec["containers"][0]["env"] if "valueFrom" in e}
+    assert refs == {"my-minio"}
+
+
+def test_secret_values_only_in_secrets() -> None:
+    password = "NotInAnyOtherObject-42"
+    objs = render({"minio": {"enabled": True, "auth": {"rootPassword": password}}})
+    for obj in objs:
+        if obj["kind"] != "Secret":
+            assert password not in json.dumps(obj), f"{obj['kind']}/{obj['metadata']['name']}"
+    # NOTES.txt tells the user how to read the credentials, never the credentials themselves.
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert "rootPassword }}" not in notes and "secretAccessKey" not in notes and "b64dec" not in notes
+
+
+def test_backup_storage_location_wired_to_minio() -> None:
+    objs = render({"minio": {"enabled": True}, "backupStorageLocation": {"create": True}})
+    bsl = named(objs, "BackupStorageLocation", "default")
+    assert bsl["apiVersion"] == "backup.kubeplane.dev/v1alpha1"
+    assert bsl["metadata"]["namespace"] == NAMESPACE
+    assert bsl["spec"]["objectStorage"]["bucket"] == "kubeplane"
+    assert bsl["spec"]["config"]["s3Url"] == f"http://kp-kubeplane-minio.{NAMESPACE}.svc:9000"
+    assert bsl["spec"]["config"]["s3ForcePathStyle"] == "true"
+    assert bsl["spec"]["credential"] == {"name": "kp-kubeplane-minio", "key": "cloud"}
+    # A hook: Helm resolves its kind after the release's CRDs exist, so a first install works.
+    assert hook(bsl) == "post-install,post-upgrade"
+
+
+def test_backup_storage_location_with_external_s3() -> None:
+    objs = render({"backupStorageLocation": {"create": True, "bucket": "b", "s3Url": "https://s3.example",
+                                             "credential": {"accessKeyId": "AK", "secretAccessKey": "SK"}}})
+    bsl = named(objs, "BackupStorageLocation", "default")
+    assert bsl["spec"]["credential"] == {"name": "kp-kubeplane-bsl-credentials", "key": "cloud"}
+    assert named(objs, "Secret", "kp-kubeplane-bsl-credentials")["data"]["cloud"]
+    objs = render({"backupStorageLocation": {"create": True, "bucket": "b",
+                                             "credential": {"existingSecret": "s3", "key": "creds"}}})
+    assert named(objs, "BackupStorageLocation", "default")["spec"]["credential"] == {"name": "s3", "key": "creds"}
+    assert of_kind(objs, "Secret") == []
+
+
+def test_backup_storage_location_without_credentials_fails_clearly() -> None:
+    result = template({"backupStorageLocation": {"create": True, "bucket": "b"}})
+    assert result.returncode != 0
+    assert "backupStorageLocation.create needs credentials" in result.stderr
+
+
+# --- helm test ---------------------------------------------------------------------------------
+
+
+def hook(obj: Obj) -> str | None:
+    return (obj["metadata"].get("annotations") or {}).get("helm.sh/hook")
+
+
+def test_helm_test_hook_checks_every_crd() -> None:
+    jobs = [o for o in render() if hook(o) == "test"]
+    assert len(jobs) == 1
+    container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "kubeplane:0.1.0"
+    expected = json.loads(next(e["value"] for e in container["env"] if e["name"] == "EXPECTED"))
+    crds = [yaml.load(p.read_text(), Loader=Loader) for p in CRD_DIR.glob("*.yaml")]
+    assert sorted(expected) == sorted([c["spec"]["group"], c["spec"]["names"]["plural"]] for c in crds)
+    assert [o for o in render({"tests": {"enabled": False}}) if hook(o) == "test"] == []
+
+
+# --- values schema -----------------------------------------------------------------------------
+
+
+def nested(dotted: str, value: Any) -> dict[str, Any]:
+    """("a.b.c", 1) -> {"a": {"b": {"c": 1}}}"""
+    out: Any = value
+    for key in reversed(dotted.split(".")):
+        out = {key: out}
+    return dict(out)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("operators.controllers.replicas", "two", "at '/operators/controllers/replicas': got string, want integer"),
+        ("operators.controllers.replicas", 2, "at '/operators/controllers/replicas': maximum: got 2, want 1"),
+        ("operators.controllers.replicas", -1, "at '/operators/controllers/replicas': minimum: got -1, want 0"),
+        ("operators.controllers.replica", 1, "at '/operators/controllers': additional properties 'replica'"),
+        ("operators.schedular.enabled", True, "at '/operators': additional properties 'schedular' not allowed"),
+        ("replicaCount", 1, "additional properties 'replicaCount' not allowed"),
+        ("image.pullPolicy", "Sometimes", "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent'"),
+        ("crds.enabled", "yes", "at '/crds/enabled': got string, want boolean"),
+        ("metrics.port", 0, "at '/metrics/port': minimum: got 0, want 1"),
+        ("operators.scheduler.watchNamespaces", ["Not_A_Namespace"], "at '/operators/scheduler/watchNamespaces/0'"),
+        ("backupStorageLocation.accessMode", "WriteOnly", "value must be one of 'ReadWrite', 'ReadOnly'"),
+        ("minio.auth.rootPassword", "short", "at '/minio/auth/rootPassword'"),
+    ],
+)
+def test_values_schema_rejects_bad_values_clearly(key: str, value: Any, message: str) -> None:
+    result = template(nested(key, value))
+    assert result.returncode != 0, "helm template accepted bad values"
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_values_schema_is_draft_07_and_closed() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                assert node.get("additionalProperties") is False, f"{path} accepts unknown keys"
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+
+    walk(schema, "")
+    # Every default value is valid and every documented key is in the schema.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) <= set(schema["properties"])
