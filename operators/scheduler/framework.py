@@ -1,0 +1,906 @@
+"""The scheduling framework: plugin extension points and one scheduling cycle, without I/O.
+
+This is pkg/scheduler/framework/runtime/framework.go plus the algorithm half of
+schedule_one.go, over plain JSON pods and a `Snapshot`:
+
+    PreFilter -> Filter (each node, stopping once enough feasible nodes are found)
+      -> [no node fits]  PostFilter (preemption) -> Result with upstream's failure message
+      -> [one node fits] that node
+      -> [more]          PreScore -> Score -> NormalizeScore -> x weight -> sum -> best total
+
+Reserve/Unreserve and Permit are protocols the caller drives after `schedule_one` (assuming the
+pod in the cache belongs between Filter and Reserve, and the permit wait to the binding cycle).
+
+Where upstream is nondeterministic, kubeplane is deterministic and says how:
+- nodes are in node-name order (upstream interleaves zones in informer order);
+- the filter pass starts at `start_index` and visits nodes one by one, stopping at exactly
+  `num_feasible_nodes_to_find` feasible nodes (upstream checks 16 nodes in parallel and may
+  look at a few more); the next cycle's start index is returned, as nextStartNodeIndex;
+- among nodes with the best total score upstream picks one at random (reservoir sampling);
+  here `tie_break` chooses, by default the first in node-name order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from operators.scheduler import helpers
+from operators.scheduler.messages import NO_NODES_REGISTERED, fit_error_message
+from operators.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
+from operators.scheduler.status import Code, Diagnosis, NodeToStatus, Status, is_success
+
+Pod = Mapping[str, Any]
+
+MAX_NODE_SCORE = 100
+MIN_NODE_SCORE = 0
+MAX_CUSTOM_PRIORITY_SCORE = 10
+# schedule_one.go: score at least this many feasible nodes, and at least this share of them.
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+
+# Plugin names (pkg/scheduler/framework/plugins/names).
+NODE_UNSCHEDULABLE = "NodeUnschedulable"
+NODE_NAME = "NodeName"
+TAINT_TOLERATION = "TaintToleration"
+NODE_AFFINITY = "NodeAffinity"
+NODE_PORTS = "NodePorts"
+NODE_RESOURCES_FIT = "NodeResourcesFit"
+POD_TOPOLOGY_SPREAD = "PodTopologySpread"
+INTER_POD_AFFINITY = "InterPodAffinity"
+DEFAULT_PREEMPTION = "DefaultPreemption"
+NODE_RESOURCES_BALANCED_ALLOCATION = "NodeResourcesBalancedAllocation"
+
+# apis/config/v1/default_plugins.go, in its order (which is the order filters run in), without
+# the queue-sort, scheduling-gates, volume, DRA, ImageLocality and binder plugins.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    NODE_UNSCHEDULABLE,
+    NODE_NAME,
+    TAINT_TOLERATION,
+    NODE_AFFINITY,
+    NODE_PORTS,
+    NODE_RESOURCES_FIT,
+    POD_TOPOLOGY_SPREAD,
+    INTER_POD_AFFINITY,
+    DEFAULT_PREEMPTION,
+    NODE_RESOURCES_BALANCED_ALLOCATION,
+)
+DEFAULT_WEIGHTS: Mapping[str, int] = {
+    TAINT_TOLERATION: 3,
+    NODE_AFFINITY: 2,
+    POD_TOPOLOGY_SPREAD: 2,
+    INTER_POD_AFFINITY: 2,
+    NODE_RESOURCES_FIT: 1,
+    NODE_RESOURCES_BALANCED_ALLOCATION: 1,
+}
+
+# Extension point names, as in KubeSchedulerConfiguration's `plugins` section.
+PRE_FILTER = "preFilter"
+FILTER = "filter"
+POST_FILTER = "postFilter"
+PRE_SCORE = "preScore"
+SCORE = "score"
+RESERVE = "reserve"
+PERMIT = "permit"
+
+# CycleState key under which `schedule_one` passes its `now` to plugins that need a clock.
+NOW_KEY = "kubeplane.dev/now"
+
+LEAST_ALLOCATED = "LeastAllocated"
+MOST_ALLOCATED = "MostAllocated"
+REQUESTED_TO_CAPACITY_RATIO = "RequestedToCapacityRatio"
+
+
+# Configuration.
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    name: str
+    weight: int = 1
+
+
+DEFAULT_RESOURCES: tuple[ResourceSpec, ...] = (ResourceSpec("cpu", 1), ResourceSpec("memory", 1))
+
+
+@dataclass(frozen=True)
+class ScoringStrategy:
+    """NodeResourcesFit's scoring: LeastAllocated (spread, the default), MostAllocated (bin
+    packing) or RequestedToCapacityRatio with `shape` points (utilization 0..100, score 0..10)."""
+
+    type: str = LEAST_ALLOCATED
+    resources: tuple[ResourceSpec, ...] = DEFAULT_RESOURCES
+    shape: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class PluginArgs:
+    """The other plugins' arguments, with upstream's defaults."""
+
+    # NodeResourcesFit
+    ignored_resources: frozenset[str] = frozenset()
+    ignored_resource_groups: frozenset[str] = frozenset()
+    # NodeResourcesBalancedAllocation
+    balanced_allocation_resources: tuple[ResourceSpec, ...] = DEFAULT_RESOURCES
+    # InterPodAffinity
+    hard_pod_affinity_weight: int = 1
+    ignore_preferred_terms_of_existing_pods: bool = False
+    # PodTopologySpread: "System" (hostname maxSkew 3 + zone maxSkew 5, ScheduleAnyway, for pods
+    # selected by a Service/RC/RS/StatefulSet) or "List" (default_constraints).
+    spread_defaulting_type: str = "System"
+    default_constraints: tuple[Mapping[str, Any], ...] = ()
+    # DefaultPreemption
+    min_candidate_nodes_percentage: int = 10
+    min_candidate_nodes_absolute: int = 100
+    # NodeAffinity: a node selector / preferred terms added to every pod of the profile.
+    added_affinity: Mapping[str, Any] | None = None
+
+
+PluginFactory = Callable[["Handle"], "Plugin"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A scheduler profile: which plugins run (in order), score weights (unset or 0 means 1),
+    plugins switched off at single extension points, NodeResourcesFit's scoring strategy and
+    percentageOfNodesToScore (None or 0: adaptive)."""
+
+    scheduler_name: str = "kubeplane-scheduler"
+    plugins: tuple[str, ...] = DEFAULT_PLUGINS
+    weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    disabled: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    scoring_strategy: ScoringStrategy = field(default_factory=ScoringStrategy)
+    percentage_of_nodes_to_score: int | None = None
+    args: PluginArgs = field(default_factory=PluginArgs)
+    registry: Mapping[str, PluginFactory] | None = None
+
+    def weight(self, plugin: str) -> int:
+        return self.weights.get(plugin) or 1
+
+
+def default_profile() -> Profile:
+    return Profile()
+
+
+def num_feasible_nodes_to_find(percentage: int | None, num_all_nodes: int) -> int:
+    """How many feasible nodes to find before scoring (numFeasibleNodesToFind): all of them below
+    100 nodes; otherwise the configured percentage, or adaptively 50% - 1% per 125 nodes, never
+    under 5%; and never fewer than 100 nodes."""
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND:
+        return num_all_nodes
+    percent = percentage or 0
+    if percent == 0:
+        percent = max(50 - num_all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
+    return max(num_all_nodes * percent // 100, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+# Per-cycle state.
+
+
+@runtime_checkable
+class StateData(Protocol):
+    def clone(self) -> StateData: ...
+
+
+class CycleState(dict[str, Any]):
+    """Data plugins keep for the rest of one cycle, keyed by plugin-chosen strings.
+
+    Values that implement `clone()` are copied by `clone()` (preemption simulates removing pods
+    on a copy), others are shared.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skip_filter_plugins: set[str] = set()
+        self.skip_score_plugins: set[str] = set()
+
+    def read(self, key: str) -> Any:
+        return self[key]
+
+    def write(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def clone(self) -> CycleState:
+        copied = CycleState()
+        for key, value in self.items():
+            copied[key] = value.clone() if isinstance(value, StateData) else value
+        copied.skip_filter_plugins = set(self.skip_filter_plugins)
+        copied.skip_score_plugins = set(self.skip_score_plugins)
+        return copied
+
+
+@dataclass(frozen=True)
+class PreFilterResult:
+    """Nodes a PreFilter plugin narrows the search to; None means every node."""
+
+    node_names: frozenset[str] | None = None
+
+    def all_nodes(self) -> bool:
+        return self.node_names is None
+
+    def merge(self, other: PreFilterResult | None) -> PreFilterResult | None:
+        if other is None or other.all_nodes():
+            return None if self.all_nodes() else self
+        if self.all_nodes():
+            return other
+        assert self.node_names is not None and other.node_names is not None
+        return PreFilterResult(self.node_names & other.node_names)
+
+
+MODE_NOOP = "Noop"
+MODE_OVERRIDE = "Override"
+
+
+@dataclass(frozen=True)
+class PostFilterResult:
+    """What PostFilter (preemption) decided: nominate `nominated_node_name` ("" clears the
+    nomination) when mode is Override; `detail` is the plugin's own record (for explain)."""
+
+    nominated_node_name: str = ""
+    mode: str = MODE_OVERRIDE
+    victims: tuple[Pod, ...] = ()
+    detail: Any = None
+
+
+@dataclass
+class NodeScore:
+    name: str
+    score: int
+
+
+# Plugin protocols. A plugin is any object with a `name` and the methods of the extension points
+# it serves; plugins return None for success.
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class PreFilterExtensions(Protocol):
+    """Keep PreFilter state right when pods are added or removed hypothetically (nominated pods,
+    preemption victims)."""
+
+    def add_pod(self, state: CycleState, pod: Pod, pod_info: PodInfo, node_info: NodeInfo) -> Status | None: ...
+
+    def remove_pod(self, state: CycleState, pod: Pod, pod_info: PodInfo, node_info: NodeInfo) -> Status | None: ...
+
+
+@runtime_checkable
+class PreFilterPlugin(Plugin, Protocol):
+    def pre_filter(
+        self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]
+    ) -> tuple[PreFilterResult | None, Status | None]: ...
+
+    def pre_filter_extensions(self) -> PreFilterExtensions | None: ...
+
+
+@runtime_checkable
+class FilterPlugin(Plugin, Protocol):
+    def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None: ...
+
+
+@runtime_checkable
+class PostFilterPlugin(Plugin, Protocol):
+    def post_filter(
+        self, state: CycleState, pod: Pod, node_to_status: NodeToStatus
+    ) -> tuple[PostFilterResult | None, Status | None]: ...
+
+
+@runtime_checkable
+class PreScorePlugin(Plugin, Protocol):
+    def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status | None: ...
+
+
+class ScoreExtensions(Protocol):
+    def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status | None: ...
+
+
+@runtime_checkable
+class ScorePlugin(Plugin, Protocol):
+    def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status | None]: ...
+
+    def score_extensions(self) -> ScoreExtensions | None: ...
+
+
+@runtime_checkable
+class ReservePlugin(Plugin, Protocol):
+    def reserve(self, state: CycleState, pod: Pod, node_name: str) -> Status | None: ...
+
+    def unreserve(self, state: CycleState, pod: Pod, node_name: str) -> None: ...
+
+
+@runtime_checkable
+class PermitPlugin(Plugin, Protocol):
+    def permit(self, state: CycleState, pod: Pod, node_name: str) -> tuple[Status | None, float]:
+        """Success, a rejection, or Wait with a timeout in seconds (the wait is the caller's)."""
+        ...
+
+
+@dataclass
+class Handle:
+    """What plugins get at construction: the cycle's snapshot, the profile and the framework."""
+
+    snapshot: Snapshot
+    profile: Profile
+    framework: Framework | None = None
+
+
+def _in_tree_registry() -> Mapping[str, PluginFactory]:
+    from operators.scheduler.plugins import REGISTRY  # the plugins import this module
+
+
+    return REGISTRY
+
+
+# Results.
+
+
+@dataclass(frozen=True)
+class PluginScore:
+    plugin: str
+    raw: int
+    normalized: int
+    weight: int
+
+    @property
+    def weighted(self) -> int:
+        return self.normalized * self.weight
+
+
+@dataclass
+class NodeScores:
+    node: str
+    plugins: list[PluginScore] = field(default_factory=list)
+    total: int = 0
+
+
+FEASIBLE = "Feasible"
+REJECTED = "Rejected"
+NOT_EVALUATED = "NotEvaluated"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One node's filter outcome: Feasible, Rejected (with the rejecting status and plugin), or
+    NotEvaluated (enough feasible nodes were found before reaching it)."""
+
+    outcome: str
+    status: Status | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"outcome": self.outcome}
+        if self.status is not None:
+            result.update(self.status.as_dict())
+        return result
+
+
+@dataclass
+class FilterOutcome:
+    feasible: list[NodeInfo]
+    diagnosis: Diagnosis
+    verdicts: dict[str, Verdict]
+    next_start_index: int
+    error: Status | None = None
+
+
+TieBreak = Callable[[Sequence[str]], str]
+
+
+def first_by_name(candidates: Sequence[str]) -> str:
+    """The default tie-break: the first best node in node-name order."""
+    return min(candidates)
+
+
+@dataclass
+class Result:
+    """One scheduling attempt, with everything `kubeplane scheduler explain` shows.
+
+    `status` is Success with `suggested_host`, Unschedulable with `message` (upstream's
+    FitError text, preemption outcome included) or Error. `verdicts` has every node;
+    `scores` every scored node with each plugin's raw, normalized and weighted score.
+    `nominated_node` is what preemption decided: None leaves status.nominatedNodeName alone,
+    "" clears it, a name sets it; `victims` are the pods to evict for it.
+    """
+
+    pod: str
+    status: Status
+    suggested_host: str | None = None
+    message: str = ""
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    scores: dict[str, NodeScores] = field(default_factory=dict)
+    feasible_nodes: list[str] = field(default_factory=list)
+    evaluated_nodes: int = 0
+    num_all_nodes: int = 0
+    next_start_index: int = 0
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
+    nominated_node: str | None = None
+    victims: list[Pod] = field(default_factory=list)
+    post_filter_detail: Any = None
+    state: CycleState = field(default_factory=CycleState)
+
+    def explain(self) -> dict[str, Any]:
+        """A JSON-able account of the attempt."""
+        nodes: dict[str, Any] = {}
+        for name, verdict in self.verdicts.items():
+            entry = verdict.as_dict()
+            scored = self.scores.get(name)
+            if scored is not None:
+                entry["scores"] = {
+                    s.plugin: {"raw": s.raw, "normalized": s.normalized, "weight": s.weight, "weighted": s.weighted}
+                    for s in scored.plugins
+                }
+                entry["total"] = scored.total
+            nodes[name] = entry
+        result: dict[str, Any] = {
+            "pod": self.pod,
+            "result": self.status.code.value,
+            "node": self.suggested_host,
+            "message": self.message,
+            "nodes": nodes,
+            "feasibleNodes": len(self.feasible_nodes),
+            "evaluatedNodes": self.evaluated_nodes,
+            "allNodes": self.num_all_nodes,
+        }
+        if self.nominated_node is not None:
+            result["nominatedNode"] = self.nominated_node
+            result["victims"] = [f"{helpers.namespace_of(v)}/{helpers.name_of(v)}" for v in self.victims]
+        return result
+
+
+# The framework.
+
+
+_PROTOCOLS: tuple[tuple[str, type], ...] = (
+    (PRE_FILTER, PreFilterPlugin),
+    (FILTER, FilterPlugin),
+    (POST_FILTER, PostFilterPlugin),
+    (PRE_SCORE, PreScorePlugin),
+    (SCORE, ScorePlugin),
+    (RESERVE, ReservePlugin),
+    (PERMIT, PermitPlugin),
+)
+_POINTS_BY_CLASS: dict[type, frozenset[str]] = {}
+
+
+def _extension_points(plugin: Plugin) -> frozenset[str]:
+    """The extension points a plugin serves (by the methods it has), cached per class."""
+    cls = type(plugin)
+    points = _POINTS_BY_CLASS.get(cls)
+    if points is None:
+        points = frozenset(point for point, protocol in _PROTOCOLS if isinstance(plugin, protocol))
+        _POINTS_BY_CLASS[cls] = points
+    return points
+
+
+def _plugin_list(names: Sequence[str]) -> str:
+    """Go's %v of a sorted []string: [A B]."""
+    return "[" + " ".join(sorted(names)) + "]"
+
+
+class Framework:
+    """The plugins of one profile bound to one snapshot, run at each extension point in the
+    profile's order."""
+
+    def __init__(self, profile: Profile, snapshot: Snapshot) -> None:
+        self.profile = profile
+        self.snapshot = snapshot
+        registry = profile.registry if profile.registry is not None else _in_tree_registry()
+        handle = Handle(snapshot, profile, self)
+        self.plugins: list[Plugin] = []
+        for name in profile.plugins:
+            if name not in registry:
+                raise ValueError(f"unknown scheduler plugin \"{name}\"")
+            self.plugins.append(registry[name](handle))
+
+        def at(point: str) -> list[Any]:
+            off = profile.disabled.get(point, frozenset())
+            return [p for p in self.plugins if p.name not in off and point in _extension_points(p)]
+
+        self.pre_filter_plugins: list[PreFilterPlugin] = at(PRE_FILTER)
+        self.filter_plugins: list[FilterPlugin] = at(FILTER)
+        self.post_filter_plugins: list[PostFilterPlugin] = at(POST_FILTER)
+        self.pre_score_plugins: list[PreScorePlugin] = at(PRE_SCORE)
+        self.score_plugins: list[ScorePlugin] = at(SCORE)
+        self.reserve_plugins: list[ReservePlugin] = at(RESERVE)
+        self.permit_plugins: list[PermitPlugin] = at(PERMIT)
+        self.weights = {p.name: profile.weight(p.name) for p in self.score_plugins}
+        for name, weight in self.weights.items():
+            if weight < 0:
+                raise ValueError(f"score plugin \"{name}\" has a negative weight")
+
+    # PreFilter.
+
+    def run_pre_filter(self, state: CycleState, pod: Pod) -> tuple[PreFilterResult | None, Status | None, set[str]]:
+        """All PreFilter plugins; Skip switches the plugin's Filter off for this cycle. The first
+        UnschedulableAndUnresolvable or Error stops the run; Unschedulable is remembered while the
+        rest still run (preemption needs their state)."""
+        nodes = self.snapshot.node_list()
+        result: PreFilterResult | None = None
+        plugins_with_nodes: set[str] = set()
+        returned: Status | None = None
+        for plugin in self.pre_filter_plugins:
+            narrowed, status = plugin.pre_filter(state, pod, nodes)
+            if status is not None and status.is_skip():
+                state.skip_filter_plugins.add(plugin.name)
+                continue
+            if not is_success(status):
+                assert status is not None
+                status.plugin = plugin.name
+                if status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+                    return None, status, set()
+                if status.code is Code.UNSCHEDULABLE:
+                    returned = status
+                    continue
+                error = Status.error(f"running PreFilter plugin \"{plugin.name}\": {status.message()}")
+                return None, error.with_plugin(plugin.name), set()
+            if narrowed is not None and not narrowed.all_nodes():
+                plugins_with_nodes.add(plugin.name)
+            result = narrowed if result is None else result.merge(narrowed)
+            if result is not None and not result.all_nodes() and not result.node_names:
+                if len(plugins_with_nodes) == 1:
+                    message = f"node(s) didn't satisfy plugin {next(iter(plugins_with_nodes))}"
+                else:
+                    names = _plugin_list(list(plugins_with_nodes))
+                    message = f"node(s) didn't satisfy plugin(s) {names} simultaneously"
+                return result, Status.unresolvable(message), plugins_with_nodes
+        return result, returned, plugins_with_nodes
+
+    def _extensions(self, state: CycleState) -> list[tuple[str, PreFilterExtensions]]:
+        result: list[tuple[str, PreFilterExtensions]] = []
+        for plugin in self.pre_filter_plugins:
+            extensions = plugin.pre_filter_extensions()
+            if extensions is not None and plugin.name not in state.skip_filter_plugins:
+                result.append((plugin.name, extensions))
+        return result
+
+    def run_pre_filter_extension_add_pod(
+        self, state: CycleState, pod: Pod, pod_info: PodInfo, node_info: NodeInfo
+    ) -> Status | None:
+        for name, extensions in self._extensions(state):
+            status = extensions.add_pod(state, pod, pod_info, node_info)
+            if not is_success(status):
+                assert status is not None
+                return Status.error(f"running AddPod on PreFilter plugin \"{name}\": {status.message()}")
+        return None
+
+    def run_pre_filter_extension_remove_pod(
+        self, state: CycleState, pod: Pod, pod_info: PodInfo, node_info: NodeInfo
+    ) -> Status | None:
+        for name, extensions in self._extensions(state):
+            status = extensions.remove_pod(state, pod, pod_info, node_info)
+            if not is_success(status):
+                assert status is not None
+                return Status.error(f"running RemovePod on PreFilter plugin \"{name}\": {status.message()}")
+        return None
+
+    # Filter.
+
+    def run_filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
+        """Filter plugins in order; the first that does not pass decides the node's status."""
+        for plugin in self.filter_plugins:
+            if plugin.name in state.skip_filter_plugins:
+                continue
+            status = plugin.filter(state, pod, node_info)
+            if not is_success(status):
+                assert status is not None
+                if not status.is_rejected():
+                    status = Status.error(f"running \"{plugin.name}\" filter plugin: {status.message()}")
+                status.plugin = plugin.name
+                return status
+        return None
+
+    def run_filter_with_nominated_pods(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
+        """Filters with the node's nominated pods of equal or higher priority counted as placed,
+        and (if that passes and there were such pods) again without them: the pod must fit either
+        way, since those pods may or may not end up there."""
+        status: Status | None = None
+        pods_added = False
+        for attempt in range(2):
+            state_to_use, node_to_use = state, node_info
+            if attempt == 0:
+                added = self._add_nominated_pods(state, pod, node_info)
+                if isinstance(added, Status):
+                    return added
+                pods_added, state_to_use, node_to_use = added
+            elif not pods_added or not is_success(status):
+                break
+            status = self.run_filter(state_to_use, pod, node_to_use)
+            if not is_success(status) and status is not None and not status.is_rejected():
+                return status
+        return status
+
+    def _add_nominated_pods(
+        self, state: CycleState, pod: Pod, node_info: NodeInfo
+    ) -> tuple[bool, CycleState, NodeInfo] | Status:
+        nominated = self.snapshot.nominated_pods_for(node_info.name)
+        if not nominated:
+            return False, state, node_info
+        priority, key = helpers.pod_priority(pod), helpers.pod_key(pod)
+        node_out, state_out = node_info.clone(), state.clone()
+        added = False
+        for info in nominated:
+            if helpers.pod_priority(info.pod) >= priority and info.key != key:
+                node_out.add_pod(info)
+                status = self.run_pre_filter_extension_add_pod(state_out, pod, info, node_out)
+                if not is_success(status):
+                    assert status is not None
+                    return status
+                added = True
+        return added, state_out, node_out
+
+    def find_nodes_that_fit(self, state: CycleState, pod: Pod, start_index: int = 0) -> FilterOutcome:
+        """PreFilter, then Filter over the nodes from `start_index` on (findNodesThatFitPod)."""
+        all_nodes = self.snapshot.node_list()
+        diagnosis = Diagnosis()
+        verdicts = {n.name: Verdict(NOT_EVALUATED) for n in all_nodes}
+        narrowed, status, plugins_with_nodes = self.run_pre_filter(state, pod)
+        diagnosis.unschedulable_plugins = set(plugins_with_nodes)
+        if not is_success(status):
+            assert status is not None
+            if not status.is_rejected():
+                return FilterOutcome([], diagnosis, verdicts, start_index, error=status)
+            diagnosis.node_to_status.absent = status
+            diagnosis.pre_filter_msg = status.message()
+            diagnosis.add_plugin_status(status)
+            for name in verdicts:
+                verdicts[name] = Verdict(REJECTED, status)
+            return FilterOutcome([], diagnosis, verdicts, start_index)
+
+        nominated_node = (pod.get("status") or {}).get("nominatedNodeName") or ""
+        if nominated_node and nominated_node in self.snapshot.nodes:
+            # The node preemption made room on is likely the only one that fits: try it first.
+            node = self.snapshot.nodes[nominated_node]
+            trial = Diagnosis()
+            feasible, error, _ = self._pass_filters(state, pod, [node], 0, 1, trial, {})
+            if error is None and feasible:
+                verdicts[nominated_node] = Verdict(FEASIBLE)
+                return FilterOutcome(feasible, diagnosis, verdicts, start_index)
+
+        nodes = all_nodes
+        if narrowed is not None and narrowed.node_names is not None:
+            wanted = narrowed.node_names
+            nodes = [n for n in all_nodes if n.name in wanted]
+            absent = Status.unresolvable(f"node(s) didn't satisfy plugin(s) {_plugin_list(list(plugins_with_nodes))}")
+            diagnosis.node_to_status.absent = absent
+            for name in verdicts:
+                if name not in wanted:
+                    verdicts[name] = Verdict(REJECTED, absent)
+        to_find = num_feasible_nodes_to_find(self.profile.percentage_of_nodes_to_score, len(nodes))
+        if not self.score_plugins:
+            to_find = 1
+        feasible, error, processed = self._pass_filters(
+            state, pod, nodes, start_index, to_find, diagnosis, verdicts
+        )
+        next_start = (start_index + processed) % len(all_nodes) if all_nodes else 0
+        return FilterOutcome(feasible, diagnosis, verdicts, next_start, error=error)
+
+    def _pass_filters(
+        self,
+        state: CycleState,
+        pod: Pod,
+        nodes: Sequence[NodeInfo],
+        start_index: int,
+        to_find: int,
+        diagnosis: Diagnosis,
+        verdicts: dict[str, Verdict],
+    ) -> tuple[list[NodeInfo], Status | None, int]:
+        """(feasible nodes, an Error status if a filter failed, nodes processed)."""
+        feasible: list[NodeInfo] = []
+        if not nodes:
+            return feasible, None, 0
+        if not self.filter_plugins:
+            for i in range(min(to_find, len(nodes))):
+                node = nodes[(start_index + i) % len(nodes)]
+                feasible.append(node)
+                verdicts[node.name] = Verdict(FEASIBLE)
+            return feasible, None, len(feasible)
+        rejected = 0
+        for i in range(len(nodes)):
+            if len(feasible) >= to_find:
+                break
+            node = nodes[(start_index + i) % len(nodes)]
+            status = self.run_filter_with_nominated_pods(state, pod, node)
+            if status is not None and status.code is Code.ERROR:
+                return feasible, status, len(feasible) + rejected
+            if is_success(status):
+                feasible.append(node)
+                verdicts[node.name] = Verdict(FEASIBLE)
+            else:
+                assert status is not None
+                rejected += 1
+                diagnosis.node_to_status.set(node.name, status)
+                diagnosis.add_plugin_status(status)
+                verdicts[node.name] = Verdict(REJECTED, status)
+        return feasible, None, len(feasible) + rejected
+
+    # PostFilter.
+
+    def run_post_filter(
+        self, state: CycleState, pod: Pod, node_to_status: NodeToStatus
+    ) -> tuple[PostFilterResult | None, Status]:
+        """PostFilter plugins until one succeeds, errs or says UnschedulableAndUnresolvable."""
+        result: PostFilterResult | None = None
+        reasons: list[str] = []
+        rejector = ""
+        for plugin in self.post_filter_plugins:
+            outcome, status = plugin.post_filter(state, pod, node_to_status)
+            if is_success(status):
+                return outcome, status if status is not None else Status.success()
+            assert status is not None
+            if status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+                return outcome, status.with_plugin(plugin.name)
+            if not status.is_rejected():
+                return None, Status(Code.ERROR, list(status.reasons), plugin.name)
+            if outcome is not None and outcome.mode != MODE_NOOP:
+                result = outcome
+            reasons.extend(status.reasons)
+            rejector = rejector or plugin.name
+        return result, Status(Code.UNSCHEDULABLE, reasons, rejector)
+
+    # Scoring.
+
+    def run_pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status | None:
+        for plugin in self.pre_score_plugins:
+            status = plugin.pre_score(state, pod, nodes)
+            if status is not None and status.is_skip():
+                state.skip_score_plugins.add(plugin.name)
+                continue
+            if not is_success(status):
+                assert status is not None
+                return Status.error(f"running PreScore plugin \"{plugin.name}\": {status.message()}")
+        return None
+
+    def run_score(
+        self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]
+    ) -> tuple[list[NodeScores], Status | None]:
+        """Each plugin scores each node, normalizes over the nodes, and is weighted."""
+        plugins = [p for p in self.score_plugins if p.name not in state.skip_score_plugins]
+        raw: dict[str, list[NodeScore]] = {}
+        for plugin in plugins:
+            scores: list[NodeScore] = []
+            for node in nodes:
+                value, status = plugin.score(state, pod, node)
+                if not is_success(status):
+                    assert status is not None
+                    return [], Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
+                scores.append(NodeScore(node.name, value))
+            raw[plugin.name] = scores
+        normalized: dict[str, list[NodeScore]] = {}
+        for plugin in plugins:
+            scores = [NodeScore(s.name, s.score) for s in raw[plugin.name]]
+            extensions = plugin.score_extensions()
+            if extensions is not None:
+                status = extensions.normalize_score(state, pod, scores)
+                if not is_success(status):
+                    assert status is not None
+                    return [], Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
+            normalized[plugin.name] = scores
+        result: list[NodeScores] = []
+        for index, node in enumerate(nodes):
+            node_scores = NodeScores(node.name)
+            for plugin in plugins:
+                score = normalized[plugin.name][index].score
+                if not MIN_NODE_SCORE <= score <= MAX_NODE_SCORE:
+                    return [], Status.error(
+                        f"plugin \"{plugin.name}\" returns an invalid score {score}, it should in the range of "
+                        f"[{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
+                    )
+                entry = PluginScore(plugin.name, raw[plugin.name][index].score, score, self.weights[plugin.name])
+                node_scores.plugins.append(entry)
+                node_scores.total += entry.weighted
+            result.append(node_scores)
+        return result, None
+
+    # Reserve and Permit (driven by the caller after the pod is assumed).
+
+    def run_reserve(self, state: CycleState, pod: Pod, node_name: str) -> Status | None:
+        for plugin in self.reserve_plugins:
+            status = plugin.reserve(state, pod, node_name)
+            if not is_success(status):
+                assert status is not None
+                if not status.is_rejected():
+                    status = Status.error(f"running Reserve plugin \"{plugin.name}\": {status.message()}")
+                return status.with_plugin(plugin.name)
+        return None
+
+    def run_unreserve(self, state: CycleState, pod: Pod, node_name: str) -> None:
+        """In reverse order, as upstream."""
+        for plugin in reversed(self.reserve_plugins):
+            plugin.unreserve(state, pod, node_name)
+
+    def run_permit(self, state: CycleState, pod: Pod, node_name: str) -> tuple[Status | None, dict[str, float]]:
+        """(status, plugin -> wait timeout). A rejection or error stops at once; otherwise Wait
+        if any plugin asked to wait."""
+        waits: dict[str, float] = {}
+        for plugin in self.permit_plugins:
+            status, timeout = plugin.permit(state, pod, node_name)
+            if is_success(status):
+                continue
+            assert status is not None
+            if status.is_rejected():
+                return status.with_plugin(plugin.name), {}
+            if status.is_wait():
+                waits[plugin.name] = timeout
+                continue
+            return Status.error(f"running Permit plugin \"{plugin.name}\": {status.message()}").with_plugin(
+                plugin.name
+            ), {}
+        if waits:
+            return Status(Code.WAIT, ["one or more plugins asked to wait and no plugin rejected pod"]), waits
+        return None, {}
+
+
+def schedule_one(
+    pod: Pod,
+    snapshot: Snapshot,
+    profile: Profile | None = None,
+    *,
+    start_index: int = 0,
+    tie_break: TieBreak = first_by_name,
+    now: datetime | None = None,
+) -> Result:
+    """Decide where `pod` goes (schedulePod plus PostFilter on failure). Pure: the snapshot is
+    not changed (preemption works on copies); assuming the pod and evicting victims are the
+    caller's. `now` stands in for "not started yet" pods' start times in preemption."""
+    profile = profile if profile is not None else default_profile()
+    framework = Framework(profile, snapshot)
+    state = CycleState()
+    if now is not None:
+        state.write(NOW_KEY, now)
+    key = f"{helpers.namespace_of(pod)}/{helpers.name_of(pod)}"
+    all_nodes = snapshot.node_list()
+    result = Result(pod=key, status=Status.success(), num_all_nodes=len(all_nodes), state=state)
+    if not all_nodes:
+        result.status = Status.unresolvable(NO_NODES_REGISTERED)
+        result.message = NO_NODES_REGISTERED
+        result.next_start_index = start_index
+        return result
+
+    outcome = framework.find_nodes_that_fit(state, pod, start_index)
+    result.verdicts = outcome.verdicts
+    result.diagnosis = outcome.diagnosis
+    result.next_start_index = outcome.next_start_index
+    result.feasible_nodes = [n.name for n in outcome.feasible]
+    result.evaluated_nodes = len(outcome.feasible) + len(outcome.diagnosis.node_to_status)
+    if outcome.error is not None:
+        result.status = outcome.error
+        result.message = outcome.error.message()
+        return result
+
+    if not outcome.feasible:
+        diagnosis = outcome.diagnosis
+        if framework.post_filter_plugins:
+            post, post_status = framework.run_post_filter(state, pod, diagnosis.node_to_status)
+            diagnosis.post_filter_msg = post_status.message()
+            if post is not None and post.mode == MODE_OVERRIDE:
+                result.nominated_node = post.nominated_node_name
+                result.post_filter_detail = post.detail
+                result.victims = list(post.victims)
+        result.message = fit_error_message(len(all_nodes), diagnosis)
+        result.status = Status(Code.UNSCHEDULABLE, [result.message])
+        return result
+
+    if len(outcome.feasible) == 1:
+        result.suggested_host = outcome.feasible[0].name
+        return result
+
+    if not framework.score_plugins:
+        result.scores = {n.name: NodeScores(n.name, [], 1) for n in outcome.feasible}
+    else:
+        status = framework.run_pre_score(state, pod, outcome.feasible)
+        if status is not None:
+            result.status, result.message = status, status.message()
+            return result
+        scored, status = framework.run_score(state, pod, outcome.feasible)
+        if status is not None:
+            result.status, result.message = status, status.message()
+            return result
+        result.scores = {s.node: s for s in scored}
+    best = max(s.total for s in result.scores.values())
+    result.suggested_host = tie_break(sorted(name for name, s in result.scores.items() if s.total == best))
+    return result
+

@@ -1,0 +1,26 @@
+"""NodeUnschedulable: cordoned nodes (spec.unschedulable) take only pods that tolerate the
+node.kubernetes.io/unschedulable:NoSchedule taint."""
+
+from __future__ import annotations
+
+from operators.scheduler import helpers
+from operators.scheduler.framework import NODE_UNSCHEDULABLE, CycleState, Handle, Pod
+from operators.scheduler.snapshot import NodeInfo
+from operators.scheduler.status import Status
+
+ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
+_UNSCHEDULABLE_TAINT = {"key": helpers.TAINT_NODE_UNSCHEDULABLE, "effect": helpers.NO_SCHEDULE}
+
+
+class NodeUnschedulable:
+    name = NODE_UNSCHEDULABLE
+
+    def __init__(self, handle: Handle) -> None:
+        del handle
+
+    def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
+        if not helpers.spec(node_info.node).get("unschedulable"):
+            return None
+        if helpers.tolerations_tolerate_taint(helpers.tolerations_of(pod), _UNSCHEDULABLE_TAINT):
+            return None
+        return Status.unresolvable(ERR_REASON_UNSCHEDULABLE)
