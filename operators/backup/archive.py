@@ -1,0 +1,634 @@
+"""The backup tarball: Velero's layout, written as a stream, read back only after full verification.
+
+Layout (Velero 1.17: pkg/archive/filesystem.go, pkg/backup/item_backupper.go, backup.go):
+
+    metadata/version                                            "1.1.0\\n"
+    resources/<resource>[.<group>]/namespaces/<ns>/<name>.json
+    resources/<resource>[.<group>]/cluster/<name>.json
+    resources/<resource>[.<group>]/<version>-preferredversion/namespaces/<ns>/<name>.json   (same bytes)
+
+Core resources have no group suffix (`pods`, `deployments.apps`). Velero writes each item read at
+its group's preferred version (the usual case) twice: without a version directory (what restores
+read) and under `<version>-preferredversion`; other versions go under `<version>` only.
+
+Beyond Velero, every backup gets a checksum manifest, stored as its own object: the sha256 and size
+of each member and of the whole compressed tarball (before any encryption). Reading never trusts the
+tarball: it is spooled to a temporary file and checked entirely (paths, member types and sizes,
+counts, every checksum, each object against its path) before a single item is handed out. Checksums
+detect corruption and tampering of the tarball; against someone who can rewrite both objects, turn
+on encryption (crypto.py), whose authentication covers the manifest too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import IO, Any, BinaryIO, Protocol
+
+FORMAT_VERSION = "1.1.0"  # Velero's BackupFormatVersion
+RESOURCES_DIR = "resources"
+METADATA_DIR = "metadata"
+VERSION_FILE = f"{METADATA_DIR}/version"
+CLUSTER_DIR = "cluster"
+NAMESPACES_DIR = "namespaces"
+PREFERRED_SUFFIX = "-preferredversion"
+MANIFEST_FORMAT = "kubeplane.dev/backup-checksums/v1"
+
+_CHUNK = 1 << 16
+
+
+class ArchiveError(Exception):
+    """The archive cannot be written or read as asked (a programming or input error)."""
+
+
+class ArchiveRejected(ArchiveError):
+    """The archive failed verification; `problems` lists every finding, for status and CLI."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        super().__init__(f"backup archive rejected: {shown}")
+
+
+# --- object keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupKeys:
+    """Object keys of one backup, relative to the location's prefix (object_store_layout.go)."""
+
+    name: str
+
+    @property
+    def directory(self) -> str:
+        return f"backups/{self.name}/"
+
+    @property
+    def metadata(self) -> str:  # the Backup object; written last, never rewritten
+        return f"backups/{self.name}/kubeplane-backup.json"
+
+    @property
+    def contents(self) -> str:
+        return f"backups/{self.name}/{self.name}.tar.gz"
+
+    @property
+    def checksums(self) -> str:
+        return f"backups/{self.name}/{self.name}-checksums.json"
+
+    @property
+    def logs(self) -> str:
+        return f"backups/{self.name}/{self.name}-logs.gz"
+
+    @property
+    def results(self) -> str:
+        return f"backups/{self.name}/{self.name}-results.gz"
+
+    @property
+    def resource_list(self) -> str:
+        return f"backups/{self.name}/{self.name}-resource-list.json.gz"
+
+
+@dataclass(frozen=True)
+class RestoreKeys:
+    name: str
+
+    @property
+    def logs(self) -> str:
+        return f"restores/{self.name}/restore-{self.name}-logs.gz"
+
+    @property
+    def results(self) -> str:
+        return f"restores/{self.name}/restore-{self.name}-results.gz"
+
+    @property
+    def resource_list(self) -> str:
+        return f"restores/{self.name}/restore-{self.name}-resource-list.json.gz"
+
+
+def resource_list(entries: Iterable[tuple[str, str, str, str]]) -> dict[str, list[str]]:
+    """Velero's resource list: `apiVersion/Kind` -> sorted `namespace/name` (or `name`).
+
+    `entries` are (apiVersion, kind, namespace, name).
+    """
+    listed: dict[str, list[str]] = {}
+    for api_version, kind, namespace, name in entries:
+        listed.setdefault(f"{api_version}/{kind}", []).append(f"{namespace}/{name}" if namespace else name)
+    return {key: sorted(values) for key, values in sorted(listed.items())}
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def _check_segment(segment: str, what: str) -> None:
+    if not segment or segment in (".", "..") or "/" in segment or "\\" in segment or "\x00" in segment:
+        raise ArchiveError(f"invalid {what} {segment!r} for an archive path")
+
+
+def item_path(group_resource: str, namespace: str, name: str, version_dir: str = "") -> str:
+    """`resources/<gr>[/<version_dir>]/namespaces/<ns>/<name>.json` or `.../cluster/<name>.json`."""
+    _check_segment(group_resource, "resource")
+    _check_segment(name, "name")
+    parts = [RESOURCES_DIR, group_resource]
+    if version_dir:
+        _check_segment(version_dir, "version directory")
+        parts.append(version_dir)
+    if namespace:
+        _check_segment(namespace, "namespace")
+        parts += [NAMESPACES_DIR, namespace]
+    else:
+        parts.append(CLUSTER_DIR)
+    parts.append(f"{name}.json")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class ItemPath:
+    group_resource: str
+    namespace: str  # "" for cluster-scoped
+    name: str
+    version: str = ""  # "" for the copy without a version directory
+    preferred: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.group_resource, self.namespace, self.name
+
+
+def parse_item_path(path: str) -> ItemPath:
+    """The item a `resources/...` member holds; ArchiveError when the path is not Velero's layout."""
+    parts = path.split("/")
+    if len(parts) < 4 or parts[0] != RESOURCES_DIR or not parts[-1].endswith(".json"):
+        raise ArchiveError(f"{path!r} is not a resource path")
+    group_resource, rest = parts[1], parts[2:]
+    version, preferred = "", False
+    if rest[0] not in (CLUSTER_DIR, NAMESPACES_DIR):
+        version_dir, rest = rest[0], rest[1:]
+        preferred = version_dir.endswith(PREFERRED_SUFFIX)
+        version = version_dir[: -len(PREFERRED_SUFFIX)] if preferred else version_dir
+        if not version:
+            raise ArchiveError(f"{path!r} has an empty version directory")
+    if rest[:1] == [CLUSTER_DIR] and len(rest) == 2:
+        namespace, filename = "", rest[1]
+    elif rest[:1] == [NAMESPACES_DIR] and len(rest) == 3:
+        namespace, filename = rest[1], rest[2]
+    else:
+        raise ArchiveError(f"{path!r} is not resources/<resource>/(cluster|namespaces/<ns>)/<name>.json")
+    name = filename[: -len(".json")]
+    for segment in (group_resource, namespace or "x", name):
+        _check_segment(segment, "path segment")
+    return ItemPath(group_resource, namespace, name, version, preferred)
+
+
+# --- manifest ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Digest:
+    sha256: str
+    size: int
+
+
+@dataclass
+class Manifest:
+    """Checksums of one backup tarball: its members and the compressed whole."""
+
+    archive: Digest
+    members: dict[str, Digest] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        document = {
+            "format": MANIFEST_FORMAT,
+            "algorithm": "sha256",
+            "archive": {"sha256": self.archive.sha256, "size": self.archive.size},
+            "members": {path: {"sha256": d.sha256, "size": d.size} for path, d in sorted(self.members.items())},
+        }
+        return json.dumps(document, indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ArchiveRejected([f"checksum manifest is not valid JSON: {e}"]) from e
+        if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
+            raise ArchiveRejected(["checksum manifest has an unknown format"])
+        if document.get("algorithm") != "sha256":
+            raise ArchiveRejected([f"checksum manifest uses unsupported algorithm {document.get('algorithm')!r}"])
+        archive = _digest(document.get("archive"), "archive")
+        members_raw = document.get("members")
+        if not isinstance(members_raw, dict):
+            raise ArchiveRejected(["checksum manifest has no member list"])
+        return cls(archive, {str(path): _digest(d, str(path)) for path, d in members_raw.items()})
+
+
+def _digest(raw: Any, where: str) -> Digest:
+    if not isinstance(raw, dict):
+        raise ArchiveRejected([f"checksum manifest: entry {where!r} is malformed"])
+    sha, size = raw.get("sha256"), raw.get("size")
+    if (not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)
+            or not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ArchiveRejected([f"checksum manifest: entry {where!r} is malformed"])
+    return Digest(sha, size)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+class _HashingSink:
+    """A write-only file object that hashes and counts what passes through to `sink`."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        self._sink.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+
+def serialize(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class ArchiveWriter:
+    """Writes a gzip tarball to a writable file object as items arrive; nothing is buffered whole.
+
+    `close()` finishes the stream (it does not close `sink`) and returns the checksum manifest.
+    """
+
+    def __init__(
+        self,
+        sink: IO[bytes],
+        *,
+        preferred_version_copies: bool = True,
+        compresslevel: int = 6,
+        mtime: float | None = None,
+    ) -> None:
+        self._sink = _HashingSink(sink)
+        self._gzip = gzip.GzipFile(fileobj=self._sink, mode="wb", compresslevel=compresslevel, mtime=0)
+        self._tar = tarfile.open(fileobj=self._gzip, mode="w|", format=tarfile.PAX_FORMAT)
+        self._copies = preferred_version_copies
+        self._mtime = time.time() if mtime is None else mtime
+        self._members: dict[str, Digest] = {}
+        self._closed = False
+        self.add_bytes(VERSION_FILE, f"{FORMAT_VERSION}\n".encode())
+
+    def add_bytes(self, path: str, data: bytes) -> None:
+        if self._closed:
+            raise ArchiveError("archive already closed")
+        problem = path_problem(path)
+        if problem:
+            raise ArchiveError(problem)
+        if path in self._members:
+            raise ArchiveError(f"{path} written twice")
+        info = tarfile.TarInfo(path)
+        info.size = len(data)
+        info.mode = 0o644
+        info.mtime = int(self._mtime)
+        info.type = tarfile.REGTYPE
+        self._tar.addfile(info, io.BytesIO(data))
+        self._members[path] = Digest(hashlib.sha256(data).hexdigest(), len(data))
+
+    def add_item(
+        self,
+        obj: Mapping[str, Any],
+        group_resource: str,
+        *,
+        preferred_version: str | None = None,
+        data: bytes | None = None,
+    ) -> list[str]:
+        """Add one object; returns the member paths written.
+
+        The version comes from the object's apiVersion. At the preferred version (or when none is
+        given) the object goes in the plain path and, with copies on, under
+        `<version>-preferredversion`; at another version only under `<version>`, as in Velero
+        (such copies are kept in the archive but not restored).
+        """
+        metadata = obj.get("metadata") or {}
+        namespace, name = metadata.get("namespace") or "", metadata.get("name") or ""
+        payload = serialize(obj) if data is None else data
+        version = str(obj.get("apiVersion") or "").rpartition("/")[2]
+        if version and preferred_version is not None and preferred_version != version:
+            paths = [item_path(group_resource, namespace, name, version)]
+        else:
+            paths = [item_path(group_resource, namespace, name)]
+            if self._copies and version:
+                paths.append(item_path(group_resource, namespace, name, f"{version}{PREFERRED_SUFFIX}"))
+        for path in paths:
+            self.add_bytes(path, payload)
+        return paths
+
+    def close(self) -> Manifest:
+        if not self._closed:
+            self._closed = True
+            self._tar.close()
+            self._gzip.close()
+            self._sink.flush()
+        return Manifest(Digest(self._sink.sha.hexdigest(), self._sink.size), dict(self._members))
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_member_bytes: int = 16 << 20  # Kubernetes objects stay under ~1.5 MiB in etcd
+    max_total_bytes: int = 8 << 30  # all members, uncompressed
+    max_archive_bytes: int = 4 << 30  # the compressed tarball
+    max_members: int = 2_000_000
+    max_path_length: int = 1024
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+    def seek(self, offset: int, /) -> object: ...
+
+
+class _BoundedReader:
+    """Reads from `source`, failing once more than `limit` bytes came through (gzip bombs, giant
+    PAX headers); optionally hashes what it reads."""
+
+    def __init__(self, source: _Readable, limit: int, what: str, sha: Any = None) -> None:
+        self._source = source
+        self._limit = limit
+        self._what = what
+        self.sha = sha
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        remaining = self._limit - self.count
+        want = remaining + 1 if size is None or size < 0 else min(size, remaining + 1)
+        data = self._source.read(want) if want > 0 else b""
+        self.count += len(data)
+        if self.count > self._limit:
+            raise ArchiveRejected([f"{self._what} exceeds the limit of {self._limit} bytes"])
+        if self.sha is not None:
+            self.sha.update(data)
+        return data
+
+    def seek(self, offset: int, /) -> object:
+        raise io.UnsupportedOperation("a verified stream is read once, front to back")
+
+
+def path_problem(path: str, limits: Limits | None = None) -> str | None:
+    """Why a member path is unacceptable, or None. Only `metadata/version` and Velero's resource
+    paths are accepted: nothing absolute, no `..`, `.` or empty segments, no backslashes."""
+    max_length = (limits or Limits()).max_path_length
+    if not path:
+        return "a member has an empty name"
+    if len(path) > max_length:
+        return f"{path[:80]!r}...: path longer than {max_length} characters"
+    if path.startswith("/"):
+        return f"{path!r}: absolute path"
+    if "\x00" in path or "\\" in path:
+        return f"{path!r}: NUL or backslash in path"
+    segments = path.split("/")
+    if any(s in ("", ".", "..") for s in segments):
+        return f"{path!r}: empty, '.' or '..' path segment"
+    if segments[0] not in (RESOURCES_DIR, METADATA_DIR):
+        return f"{path!r}: unknown top-level directory {segments[0]!r}"
+    if segments[0] == METADATA_DIR:
+        return None if path == VERSION_FILE else f"{path!r}: unknown metadata file"
+    try:
+        parse_item_path(path)
+    except ArchiveError as e:
+        return str(e)
+    return None
+
+
+def _directory_problem(name: str) -> str | None:
+    segments = name.rstrip("/").split("/")
+    if name.startswith("/") or "\x00" in name or "\\" in name or any(s in ("", ".", "..") for s in segments):
+        return f"directory {name!r}: unsafe path"
+    if segments[0] not in (RESOURCES_DIR, METADATA_DIR):
+        return f"directory {name!r}: unknown top-level directory"
+    return None
+
+
+def _member_kind(info: tarfile.TarInfo) -> str:
+    if info.issym():
+        return "symlink"
+    if info.islnk():
+        return "hard link"
+    if info.ischr() or info.isblk():
+        return "device"
+    if info.isfifo():
+        return "FIFO"
+    if info.issparse():
+        return "sparse file"
+    return f"type {info.type!r}"
+
+
+@dataclass
+class _ScanResult:
+    problems: list[str] = field(default_factory=list)
+    unversioned: set[tuple[str, str, str]] = field(default_factory=set)
+    version: str = ""
+
+
+def _check_object(path: str, data: bytes, item: ItemPath) -> str | None:
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{path}: not valid JSON ({e})"
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(metadata, dict):
+        return f"{path}: not a Kubernetes object"
+    if metadata.get("name") != item.name or (metadata.get("namespace") or "") != item.namespace:
+        return f"{path}: holds {metadata.get('namespace') or ''}/{metadata.get('name')}, not what its path says"
+    return None
+
+
+def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: bool) -> _ScanResult:
+    """One streaming pass: safety checks fail at once; checksum findings are collected."""
+    result = _ScanResult()
+    try:
+        gz = gzip.GzipFile(fileobj=source, mode="rb")
+        bounded = _BoundedReader(gz, limits.max_total_bytes + limits.max_members * 1536 + (1 << 20),
+                                 "uncompressed archive")
+        tar = tarfile.open(fileobj=bounded, mode="r|")  # type: ignore[call-overload]
+        seen: set[str] = set()
+        total = 0
+        for info in tar:
+            name = info.name
+            if info.issparse():
+                raise ArchiveRejected([f"{name!r}: sparse members are not allowed"])
+            if info.isdir():
+                problem = _directory_problem(name)
+                if problem:
+                    raise ArchiveRejected([problem])
+                continue
+            if not info.isreg():
+                raise ArchiveRejected([f"{name!r}: {_member_kind(info)} members are not allowed"])
+            problem = path_problem(name, limits)
+            if problem:
+                raise ArchiveRejected([problem])
+            if len(seen) + 1 > limits.max_members:
+                raise ArchiveRejected([f"more than {limits.max_members} members"])
+            if info.size > limits.max_member_bytes:
+                raise ArchiveRejected([f"{name}: {info.size} bytes, over the member limit of "
+                                       f"{limits.max_member_bytes}"])
+            total += info.size
+            if total > limits.max_total_bytes:
+                raise ArchiveRejected([f"members add up to more than {limits.max_total_bytes} bytes"])
+            if name in seen:
+                raise ArchiveRejected([f"{name}: appears twice"])
+            seen.add(name)
+            handle = tar.extractfile(info)
+            if handle is None:
+                raise ArchiveRejected([f"{name}: unreadable member"])
+            sha = hashlib.sha256()
+            keep = check_objects or name == VERSION_FILE
+            chunks: list[bytes] = []
+            while chunk := handle.read(_CHUNK):
+                sha.update(chunk)
+                if keep:
+                    chunks.append(chunk)
+            expected = manifest.members.get(name)
+            if expected is None:
+                result.problems.append(f"{name}: not in the checksum manifest")
+            elif expected.sha256 != sha.hexdigest() or expected.size != info.size:
+                result.problems.append(f"{name}: checksum mismatch")
+            data = b"".join(chunks)
+            if name == VERSION_FILE:
+                result.version = data.decode(errors="replace").strip()
+                continue
+            item = parse_item_path(name)
+            if not item.version:
+                result.unversioned.add(item.key)
+            if check_objects:
+                problem = _check_object(name, data, item)
+                if problem:
+                    result.problems.append(problem)
+        tar.close()
+    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as e:
+        raise ArchiveRejected([f"not a readable gzip tarball: {e}"]) from e
+    for missing in sorted(set(manifest.members) - seen):
+        result.problems.append(f"{missing}: in the checksum manifest but missing from the archive")
+    if VERSION_FILE not in seen:
+        result.problems.append(f"{VERSION_FILE} is missing")
+    elif not result.version.startswith("1."):
+        result.problems.append(f"unsupported backup format version {result.version!r}")
+    return result
+
+
+def verify_archive(source: IO[bytes], manifest: Manifest, limits: Limits | None = None) -> None:
+    """Check a tarball against its manifest in one streaming pass (no temporary file); raises
+    ArchiveRejected listing every problem. What `kubeplane backup verify` runs."""
+    limits = limits or Limits()
+    outer = _BoundedReader(source, limits.max_archive_bytes, "compressed archive", hashlib.sha256())
+    result = _scan(outer, manifest, limits, check_objects=True)
+    while outer.read(_CHUNK):  # the gzip trailer and anything after it count for the whole-file checksum
+        pass
+    problems = _archive_problems(outer.sha.hexdigest(), outer.count, manifest) + result.problems
+    if problems:
+        raise ArchiveRejected(problems)
+
+
+def _archive_problems(sha: str, size: int, manifest: Manifest) -> list[str]:
+    if sha != manifest.archive.sha256 or size != manifest.archive.size:
+        return [f"the tarball's checksum does not match the manifest ({size} bytes, sha256 {sha[:12]}...)"]
+    return []
+
+
+@dataclass(frozen=True)
+class ArchiveItem:
+    group_resource: str
+    namespace: str
+    name: str
+    obj: dict[str, Any]
+    path: str
+
+
+class VerifiedArchive:
+    """A tarball copied to a temporary file and verified in full on entry; items only afterwards.
+
+        with VerifiedArchive(stream, manifest) as archive:   # raises ArchiveRejected
+            for item in archive.items(): ...
+    """
+
+    def __init__(self, source: IO[bytes], manifest: Manifest, limits: Limits | None = None,
+                 tmpdir: str | None = None) -> None:
+        self._source = source
+        self._manifest = manifest
+        self._limits = limits or Limits()
+        self._tmpdir = tmpdir
+        self._file: BinaryIO | None = None
+        self._unversioned: set[tuple[str, str, str]] = set()
+        self.format_version = ""
+
+    def __enter__(self) -> VerifiedArchive:
+        self._file = tempfile.TemporaryFile(dir=self._tmpdir)  # closed in __exit__
+        try:
+            outer = _BoundedReader(self._source, self._limits.max_archive_bytes, "compressed archive",
+                                   hashlib.sha256())
+            shutil.copyfileobj(outer, self._file, _CHUNK)
+            self._file.seek(0)
+            result = _scan(self._file, self._manifest, self._limits, check_objects=True)
+            problems = _archive_problems(outer.sha.hexdigest(), outer.count, self._manifest) + result.problems
+            if problems:
+                raise ArchiveRejected(problems)
+        except BaseException:
+            self._file.close()
+            self._file = None
+            raise
+        self._unversioned = result.unversioned
+        self.format_version = result.version
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def members(self) -> Iterator[tuple[str, bytes]]:
+        """Every regular member, checked against the manifest again as it is read."""
+        if self._file is None:
+            raise ArchiveError("use VerifiedArchive as a context manager")
+        self._file.seek(0)
+        with gzip.GzipFile(fileobj=self._file, mode="rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+            for info in tar:
+                if not info.isreg():
+                    continue
+                handle = tar.extractfile(info)
+                if handle is None:
+                    raise ArchiveRejected([f"{info.name}: unreadable member"])
+                data = handle.read()
+                if hashlib.sha256(data).hexdigest() != self._manifest.members[info.name].sha256:
+                    raise ArchiveRejected([f"{info.name}: changed after verification"])
+                yield info.name, data
+
+    def items(self) -> Iterator[ArchiveItem]:
+        """Each backed-up object once: the copy without a version directory, or, for archives
+        that only have versioned copies, the preferred-version one."""
+        for path, data in self.members():
+            if path == VERSION_FILE:
+                continue
+            item = parse_item_path(path)
+            if item.version and (not item.preferred or item.key in self._unversioned):
+                continue
+            yield ArchiveItem(item.group_resource, item.namespace, item.name, json.loads(data), path)
