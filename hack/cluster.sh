@@ -18,7 +18,7 @@
 #
 # Environment:
 #   NODES=3                       number of fake nodes (up adds missing ones, never deletes any)
-#   OPERATORS=controllers         operators to run (`kubeplane run <name>`), space or comma separated
+#   OPERATORS="controllers backup"  operators to run (`kubeplane run <name>`), space or comma separated
 #   KUBEPLANE_NO_QPS_LIMITS=1     create the cluster with --disable-qps-limits (off by default: we benchmark
 #                                 against kube-controller-manager's default client limits). Only takes
 #                                 effect when the cluster is created, so `down` first to change it.
@@ -50,7 +50,7 @@ run=$state/run
 kwok_home=${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$cluster
 
 NODES=${NODES:-3}
-OPERATORS=${OPERATORS-controllers}  # set but empty: no operators
+OPERATORS=${OPERATORS-controllers backup}  # set but empty: no operators
 minio_port=${KUBEPLANE_MINIO_PORT:-19000}
 minio_addr=127.0.0.1:$minio_port
 minio_console=127.0.0.1:$((minio_port + 1))
@@ -386,6 +386,38 @@ stop_operators() {
 
 # ------------------------------------------------------------------------------------------------ commands
 
+# The default BackupStorageLocation: bucket `kubeplane` in the embedded MinIO, credentials in a Secret,
+# so a Backup applied with kubectl works with nothing else set up.
+up_backup_location() {
+  stage_start
+  [[ -x $root/.venv/bin/python ]] || { warn "no .venv: skipping the default BackupStorageLocation"; return; }
+  (
+    set -a && source "$state/minio.env" && set +a
+    "$root/.venv/bin/python" - "http://$minio_addr" <<'PY'
+import os, sys
+import boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id=os.environ["MINIO_ROOT_USER"],
+                  aws_secret_access_key=os.environ["MINIO_ROOT_PASSWORD"], region_name="us-east-1")
+if "kubeplane" not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+    s3.create_bucket(Bucket="kubeplane")
+PY
+    printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" |
+      kc create secret generic minio-credentials -n kubeplane-system --from-file=cloud=/dev/stdin \
+        --dry-run=client -o yaml | kc apply -f - >/dev/null
+  )
+  kc apply -f - >/dev/null <<YAML
+apiVersion: backup.kubeplane.dev/v1alpha1
+kind: BackupStorageLocation
+metadata: {name: default, namespace: kubeplane-system}
+spec:
+  default: true
+  objectStorage: {bucket: kubeplane}
+  config: {s3Url: "http://$minio_addr", s3ForcePathStyle: "true", region: us-east-1}
+  credential: {name: minio-credentials, key: cloud}
+YAML
+  stage_done "BackupStorageLocation default -> bucket kubeplane on http://$minio_addr"
+}
+
 cmd_up() {
   local t0
   t0=$(now_us)
@@ -396,6 +428,7 @@ cmd_up() {
   if [[ -n $cluster_fresh || ${KUBEPLANE_SMOKE:-} == 1 ]]; then smoke; fi
   up_minio
   up_crds
+  up_backup_location
   start_operators
   stage_t0=$t0
   stage_done "up"

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from operators.backup import crypto
 from operators.backup.storage import StorageConfig
 from operators.core.kube import ApiError, Kube
 
@@ -97,12 +98,14 @@ async def resolve(kube: Kube, bsl: Mapping[str, Any]) -> Location:
         credentials = parse_credentials_file(raw.decode("utf-8", errors="replace"))
     key = None
     if spec.get("encryption"):
-        key = await _secret_value(kube, namespace, spec["encryption"]["keySecret"], "encryption key")
-        if len(key) != ENCRYPTION_KEY_BYTES:
+        raw_key = await _secret_value(kube, namespace, spec["encryption"]["keySecret"], "encryption key")
+        try:
+            key = crypto.parse_key(raw_key)
+        except ValueError:
             raise LocationError(
-                f"the encryption key must be {ENCRYPTION_KEY_BYTES} bytes (it is {len(key)}); "
-                "create one with: head -c 32 /dev/urandom > key && kubectl create secret generic NAME --from-file=key"
-            )
+                f"the encryption key must be {ENCRYPTION_KEY_BYTES} bytes (raw, 64 hex digits or base64); create one "
+                "with: head -c 32 /dev/urandom > key && kubectl create secret generic NAME --from-file=key"
+            ) from None
     return Location(meta["name"], namespace, spec, storage_config(spec, credentials), key)
 
 

@@ -12,6 +12,7 @@ from operators import __version__
 # One image, one entry point: the operator name picks which handlers Kopf loads.
 OPERATORS = {
     "controllers": "operators.controllers.operator",
+    "backup": "operators.backup.operator",
 }
 
 

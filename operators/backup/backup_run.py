@@ -1,0 +1,230 @@
+"""Running one Backup: collect the selected items, write the tarball, upload, report.
+
+The order of uploads is the crash-safety story: the tarball, checksums, resource list, results and
+logs go first; the backup's metadata object (`kubeplane-backup.json`) goes last and is never
+rewritten. A backup whose metadata object is missing is not a backup: sync ignores it, restore
+refuses it, and an interrupted run leaves exactly that. Because nothing is rewritten after upload,
+object-lock (WORM) buckets work.
+
+CPU-bound work (JSON encoding, gzip, encryption) runs in worker threads page by page, and boto3
+runs off the loop in storage.py, so the operator's event loop stays responsive during a backup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+from operators.backup import archive, crypto, selection
+from operators.backup.discovery import ApiResource, discover, list_items
+from operators.backup.locations import Location
+from operators.backup.storage import ObjectStore
+from operators.core.kube import ApiError, Kube
+from operators.core.timeutil import format_time, now
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], Awaitable[None]]
+
+
+@dataclass
+class Results:
+    """Per-item errors and warnings, grouped like Velero's results file."""
+
+    errors: dict[str, list[str]] = field(default_factory=dict)  # namespace ("" = cluster) -> messages
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    def error(self, namespace: str, message: str) -> None:
+        self.errors.setdefault(namespace, []).append(message)
+        self.log.append(f"{format_time(now())} error {namespace or '<cluster>'}: {message}")
+
+    def warning(self, namespace: str, message: str) -> None:
+        self.warnings.setdefault(namespace, []).append(message)
+        self.log.append(f"{format_time(now())} warning {namespace or '<cluster>'}: {message}")
+
+    def info(self, message: str) -> None:
+        self.log.append(f"{format_time(now())} info {message}")
+
+    @property
+    def error_count(self) -> int:
+        return sum(len(v) for v in self.errors.values())
+
+    @property
+    def warning_count(self) -> int:
+        return sum(len(v) for v in self.warnings.values())
+
+    def to_json(self) -> bytes:
+        def grouped(by_ns: dict[str, list[str]]) -> dict[str, Any]:
+            return {"cluster": by_ns.get("", []), "namespaces": {k: v for k, v in sorted(by_ns.items()) if k}}
+        return json.dumps({"errors": grouped(self.errors), "warnings": grouped(self.warnings)}, indent=1).encode()
+
+
+@dataclass
+class Outcome:
+    phase: str  # Completed | PartiallyFailed | Failed
+    items: int
+    results: Results
+    failure_reason: str = ""
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+class _Collector:
+    """Writes items into the archive from a worker thread, one page at a time."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.writer = archive.ArchiveWriter(sink)
+        self.listed: list[tuple[str, str, str, str]] = []
+        self.item_namespaces: set[str] = set()
+
+    def add_page(self, items: list[dict[str, Any]], resource: ApiResource) -> None:
+        for item in items:
+            item.get("metadata", {}).pop("managedFields", None)
+            self.writer.add_item(item, resource.group_resource, preferred_version=resource.version)
+            meta = item["metadata"]
+            self.listed.append((resource.api_version, resource.kind, meta.get("namespace") or "", meta["name"]))
+            if meta.get("namespace"):
+                self.item_namespaces.add(meta["namespace"])
+
+
+async def run_backup(
+    kube: Kube,
+    backup: Mapping[str, Any],
+    location: Location,
+    store: ObjectStore,
+    progress: ProgressFn,
+    started: datetime,
+    expiration: datetime,
+) -> Outcome:
+    """Back up what `backup.spec` selects into `location`; return the final phase and counts."""
+    name = backup["metadata"]["name"]
+    spec = backup.get("spec") or {}
+    keys = archive.BackupKeys(name)
+    results = Results()
+    types = await discover(kube)
+    by_name = {t.group_resource: t for t in types}
+    namespaces = await kube.list_all("/api/v1/namespaces")
+    excluded = selection.excluded_by_label(namespaces)
+    select = selection.Selection.from_spec(spec, types, extra_excluded_namespaces=excluded)
+    included = [t for t in types if select.type_included(t) and t.group_resource != selection.NAMESPACES]
+    results.info(f"backing up {len(included)} resource types to {location.name}")
+
+    with tempfile.TemporaryFile(prefix=f"backup-{name}-") as raw:
+        sink: IO[bytes] = raw
+        encrypting: crypto.EncryptingWriter | None = None
+        if location.encryption_key is not None:
+            encrypting = crypto.EncryptingWriter(raw, location.encryption_key)
+            sink = encrypting  # type: ignore[assignment]
+        collector = _Collector(sink)
+        count = 0
+        last_report = 0.0
+        custom_types: list[ApiResource] = []
+
+        async def take(resource: ApiResource, items: list[dict[str, Any]]) -> None:
+            nonlocal count, last_report
+            chosen = [item for item in items if select.item_included(item)]
+            if not chosen:
+                return
+            await asyncio.to_thread(collector.add_page, chosen, resource)
+            count += len(chosen)
+            if time.monotonic() - last_report >= 1.0:  # as Velero: progress at most once a second
+                last_report = time.monotonic()
+                await progress(count, count)
+
+        for resource in included:
+            scopes: list[str | None] = [None]
+            if resource.namespaced and (listed := select.namespaces_to_list()) is not None:
+                scopes = list(listed)
+            found = False
+            for scope in scopes:
+                try:
+                    async for page in list_items(kube, resource, scope):
+                        found = found or bool(page)
+                        await take(resource, page)
+                except ApiError as e:
+                    if e.status in (403, 404, 405):
+                        results.warning(scope or "", f"cannot list {resource.group_resource}: {e.message}")
+                        continue
+                    raise
+            if found and resource.group not in _BUILTIN_GROUPS:
+                custom_types.append(resource)
+
+        # The Namespace objects of everything taken, and the CRDs of every custom resource taken.
+        chosen_namespaces = select.select_namespaces(namespaces, collector.item_namespaces)
+        namespace_type = by_name[selection.NAMESPACES]
+        if select.resource_included(selection.NAMESPACES, namespaced=False):
+            wanted = [dict(ns) for ns in namespaces if ns["metadata"]["name"] in chosen_namespaces]
+            for ns in wanted:
+                ns.setdefault("apiVersion", "v1")
+                ns.setdefault("kind", "Namespace")
+            await take_all(collector, wanted, namespace_type)
+            count += len(wanted)
+        crd_type = by_name.get(selection.CRDS)
+        if crd_type is not None and custom_types and not select.cluster_scoped_allowed():
+            crds = [crd async for page in list_items(kube, crd_type) for crd in page]
+            needed = [dict(c) for c in selection.crds_for(custom_types, crds)]
+            await take_all(collector, needed, crd_type)
+            count += len(needed)
+
+        manifest = await asyncio.to_thread(collector.writer.close)
+        if encrypting is not None:
+            await asyncio.to_thread(encrypting.close)
+        await asyncio.to_thread(raw.seek, 0)
+        await progress(count, count)
+
+        def seal(data: bytes) -> bytes:
+            return crypto.encrypt(data, location.encryption_key) if location.encryption_key else data
+
+        results.info(f"uploading {count} items")
+        await store.put_stream(keys.contents, raw)
+    await store.put_bytes(keys.checksums, seal(manifest.to_json()))
+    await store.put_bytes(keys.resource_list, seal(_gzip(json.dumps(archive.resource_list(collector.listed)).encode())))
+    await store.put_bytes(keys.results, seal(_gzip(results.to_json())))
+    phase = "PartiallyFailed" if results.error_count else "Completed"
+    reason = f"{results.error_count} item(s) failed; see `kubeplane backup logs {name}`" if results.error_count else ""
+    results.info(f"backup {phase}")
+    await store.put_bytes(keys.logs, seal(_gzip("\n".join(results.log).encode())))
+
+    # Last, and only once: the metadata object that makes this a complete backup.
+    final: dict[str, Any] = {
+        "apiVersion": backup.get("apiVersion"), "kind": "Backup",
+        "metadata": {k: v for k, v in backup["metadata"].items() if k in ("name", "namespace", "labels", "uid")},
+        "spec": spec,
+        "status": {
+            "phase": phase, "formatVersion": archive.FORMAT_VERSION, "storageLocation": location.name,
+            "startTimestamp": format_time(started), "completionTimestamp": format_time(now()),
+            "expiration": format_time(expiration), "progress": {"totalItems": count, "itemsBackedUp": count},
+            "errors": results.error_count, "warnings": results.warning_count,
+            "encrypted": location.encryption_key is not None,
+        },
+    }
+    if reason:
+        final["status"]["failureReason"] = reason
+    await store.put_bytes(keys.metadata, json.dumps(final, indent=1).encode())
+    return Outcome(phase, count, results, reason)
+
+
+async def take_all(collector: _Collector, items: list[dict[str, Any]], resource: ApiResource) -> None:
+    if items:
+        await asyncio.to_thread(collector.add_page, items, resource)
+
+
+# Groups Kubernetes itself serves: their types need no CRD in the backup.
+_BUILTIN_GROUPS = frozenset({
+    "", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "rbac.authorization.k8s.io",
+    "storage.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "scheduling.k8s.io",
+    "node.k8s.io", "certificates.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
+    "apiregistration.k8s.io", "flowcontrol.apiserver.k8s.io", "resource.k8s.io", "internal.apiserver.k8s.io",
+    "storagemigration.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
+})

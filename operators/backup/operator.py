@@ -1,0 +1,324 @@
+"""The backup operator: Kopf handlers that enqueue, and one sync per kind that acts.
+
+Run it with `kubeplane run backup`. It watches BackupStorageLocations, Backups and Restores in
+its own namespace (default `kubeplane-system`; a Backup reads the whole cluster, so that
+namespace is the security boundary).
+
+Level-triggered and crash-safe: the phase in status is the state machine. A run that this process
+did not start but that says InProgress was interrupted (the operator died): it ends Failed with
+reason "interrupted" and its partial files are removed, never reported Completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import kopf
+
+from operators.backup import archive, locations, naming, selection
+from operators.backup.backup_run import run_backup
+from operators.backup.locations import GROUP, VERSION, Location, LocationError
+from operators.backup.restore_run import run_restore
+from operators.backup.storage import ObjectStore, StorageError
+from operators.core.events import EventRecorder
+from operators.core.kube import ApiError, Kube
+from operators.core.settings import configure_common
+from operators.core.timeutil import format_time, now, parse_time
+from operators.core.workqueue import RetryLater, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = f"{GROUP}/delete-files"
+INTERRUPTED = "interrupted: the backup operator stopped during the run; partial files were removed"
+Key = tuple[str, str]  # (kind plural, name)
+
+
+def operator_namespace() -> str:
+    return os.environ.get("KUBEPLANE_NAMESPACE", "kubeplane-system")
+
+
+def path(plural: str, name: str | None = None, *, status: bool = False) -> str:
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{operator_namespace()}/{plural}"
+    if name:
+        base += f"/{name}"
+    return base + ("/status" if status else "")
+
+
+class BackupOperator:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.queue: WorkQueue[Key] = WorkQueue("backup")
+        self.events = EventRecorder(kube, "kubeplane-backup")
+        self.running: set[Key] = set()  # runs this process started; anything else InProgress was interrupted
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [
+            asyncio.create_task(self.queue.run_workers(self.sync, 2), name="backup workers"),
+            asyncio.create_task(self.events.run(), name="backup events"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.kube.close()
+
+    # --- shared helpers ------------------------------------------------------------------------
+
+    async def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.kube.get(path(plural, name))
+        except ApiError as e:
+            if e.not_found:
+                return None
+            raise
+
+    async def patch_status(self, plural: str, name: str, status: Mapping[str, Any]) -> None:
+        try:
+            await self.kube.patch(path(plural, name, status=True), {"status": dict(status)})
+        except ApiError as e:
+            if not e.not_found:
+                raise
+
+    async def location_for(self, name: str | None) -> tuple[Location, ObjectStore]:
+        bsl = await locations.get_location(self.kube, operator_namespace(), name)
+        location = await locations.resolve(self.kube, bsl)
+        return location, ObjectStore(location.config)
+
+    async def sync(self, key: Key) -> float | None:
+        plural, name = key
+        if plural == "backupstoragelocations":
+            return await self.sync_location(name)
+        if plural == "backups":
+            return await self.sync_backup(name)
+        if plural == "restores":
+            return await self.sync_restore(name)
+        return None
+
+    # --- BackupStorageLocation -----------------------------------------------------------------
+
+    async def sync_location(self, name: str) -> float | None:
+        bsl = await self.get("backupstoragelocations", name)
+        if bsl is None:
+            return None
+        try:
+            location = await locations.resolve(self.kube, bsl)
+            await ObjectStore(location.config).check_bucket()
+            phase, message = "Available", ""
+        except (LocationError, StorageError) as e:
+            phase, message = "Unavailable", str(e)
+        old = bsl.get("status") or {}
+        if old.get("phase") != phase or old.get("message", "") != message:
+            if phase == "Unavailable":
+                self.events.warning(bsl, "LocationUnavailable", message)
+            else:
+                self.events.normal(bsl, "LocationAvailable", "the bucket is reachable with these credentials")
+        await self.patch_status("backupstoragelocations", name, {
+            "phase": phase, "message": message or None, "lastValidationTime": format_time(now()),
+            "observedGeneration": bsl["metadata"].get("generation"),
+        })
+        every = naming.parse_duration((bsl.get("spec") or {}).get("validationFrequency") or "1m")
+        return every.total_seconds() or None
+
+    # --- Backup --------------------------------------------------------------------------------
+
+    async def sync_backup(self, name: str) -> float | None:
+        key = ("backups", name)
+        backup = await self.get("backups", name)
+        if backup is None or key in self.running:
+            return None
+        status = backup.get("status") or {}
+        phase = status.get("phase") or "New"
+        if backup["metadata"].get("deletionTimestamp"):
+            await self.delete_backup_files(backup)
+            return None
+        if phase == "New":
+            self.running.add(key)
+            try:
+                await self.start_backup(backup)
+            finally:
+                self.running.discard(key)
+        elif phase == "InProgress":
+            await self.fail_interrupted(backup)
+        return None
+
+    async def start_backup(self, backup: dict[str, Any]) -> None:
+        name = backup["metadata"]["name"]
+        spec = backup.get("spec") or {}
+        errors = selection.validate_backup_spec(spec)
+        location: Location | None = None
+        store: ObjectStore | None = None
+        if not errors:
+            try:
+                location, store = await self.location_for(spec.get("storageLocation"))
+                if location.read_only:
+                    errors.append(f"BackupStorageLocation {location.name!r} is ReadOnly: no new backups there")
+                else:
+                    await store.check_bucket()
+            except (LocationError, StorageError) as e:
+                errors.append(str(e))
+        if errors or location is None or store is None:
+            self.events.warning(backup, "FailedValidation", "; ".join(errors))
+            await self.patch_status("backups", name, {
+                "phase": "FailedValidation", "validationErrors": errors,
+                "failureReason": "the spec was refused: " + "; ".join(errors),
+                "completionTimestamp": format_time(now()),
+            })
+            return
+
+        started = now()
+        ttl = naming.parse_duration(spec.get("ttl") or "720h")
+        expiration = started + ttl
+        # The finalizer first: from here on, deleting the Backup must delete its files.
+        await self.kube.patch(path("backups", name), {"metadata": {"finalizers": [FINALIZER]}})
+        await self.patch_status("backups", name, {
+            "phase": "InProgress", "startTimestamp": format_time(started), "expiration": format_time(expiration),
+            "storageLocation": location.name, "formatVersion": archive.FORMAT_VERSION,
+            "observedGeneration": backup["metadata"].get("generation"),
+        })
+        self.events.normal(backup, "BackupStarted", f"backing up to {location.name}")
+
+        async def progress(total: int, done: int) -> None:
+            await self.patch_status("backups", name, {"progress": {"totalItems": total, "itemsBackedUp": done}})
+
+        try:
+            outcome = await run_backup(self.kube, backup, location, store, progress, started, expiration)
+        except (StorageError, ApiError, OSError) as e:
+            reason = f"the backup failed: {e}"
+            await self.remove_partial(store, name)
+            self.events.warning(backup, "BackupFailed", reason)
+            await self.patch_status("backups", name, {
+                "phase": "Failed", "failureReason": reason, "completionTimestamp": format_time(now()),
+            })
+            if isinstance(e, StorageError):  # the location is the likely culprit: say so there too
+                self.queue.add(("backupstoragelocations", location.name))
+            return
+        final: dict[str, Any] = {
+            "phase": outcome.phase, "completionTimestamp": format_time(now()),
+            "errors": outcome.results.error_count, "warnings": outcome.results.warning_count,
+            "progress": {"totalItems": outcome.items, "itemsBackedUp": outcome.items},
+        }
+        if outcome.failure_reason:
+            final["failureReason"] = outcome.failure_reason
+        await self.patch_status("backups", name, final)
+        if outcome.phase == "Completed":
+            self.events.normal(backup, "BackupCompleted", f"{outcome.items} items backed up")
+        else:
+            self.events.warning(backup, "BackupPartiallyFailed", outcome.failure_reason)
+
+    async def remove_partial(self, store: ObjectStore, name: str) -> None:
+        """Delete what an unfinished run uploaded. Without the metadata object it never counted as
+        a backup; removing the rest keeps the bucket tidy."""
+        try:
+            await store.delete_prefix(archive.BackupKeys(name).directory)
+        except StorageError as e:
+            logger.warning("could not remove partial files of backup %s: %s", name, e)
+
+    async def fail_interrupted(self, backup: dict[str, Any]) -> None:
+        name = backup["metadata"]["name"]
+        try:
+            location, store = await self.location_for((backup.get("status") or {}).get("storageLocation"))
+            if not location.read_only:
+                await self.remove_partial(store, name)
+        except (LocationError, StorageError) as e:
+            logger.warning("backup %s: cannot clean up after the interruption: %s", name, e)
+        self.events.warning(backup, "BackupInterrupted", INTERRUPTED)
+        await self.patch_status("backups", name, {
+            "phase": "Failed", "failureReason": INTERRUPTED, "completionTimestamp": format_time(now()),
+        })
+
+    async def delete_backup_files(self, backup: dict[str, Any]) -> None:
+        name = backup["metadata"]["name"]
+        finalizers = backup["metadata"].get("finalizers") or []
+        if FINALIZER not in finalizers:
+            return
+        await self.patch_status("backups", name, {"phase": "Deleting"})
+        try:
+            location, store = await self.location_for((backup.get("status") or {}).get("storageLocation"))
+        except LocationError as e:
+            # The location is gone: nothing we can delete; do not block the object forever.
+            self.events.warning(backup, "FilesNotDeleted", f"{e}; the Backup object is removed, its files are not")
+        else:
+            if location.read_only:
+                self.events.normal(backup, "FilesKept", f"{location.name} is ReadOnly: files are kept")
+            else:
+                try:
+                    await store.delete_prefix(archive.BackupKeys(name).directory)
+                except StorageError as e:
+                    self.events.warning(backup, "DeleteFailed", str(e))
+                    raise RetryLater(str(e)) from e
+        remaining = [f for f in finalizers if f != FINALIZER]
+        await self.kube.patch(path("backups", name), [
+            {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+            {"op": "replace", "path": "/metadata/finalizers", "value": remaining},
+        ], content_type="application/json-patch+json")
+
+    # --- Restore -------------------------------------------------------------------------------
+
+    async def sync_restore(self, name: str) -> float | None:
+        key = ("restores", name)
+        restore = await self.get("restores", name)
+        if restore is None or key in self.running:
+            return None
+        phase = (restore.get("status") or {}).get("phase") or "New"
+        if phase == "New":
+            self.running.add(key)
+            try:
+                await run_restore(self, restore)
+            finally:
+                self.running.discard(key)
+        elif phase == "InProgress":
+            self.events.warning(restore, "RestoreInterrupted", INTERRUPTED)
+            await self.patch_status("restores", name, {
+                "phase": "Failed", "completionTimestamp": format_time(now()),
+                "failureReason": "interrupted: the backup operator stopped during the restore; "
+                                 "what was restored stays, create a new Restore to finish",
+            })
+        return None
+
+    async def latest_completed_backup(self, schedule: str) -> str | None:
+        items = await self.kube.list_all(path("backups"), labelSelector=f"{naming.SCHEDULE_NAME_LABEL}={schedule}")
+        done = [b for b in items if (b.get("status") or {}).get("phase") == "Completed"]
+        if not done:
+            return None
+
+        def started(b: Mapping[str, Any]) -> datetime:
+            when = parse_time((b.get("status") or {}).get("startTimestamp"))
+            return when or datetime.min.replace(tzinfo=now().tzinfo)
+        return str(max(done, key=started)["metadata"]["name"])
+
+
+# --- Kopf wiring --------------------------------------------------------------------------------
+
+_operator: BackupOperator | None = None
+
+
+@kopf.on.startup()
+async def start_backup_operator(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _operator
+    configure_common(settings)
+    _operator = BackupOperator(await Kube.connect())
+    _operator.start()
+
+
+@kopf.on.cleanup()
+async def stop_backup_operator(**_: Any) -> None:
+    if _operator is not None:
+        await _operator.stop()
+
+
+def _enqueue(plural: str) -> Any:
+    def handler(body: kopf.Body, **_: Any) -> None:
+        if _operator is not None and body.metadata.namespace == operator_namespace():
+            _operator.queue.add((plural, body.metadata.name or ""))
+    return handler
+
+
+for _plural in ("backupstoragelocations", "backups", "restores"):
+    kopf.on.event(GROUP, VERSION, _plural)(_enqueue(_plural))

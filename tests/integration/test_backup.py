@@ -1,0 +1,262 @@
+"""Backups and restores on the embedded cluster with the real MinIO (Velero's e2e scenarios, adapted)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.integration.conftest import Operator, apply, kubectl, kubectl_json, wait_for
+
+NS = "kubeplane-system"
+GROUP = "backup.kubeplane.dev/v1alpha1"
+
+
+@pytest.fixture(scope="module")
+def backup_operator(cluster: Any) -> Iterator[Operator]:
+    operator = Operator("backup")
+    operator.start()
+    yield operator
+    operator.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(minio: dict[str, str]) -> Any:
+    return boto3.client("s3", endpoint_url=minio["MINIO_ENDPOINT"], aws_access_key_id=minio["MINIO_ROOT_USER"],
+                        aws_secret_access_key=minio["MINIO_ROOT_PASSWORD"], region_name="us-east-1")
+
+
+def create(kind: str, name: str, spec: dict[str, Any]) -> None:
+    apply({"apiVersion": GROUP, "kind": kind, "metadata": {"name": name, "namespace": NS}, "spec": spec})
+
+
+def finished(resource: str, name: str, timeout: float = 120) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        status = kubectl_json("get", resource, name, "-n", NS).get("status") or {}
+        return status if status.get("phase") not in (None, "New", "InProgress") else None
+    return wait_for(done, timeout=timeout, what=f"{resource} {name} to finish")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def populate(namespace: str) -> None:
+    """Velero's Basic scenario: workload, NodePort Service, config, Secret, RBAC, and a kubeplane CR."""
+    manifests = f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, labels: {{app: shop}}}}
+data: {{mode: production}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: db, labels: {{app: shop}}}}
+stringData: {{password: hunter2-{namespace}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: shop}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: reader}}
+rules: [{{apiGroups: [""], resources: [configmaps], verbs: [get]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: reader}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}}
+subjects: [{{kind: ServiceAccount, name: shop, namespace: {namespace}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, labels: {{app: shop}}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: shop}}}}
+  template:
+    metadata: {{labels: {{app: shop}}}}
+    spec: {{serviceAccountName: shop, containers: [{{name: web, image: registry.local/web:1}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec: {{type: NodePort, selector: {{app: shop}}, ports: [{{port: 80}}]}}
+---
+apiVersion: apps.kubeplane.dev/v1alpha1
+kind: ReplicaSet
+metadata: {{name: cache}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: cache}}}}
+  template:
+    metadata: {{labels: {{app: cache}}}}
+    spec: {{containers: [{{name: c, image: registry.local/cache:1}}]}}
+"""
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifests)
+
+
+def test_default_location_is_available(backup_operator: Operator) -> None:
+    wait_for(lambda: (kubectl_json("get", "bsl", "default", "-n", NS).get("status") or {}).get("phase")
+             == "Available", what="default BSL Available")
+
+
+def test_backup_delete_namespace_restore(backup_operator: Operator, namespace: str, s3: Any) -> None:
+    populate(namespace)
+    wait_for(lambda: len(kubectl_json("get", "pods", "-n", namespace, "-l", "app=shop")["items"]) == 2,
+             what="deployment pods")
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace]})
+    status = finished("kpbackup", backup)
+    assert status["phase"] == "Completed", status
+    assert status["progress"]["itemsBackedUp"] >= 9
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/")["Contents"]}
+    assert f"backups/{backup}/kubeplane-backup.json" in keys
+    assert f"backups/{backup}/{backup}.tar.gz" in keys
+    listed = json.loads(gzip.decompress(
+        s3.get_object(Bucket="kubeplane", Key=f"backups/{backup}/{backup}-resource-list.json.gz")["Body"].read()))
+    assert f"{namespace}/web" in listed["apps/v1/Deployment"]
+    assert f"{namespace}/cache" in listed["apps.kubeplane.dev/v1alpha1/ReplicaSet"]
+
+    kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", timeout=150)
+    restore = unique("r")
+    create("Restore", restore, {"backupName": backup})
+    status = finished("kprestore", restore)
+    assert status["phase"] == "Completed", status
+
+    secret = kubectl_json("get", "secret", "db", "-n", namespace)
+    assert base64.b64decode(secret["data"]["password"]).decode() == f"hunter2-{namespace}"
+    assert secret["metadata"]["labels"]["backup.kubeplane.dev/restore-name"] == restore
+    binding = kubectl_json("get", "rolebinding", "reader", "-n", namespace)
+    assert binding["subjects"][0]["namespace"] == namespace
+    service = kubectl_json("get", "svc", "web", "-n", namespace)
+    assert service["spec"]["type"] == "NodePort" and service["spec"]["ports"][0]["nodePort"]  # re-assigned
+    assert kubectl_json("get", "kprs", "cache", "-n", namespace)["spec"]["replicas"] == 0
+    # Pods come back owned by the restored ReplicaSet (new UIDs re-linked): no duplicates.
+    pods = kubectl_json("get", "pods", "-n", namespace, "-l", "app=shop")["items"]
+    wait_for(lambda: len(kubectl_json("get", "pods", "-n", namespace, "-l", "app=shop")["items"]) == 2,
+             what="two pods after restore")
+    replicasets = kubectl_json("get", "replicasets.apps", "-n", namespace)["items"]
+    rs_uids = {rs["metadata"]["uid"] for rs in replicasets}
+    for pod in pods:
+        owners = [r["uid"] for r in pod["metadata"].get("ownerReferences", [])]
+        assert owners and set(owners) <= rs_uids, "restored pods keep their owner, re-linked to the new UID"
+
+
+def test_restore_into_mapped_namespace_dry_run_then_real(backup_operator: Operator, namespace: str) -> None:
+    populate(namespace)
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace], "includedResources": ["configmaps", "secrets"],
+                              "labelSelector": {"matchLabels": {"app": "shop"}}})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    target = f"{namespace}-copy"
+    dry = unique("dry")
+    create("Restore", dry, {"backupName": backup, "namespaceMapping": {namespace: target}, "dryRun": True})
+    status = finished("kprestore", dry)
+    assert status["phase"] == "Completed"
+    assert status["dryRun"]["wouldCreate"] >= 2
+    assert kubectl("get", "namespace", target, check=False).returncode != 0, "a dry run changes nothing"
+
+    real = unique("r")
+    create("Restore", real, {"backupName": backup, "namespaceMapping": {namespace: target}})
+    assert finished("kprestore", real)["phase"] == "Completed"
+    try:
+        assert kubectl_json("get", "cm", "settings", "-n", target)["data"] == {"mode": "production"}
+        assert kubectl("get", "deployment", "web", "-n", target, check=False).returncode != 0  # filtered out
+        # The same restore again: everything exists and is identical, so it is skipped, not duplicated.
+        again = unique("r")
+        create("Restore", again, {"backupName": backup, "namespaceMapping": {namespace: target}})
+        assert finished("kprestore", again)["phase"] == "Completed"
+    finally:
+        kubectl("delete", "namespace", target, "--wait=false", check=False)
+
+
+def test_tampered_backup_is_refused(backup_operator: Operator, namespace: str, s3: Any) -> None:
+    populate(namespace)
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace]})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    key = f"backups/{backup}/{backup}.tar.gz"
+    data = bytearray(s3.get_object(Bucket="kubeplane", Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0xFF
+    s3.put_object(Bucket="kubeplane", Key=key, Body=bytes(data))
+    kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", timeout=150)
+    restore = unique("r")
+    create("Restore", restore, {"backupName": backup})
+    status = finished("kprestore", restore)
+    assert status["phase"] == "Failed"
+    assert "nothing was restored" in status["failureReason"]
+    assert kubectl("get", "namespace", namespace, check=False).returncode != 0
+
+
+def test_unknown_location_fails_validation(backup_operator: Operator) -> None:
+    backup = unique("b")
+    create("Backup", backup, {"storageLocation": "nowhere"})
+    status = finished("kpbackup", backup)
+    assert status["phase"] == "FailedValidation"
+    assert "'nowhere' not found" in status["validationErrors"][0]
+
+
+def test_unreachable_storage_marks_location_unavailable(backup_operator: Operator) -> None:
+    name = unique("down")
+    create("BackupStorageLocation", name, {
+        "objectStorage": {"bucket": "kubeplane"}, "credential": {"name": "minio-credentials", "key": "cloud"},
+        "config": {"s3Url": "http://127.0.0.1:9", "s3ForcePathStyle": "true"},
+    })
+    try:
+        def unavailable() -> dict[str, Any] | None:
+            status = kubectl_json("get", "bsl", name, "-n", NS).get("status") or {}
+            return status if status.get("phase") == "Unavailable" else None
+        status = wait_for(unavailable, timeout=90, what="Unavailable")
+        assert "unreachable" in status["message"]
+        backup = unique("b")
+        create("Backup", backup, {"storageLocation": name})
+        assert finished("kpbackup", backup, timeout=120)["phase"] == "FailedValidation"
+    finally:
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+
+
+def test_encrypted_location_round_trip(
+    backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str]
+) -> None:
+    name = unique("enc")
+    kubectl("create", "secret", "generic", f"{name}-key", "-n", NS, f"--from-literal=key={os.urandom(32).hex()}")
+    create("BackupStorageLocation", name, {
+        "objectStorage": {"bucket": "kubeplane", "prefix": name},
+        "credential": {"name": "minio-credentials", "key": "cloud"},
+        "config": {"s3Url": minio["MINIO_ENDPOINT"], "s3ForcePathStyle": "true"},
+        "encryption": {"keySecret": {"name": f"{name}-key", "key": "key"}},
+    })
+    try:
+        populate(namespace)
+        backup = unique("b")
+        create("Backup", backup, {"includedNamespaces": [namespace], "storageLocation": name})
+        assert finished("kpbackup", backup)["phase"] == "Completed"
+        blob = s3.get_object(Bucket="kubeplane", Key=f"{name}/backups/{backup}/{backup}.tar.gz")["Body"].read()
+        assert f"hunter2-{namespace}".encode() not in blob
+        assert blob[:6] == b"KPLENC"  # our encrypted container format, not gzip
+        kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", timeout=150)
+        restore = unique("r")
+        create("Restore", restore, {"backupName": backup})
+        assert finished("kprestore", restore)["phase"] == "Completed"
+        secret = kubectl_json("get", "secret", "db", "-n", namespace)
+        assert base64.b64decode(secret["data"]["password"]).decode() == f"hunter2-{namespace}"
+    finally:
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+
+
+def test_deleting_a_backup_deletes_its_files(backup_operator: Operator, namespace: str, s3: Any) -> None:
+    populate(namespace)
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace]})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s")
+    assert s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("KeyCount", 0) == 0
