@@ -61,6 +61,7 @@ class BackupOperator:
         self.tasks = [
             asyncio.create_task(self.queue.run_workers(self.sync, 2), name="backup workers"),
             asyncio.create_task(self.events.run(), name="backup events"),
+            asyncio.create_task(self.collect_garbage_forever(), name="backup gc"),
         ]
 
     async def stop(self) -> None:
@@ -99,6 +100,8 @@ class BackupOperator:
             return await self.sync_backup(name)
         if plural == "restores":
             return await self.sync_restore(name)
+        if plural == "schedules":
+            return await self.sync_schedule(name)
         return None
 
     # --- BackupStorageLocation -----------------------------------------------------------------
@@ -259,6 +262,92 @@ class BackupOperator:
             {"op": "replace", "path": "/metadata/finalizers", "value": remaining},
         ], content_type="application/json-patch+json")
 
+    # --- Schedule ------------------------------------------------------------------------------
+
+    async def sync_schedule(self, name: str) -> float | None:
+        schedule = await self.get("schedules", name)
+        if schedule is None or schedule["metadata"].get("deletionTimestamp"):
+            return None
+        spec, status = schedule.get("spec") or {}, schedule.get("status") or {}
+        errors = naming.validate_schedule(spec.get("schedule"))
+        errors += selection.validate_backup_spec(spec.get("template") or {})
+        if errors:
+            if status.get("phase") != "FailedValidation":
+                self.events.warning(schedule, "FailedValidation", "; ".join(errors))
+            await self.patch_status("schedules", name, {"phase": "FailedValidation", "validationErrors": errors})
+            return None
+        if status.get("phase") != "Enabled":
+            await self.patch_status("schedules", name, {"phase": "Enabled", "validationErrors": None})
+        if spec.get("paused"):
+            return None
+        cron = naming.CronSchedule.parse(spec["schedule"])
+        current = now()
+        last_backup = parse_time(status.get("lastBackup"))
+        last_skipped = parse_time(status.get("lastSkipped"))
+        if last_backup is None and last_skipped is None:
+            # A new (or never-run) schedule backs up at once, unless told to wait for its first slot.
+            if spec.get("skipImmediately"):
+                await self.patch_status("schedules", name, {"lastSkipped": format_time(current)})
+                return self._seconds_until(cron.next(current), current)
+            due, upcoming = True, None
+        else:
+            created = parse_time(schedule["metadata"].get("creationTimestamp")) or current
+            due, upcoming = naming.is_due(cron, current, created=created, last_backup=last_backup,
+                                          last_skipped=last_skipped)
+        if not due:
+            return self._seconds_until(upcoming, current)
+        selector = f"{naming.SCHEDULE_NAME_LABEL}={naming.valid_label_value(name)}"
+        if naming.backup_in_flight(await self.kube.list_all(path("backups"), labelSelector=selector)):
+            return 10.0  # never two backups of one schedule in flight: look again shortly
+        backup_name = naming.timestamped_name(name, current)
+        metadata: dict[str, Any] = {
+            "name": backup_name, "labels": {naming.SCHEDULE_NAME_LABEL: naming.valid_label_value(name)},
+        }
+        if spec.get("useOwnerReferencesInBackup"):
+            metadata["ownerReferences"] = [{
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "Schedule", "name": name,
+                "uid": schedule["metadata"]["uid"], "controller": True,
+            }]
+        try:
+            await self.kube.create(path("backups"), {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "Backup", "metadata": metadata,
+                "spec": spec.get("template") or {},
+            })
+        except ApiError as e:
+            if not e.conflict:  # already created by an earlier attempt at this second: fine
+                raise
+        self.events.normal(schedule, "BackupCreated", f"created backup {backup_name}")
+        await self.patch_status("schedules", name, {"lastBackup": format_time(current)})
+        return self._seconds_until(cron.next(current), current)
+
+    @staticmethod
+    def _seconds_until(when: datetime | None, current: datetime) -> float | None:
+        if when is None:
+            return None
+        return min(max((when - current).total_seconds(), 1.0), 300.0)
+
+    # --- garbage collection --------------------------------------------------------------------
+
+    async def collect_garbage_forever(self) -> None:
+        """Delete Backups past their expiration (their finalizer deletes the files), as Velero's
+        GC controller does (Velero: hourly; here every KUBEPLANE_GC_SECONDS, default 60)."""
+        interval = float(os.environ.get("KUBEPLANE_GC_SECONDS", "60"))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for backup in await self.kube.list_all(path("backups")):
+                    status = backup.get("status") or {}
+                    if status.get("phase") in ("New", "InProgress", None) or not naming.is_expired(status, now()):
+                        continue
+                    self.events.normal(backup, "Expired", f"expired at {status.get('expiration')}: deleting")
+                    try:
+                        await self.kube.delete(path("backups", backup["metadata"]["name"]))
+                    except ApiError as e:
+                        if not e.not_found:
+                            raise
+            except Exception:
+                logger.exception("garbage collection pass failed; trying again next pass")
+
     # --- Restore -------------------------------------------------------------------------------
 
     async def sync_restore(self, name: str) -> float | None:
@@ -283,15 +372,9 @@ class BackupOperator:
         return None
 
     async def latest_completed_backup(self, schedule: str) -> str | None:
-        items = await self.kube.list_all(path("backups"), labelSelector=f"{naming.SCHEDULE_NAME_LABEL}={schedule}")
-        done = [b for b in items if (b.get("status") or {}).get("phase") == "Completed"]
-        if not done:
-            return None
-
-        def started(b: Mapping[str, Any]) -> datetime:
-            when = parse_time((b.get("status") or {}).get("startTimestamp"))
-            return when or datetime.min.replace(tzinfo=now().tzinfo)
-        return str(max(done, key=started)["metadata"]["name"])
+        selector = f"{naming.SCHEDULE_NAME_LABEL}={naming.valid_label_value(schedule)}"
+        latest = naming.most_recent_completed(await self.kube.list_all(path("backups"), labelSelector=selector))
+        return None if latest is None else str(latest["metadata"]["name"])
 
 
 # --- Kopf wiring --------------------------------------------------------------------------------
@@ -320,5 +403,5 @@ def _enqueue(plural: str) -> Any:
     return handler
 
 
-for _plural in ("backupstoragelocations", "backups", "restores"):
+for _plural in ("backupstoragelocations", "backups", "restores", "schedules"):
     kopf.on.event(GROUP, VERSION, _plural)(_enqueue(_plural))

@@ -95,8 +95,9 @@ def _free_port() -> int:
 class Operator:
     """One kubeplane operator as a real process, the way `kubeplane run` starts it in production."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.env = {**ENV, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = STATE / "logs" / f"test-{name}.log"
         self.metrics_port = _free_port()
@@ -106,7 +107,7 @@ class Operator:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(ROOT / ".venv/bin/kubeplane"), "run", self.name, "--metrics-port", str(self.metrics_port)],
-                env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         time.sleep(1.0)  # imports and the first watch; handlers only run once indexes are full

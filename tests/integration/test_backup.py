@@ -21,7 +21,7 @@ GROUP = "backup.kubeplane.dev/v1alpha1"
 
 @pytest.fixture(scope="module")
 def backup_operator(cluster: Any) -> Iterator[Operator]:
-    operator = Operator("backup")
+    operator = Operator("backup", env={"KUBEPLANE_GC_SECONDS": "2"})  # GC passes every 2 s, not every minute
     operator.start()
     yield operator
     operator.stop()
@@ -259,4 +259,52 @@ def test_deleting_a_backup_deletes_its_files(backup_operator: Operator, namespac
     create("Backup", backup, {"includedNamespaces": [namespace]})
     assert finished("kpbackup", backup)["phase"] == "Completed"
     kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s")
+    assert s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("KeyCount", 0) == 0
+
+
+def test_schedule_backs_up_at_once_never_overlaps_and_pauses(backup_operator: Operator, namespace: str) -> None:
+    populate(namespace)
+    name = unique("s")
+    create("Schedule", name, {"schedule": "0 3 * * *", "template": {"includedNamespaces": [namespace], "ttl": "1h"}})
+    try:
+        def backups() -> list[dict[str, Any]]:
+            selector = f"backup.kubeplane.dev/schedule-name={name}"
+            return kubectl_json("get", "kpbackup", "-n", NS, "-l", selector)["items"]
+        first = wait_for(lambda: backups(), what="the immediate first backup")[0]
+        assert first["metadata"]["name"].startswith(f"{name}-") and len(first["metadata"]["name"]) == len(name) + 15
+        assert finished("kpbackup", first["metadata"]["name"])["phase"] == "Completed"
+        schedule = kubectl_json("get", "kpschedule", name, "-n", NS)
+        assert schedule["status"]["phase"] == "Enabled" and schedule["status"]["lastBackup"]
+        # The next slot is 03:00 UTC: no second backup now.
+        kubectl("patch", "kpschedule", name, "-n", NS, "--type=merge", "-p", '{"spec":{"paused":true}}')
+        assert len(backups()) == 1
+        # A Restore by schedule name takes its latest Completed backup.
+        restore = unique("r")
+        create("Restore", restore, {"scheduleName": name, "dryRun": True})
+        status = finished("kprestore", restore)
+        assert status["phase"] == "Completed" and status["backupName"] == first["metadata"]["name"]
+    finally:
+        kubectl("delete", "kpschedule", name, "-n", NS, check=False)
+
+
+def test_invalid_cron_fails_validation(backup_operator: Operator) -> None:
+    name = unique("s")
+    create("Schedule", name, {"schedule": "61 * * * *", "template": {}})
+    try:
+        def phase() -> dict[str, Any] | None:
+            status = kubectl_json("get", "kpschedule", name, "-n", NS).get("status") or {}
+            return status if status.get("phase") == "FailedValidation" else None
+        status = wait_for(phase, what="FailedValidation")
+        assert "61" in status["validationErrors"][0]
+    finally:
+        kubectl("delete", "kpschedule", name, "-n", NS, check=False)
+
+
+def test_expired_backups_are_garbage_collected(backup_operator: Operator, namespace: str, s3: Any) -> None:
+    populate(namespace)
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace], "ttl": "1s"})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    wait_for(lambda: kubectl("get", "kpbackup", backup, "-n", NS, check=False).returncode != 0, timeout=60,
+             what="the expired backup deleted")
     assert s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("KeyCount", 0) == 0
