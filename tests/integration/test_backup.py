@@ -308,3 +308,23 @@ def test_expired_backups_are_garbage_collected(backup_operator: Operator, namesp
     wait_for(lambda: kubectl("get", "kpbackup", backup, "-n", NS, check=False).returncode != 0, timeout=60,
              what="the expired backup deleted")
     assert s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("KeyCount", 0) == 0
+
+
+def test_operator_killed_mid_backup_ends_failed_interrupted(backup_operator: Operator, namespace: str,
+                                                            s3: Any) -> None:
+    manifest = "".join(
+        f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{blob: {'x' * 2000}}}\n"
+        for i in range(1500)
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest, timeout=300)
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace]})
+    wait_for(lambda: (kubectl_json("get", "kpbackup", backup, "-n", NS).get("status") or {}).get("phase")
+             == "InProgress", interval=0.05, what="InProgress")
+    backup_operator.kill()
+    backup_operator.start()
+    status = finished("kpbackup", backup)
+    assert status["phase"] == "Failed"
+    assert status["failureReason"].startswith("interrupted")
+    keys = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("Contents", [])
+    assert not [k for k in keys if k["Key"].endswith("kubeplane-backup.json")], "never looks complete"
