@@ -8,11 +8,13 @@ import sys
 import click
 
 from operators import __version__
+from operators.cli import backups
 
 # One image, one entry point: the operator name picks which handlers Kopf loads.
 OPERATORS = {
     "controllers": "operators.controllers.operator",
     "backup": "operators.backup.operator",
+    "scheduler": "operators.scheduler.operator",
 }
 
 
@@ -47,6 +49,10 @@ def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, n
         namespaces=list(namespaces),
         liveness_endpoint=liveness,
     )
+
+
+for _group in backups.GROUPS:
+    main.add_command(_group)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ GROUP = "backup.kubeplane.dev/v1alpha1"
 
 @pytest.fixture(scope="module")
 def backup_operator(cluster: Any) -> Iterator[Operator]:
-    operator = Operator("backup", env={"KUBEPLANE_GC_SECONDS": "2"})  # GC passes every 2 s, not every minute
+    # GC passes every 2 s and bucket syncs every 3 s, not every minute.
+    operator = Operator("backup", env={"KUBEPLANE_GC_SECONDS": "2", "KUBEPLANE_SYNC_SECONDS": "3"})
     operator.start()
     yield operator
     operator.stop()
@@ -328,3 +329,194 @@ def test_operator_killed_mid_backup_ends_failed_interrupted(backup_operator: Ope
     assert status["failureReason"].startswith("interrupted")
     keys = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("Contents", [])
     assert not [k for k in keys if k["Key"].endswith("kubeplane-backup.json")], "never looks complete"
+
+
+def kubeplane(*args: str, check: bool = True) -> Any:
+    import subprocess
+
+    from tests.integration.conftest import ENV, ROOT
+    result = subprocess.run([str(ROOT / ".venv/bin/kubeplane"), *args], capture_output=True, text=True, env=ENV,
+                            timeout=180)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubeplane {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_cli_create_get_verify_restore(backup_operator: Operator, namespace: str, s3: Any) -> None:
+    populate(namespace)
+    name = unique("cli")
+    out = kubeplane("backup", "create", name, "--include-namespaces", namespace, "--selector", "app=shop", "--wait")
+    assert f"Backup {name}: Completed" in out.stdout
+    listed = json.loads(kubeplane("backup", "get", name, "-o", "json").stdout)
+    assert listed["status"]["phase"] == "Completed"
+    assert name in kubeplane("backup", "get").stdout
+    assert "every checksum matches" in kubeplane("backup", "verify", name).stdout
+    assert "ConfigMap" in kubeplane("backup", "describe", name).stdout
+
+    restore = kubeplane("restore", "create", "--from-backup", name, "--namespace-mappings",
+                        f"{namespace}:{namespace}-cli", "--dry-run", "--wait")
+    assert "Completed" in restore.stdout and "wouldCreate" in restore.stdout
+
+    key = f"backups/{name}/{name}.tar.gz"
+    data = bytearray(s3.get_object(Bucket="kubeplane", Key=key)["Body"].read())
+    data[-20] ^= 0x01
+    s3.put_object(Bucket="kubeplane", Key=key, Body=bytes(data))
+    failed = kubeplane("backup", "verify", name, check=False)
+    assert failed.returncode == 1 and "verification FAILED" in failed.stderr
+
+    kubeplane("backup", "delete", name, "--confirm")
+    wait_for(lambda: kubectl("get", "kpbackup", name, "-n", NS, check=False).returncode != 0, what="deleted")
+
+
+# --- backup sync, locations, existing-resource policy ------------------------------------------
+
+SYNC_WAIT = 60  # seconds: many sync periods (3 s in these tests) plus a backup run on the other worker
+
+
+def backup_object(name: str) -> dict[str, Any] | None:
+    result = kubectl("get", "kpbackup", name, "-n", NS, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def delete_backup_object_keeping_files(name: str) -> None:
+    """Remove the Backup object as if the cluster were lost: the finalizer (which deletes the files) first."""
+    kubectl("patch", "kpbackup", name, "-n", NS, "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    kubectl("delete", "kpbackup", name, "-n", NS, "--timeout=60s")
+
+
+def location(name: str, minio: dict[str, str], *, prefix: str = "", access_mode: str = "ReadWrite",
+             credential: str = "minio-credentials") -> None:
+    storage = {"bucket": "kubeplane", **({"prefix": prefix} if prefix else {})}
+    create("BackupStorageLocation", name, {
+        "objectStorage": storage, "credential": {"name": credential, "key": "cloud"}, "accessMode": access_mode,
+        "config": {"s3Url": minio["MINIO_ENDPOINT"], "s3ForcePathStyle": "true"},
+    })
+
+
+def location_phase(name: str, phase: str, timeout: float = 90) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        status = kubectl_json("get", "bsl", name, "-n", NS).get("status") or {}
+        return status if status.get("phase") == phase else None
+    result: dict[str, Any] = wait_for(reached, timeout=timeout, what=f"BSL {name} {phase}")
+    return result
+
+
+def test_sync_recreates_a_backup_missing_from_the_cluster(backup_operator: Operator, namespace: str) -> None:
+    populate(namespace)
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace], "includedResources": ["configmaps", "secrets"]})
+    original = finished("kpbackup", backup)
+    assert original["phase"] == "Completed"
+    delete_backup_object_keeping_files(backup)
+
+    def synced() -> dict[str, Any] | None:
+        obj = backup_object(backup)
+        return obj if obj and (obj.get("status") or {}).get("phase") else None
+    obj = wait_for(synced, timeout=SYNC_WAIT, what="the backup synced back from the bucket")
+    status = obj["status"]
+    assert status["phase"] == "Completed", status  # not run again as a New backup
+    assert status["progress"] == original["progress"]
+    for key in ("startTimestamp", "completionTimestamp", "expiration", "formatVersion"):
+        assert status[key] == original[key], key
+    assert status["storageLocation"] == "default"
+    assert obj["metadata"]["labels"]["backup.kubeplane.dev/storage-location"] == "default"
+    assert obj["metadata"]["annotations"]["backup.kubeplane.dev/synced-from"] == "default"
+    assert obj["spec"]["includedNamespaces"] == [namespace]
+    assert "backup.kubeplane.dev/delete-files" in obj["metadata"]["finalizers"]
+    restore = unique("r")
+    create("Restore", restore, {"backupName": backup, "dryRun": True})
+    status = finished("kprestore", restore)
+    assert status["phase"] == "Completed", status
+    assert status["dryRun"]["wouldSkip"] >= 2  # everything is still there, identical
+
+
+def test_sync_removes_a_backup_whose_files_vanished(backup_operator: Operator, namespace: str, s3: Any) -> None:
+    kubectl("create", "configmap", "one", "-n", namespace, "--from-literal=a=b")
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace]})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    objects = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/")["Contents"]
+    s3.delete_objects(Bucket="kubeplane", Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+    wait_for(lambda: backup_object(backup) is None, timeout=SYNC_WAIT, what="the Backup whose files vanished removed")
+
+
+def test_read_only_location(backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str]) -> None:
+    name, prefix = unique("ro"), unique("ro-prefix")
+    # Written through the location while ReadWrite, then turned ReadOnly (a DR cluster's view).
+    location(name, minio, prefix=prefix)
+    try:
+        location_phase(name, "Available")
+        kubectl("create", "configmap", "settings", "-n", namespace, "--from-literal=mode=production")
+        backup = unique("b")
+        create("Backup", backup, {"includedNamespaces": [namespace], "storageLocation": name})
+        assert finished("kpbackup", backup)["phase"] == "Completed"
+        kubectl("patch", "bsl", name, "-n", NS, "--type=merge", "-p", '{"spec":{"accessMode":"ReadOnly"}}')
+
+        refused = unique("b")
+        create("Backup", refused, {"includedNamespaces": [namespace], "storageLocation": name})
+        status = finished("kpbackup", refused)
+        assert status["phase"] == "FailedValidation"
+        assert "ReadOnly" in status["validationErrors"][0]
+
+        # Deleting a Backup on a ReadOnly location keeps its files ...
+        kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s")
+        metadata_key = f"{prefix}/backups/{backup}/kubeplane-backup.json"
+        assert s3.list_objects_v2(Bucket="kubeplane", Prefix=metadata_key).get("KeyCount", 0) == 1
+        # ... so sync brings it back (the disaster-recovery path), and it restores.
+        def synced() -> dict[str, Any] | None:
+            obj = backup_object(backup)
+            return obj if obj and (obj.get("status") or {}).get("phase") == "Completed" else None
+        obj = wait_for(synced, timeout=SYNC_WAIT, what="the backup synced from the ReadOnly location")
+        assert obj["status"]["storageLocation"] == name
+        assert obj["metadata"]["labels"]["backup.kubeplane.dev/storage-location"] == name
+        restore = unique("r")
+        create("Restore", restore, {"backupName": backup, "dryRun": True})
+        status = finished("kprestore", restore)
+        assert status["phase"] == "Completed", status
+        assert status["dryRun"]["wouldSkip"] >= 1
+        assert kubectl_json("get", "bsl", name, "-n", NS)["status"].get("lastSyncedTime")
+    finally:
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+
+
+def test_wrong_credentials_make_the_location_unavailable(backup_operator: Operator, minio: dict[str, str]) -> None:
+    name = unique("badcred")
+    wrong = f"not-the-secret-{uuid.uuid4().hex}"
+    credentials = f"[default]\naws_access_key_id = {minio['MINIO_ROOT_USER']}\naws_secret_access_key = {wrong}\n"
+    kubectl("create", "secret", "generic", name, "-n", NS, f"--from-literal=cloud={credentials}")
+    location(name, minio, prefix=name, credential=name)
+    try:
+        status = location_phase(name, "Unavailable")
+        message = status["message"]
+        assert "credential" in message.lower() or "secret key" in message.lower(), message
+        assert wrong not in message and minio["MINIO_ROOT_PASSWORD"] not in message
+        events = kubectl("get", "events", "-n", NS, "--field-selector", f"involvedObject.name={name}").stdout
+        assert wrong not in events
+    finally:
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+        kubectl("delete", "secret", name, "-n", NS, check=False)
+
+
+def test_existing_resource_policy_update_and_none(backup_operator: Operator, namespace: str) -> None:
+    kubectl("create", "configmap", "settings", "-n", namespace, "--from-literal=mode=production")
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace], "includedResources": ["configmaps"]})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    kubectl("patch", "cm", "settings", "-n", namespace, "--type=merge", "-p", '{"data":{"mode":"staging"}}')
+
+    keep = unique("r")
+    create("Restore", keep, {"backupName": backup, "existingResourcePolicy": "none"})
+    status = finished("kprestore", keep)
+    assert status["phase"] == "Completed", status
+    assert status["warnings"] >= 1
+    assert kubectl_json("get", "cm", "settings", "-n", namespace)["data"] == {"mode": "staging"}
+
+    update = unique("r")
+    create("Restore", update, {"backupName": backup, "existingResourcePolicy": "update"})
+    status = finished("kprestore", update)
+    assert status["phase"] == "Completed", status
+    configmap = kubectl_json("get", "cm", "settings", "-n", namespace)
+    assert configmap["data"] == {"mode": "production"}
+    labels = configmap["metadata"]["labels"]
+    assert labels["backup.kubeplane.dev/restore-name"] == update
+    assert labels["backup.kubeplane.dev/backup-name"] == backup

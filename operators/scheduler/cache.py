@@ -1,0 +1,166 @@
+"""The scheduler cache: a `Snapshot` kept up to date from the Kopf indexes, plus assumed pods.
+
+The indexes (nodes by name, assigned pods by node name, nominated pods by node name, namespace
+labels) are the watch-fed truth. Event handlers only mark nodes dirty; at the start of each
+scheduling cycle `refresh()` rebuilds the NodeInfo of the dirty nodes alone, so a cycle costs
+what changed, not the cluster size.
+
+A pod the scheduler placed but whose binding the watch has not confirmed yet is *assumed*: it
+counts on its node in every later cycle (no overcommit, no host port handed out twice). The
+assumption ends when the pod shows up on the node in the index (confirmed), when the binding
+fails (`forget`), or when the pod is deleted.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from operators.scheduler import helpers
+from operators.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
+
+Obj = Mapping[str, Any]
+
+
+class Index(Protocol):
+    """What we read of a kopf.Index: key -> a store of values."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
+def first(store: Any) -> Any:
+    return next(iter(store), None) if store is not None else None
+
+
+@dataclass
+class Assumed:
+    pod: dict[str, Any]
+    node: str
+    since: float
+    bound: bool = False
+
+
+class SchedulerCache:
+    def __init__(self, nodes: Index, pods_by_node: Index, nominated: Index, namespaces: Index) -> None:
+        self.nodes = nodes
+        self.pods_by_node = pods_by_node
+        self.nominated = nominated
+        self.namespaces = namespaces
+        self.snapshot = Snapshot()
+        self.assumed: dict[str, Assumed] = {}  # pod uid -> assumption
+        self._dirty: set[str] = set()
+        self._all_dirty = True
+        self._pod_infos: dict[tuple[str, str], PodInfo] = {}  # (uid, resourceVersion) -> parsed pod
+
+    # --- from event handlers ------------------------------------------------------------------
+
+    def node_changed(self, name: str) -> None:
+        self._dirty.add(name)
+
+    def pod_deleted(self, uid: str) -> None:
+        assumed = self.assumed.pop(uid, None)
+        if assumed is not None:
+            self._dirty.add(assumed.node)
+
+    def invalidate(self) -> None:
+        self._all_dirty = True
+
+    # --- assume / forget ----------------------------------------------------------------------
+
+    def assume(self, pod: Obj, node_name: str) -> dict[str, Any]:
+        assumed = copy.deepcopy(dict(pod))
+        assumed.setdefault("spec", {})["nodeName"] = node_name
+        uid = helpers.pod_key(pod)
+        self.assumed[uid] = Assumed(assumed, node_name, time.monotonic())
+        info = self.snapshot.nodes.get(node_name)
+        if info is not None:
+            info.add_pod(assumed)
+        return assumed
+
+    def finish_binding(self, uid: str) -> None:
+        entry = self.assumed.get(uid)
+        if entry is not None:
+            entry.bound = True
+            self._dirty.add(entry.node)  # drop the assumption once the index shows the pod there
+
+    def forget(self, uid: str) -> None:
+        entry = self.assumed.pop(uid, None)
+        if entry is not None:
+            self._dirty.add(entry.node)
+
+    def is_assumed(self, uid: str) -> bool:
+        return uid in self.assumed
+
+    # --- per cycle ----------------------------------------------------------------------------
+
+    def refresh(self) -> Snapshot:
+        """Bring the snapshot up to date with the indexes and the assumptions."""
+        if self._all_dirty:
+            self._all_dirty = False
+            self._dirty.clear()
+            names = sorted(self.nodes.keys())
+            self.snapshot.nodes = {name: self._node_info(name) for name in names if first(self.nodes.get(name))}
+        elif self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            reorder = False
+            for name in dirty:
+                if first(self.nodes.get(name)) is None:
+                    reorder = self.snapshot.nodes.pop(name, None) is not None or reorder
+                    continue
+                reorder = reorder or name not in self.snapshot.nodes
+                self.snapshot.nodes[name] = self._node_info(name)
+            if reorder:
+                self.snapshot.nodes = dict(sorted(self.snapshot.nodes.items()))
+        self._refresh_nominated()
+        self.snapshot.namespace_labels = {
+            name: dict(first(self.namespaces.get(name)) or {}) for name in self.namespaces.keys()
+        }
+        return self.snapshot
+
+    def _refresh_nominated(self) -> None:
+        nominated: dict[str, list[PodInfo]] = {}
+        for node_name in self.nominated.keys():
+            for pod in self.nominated.get(node_name) or ():
+                if helpers.pod_key(pod) in self.assumed:
+                    continue
+                nominated.setdefault(node_name, []).append(self._pod_info(pod))
+        self.snapshot.nominated = nominated
+
+    def _node_info(self, name: str) -> NodeInfo:
+        node = first(self.nodes.get(name))
+        info = NodeInfo.of(node)
+        seen: set[str] = set()
+        for pod in self.pods_by_node.get(name) or ():
+            uid = helpers.pod_key(pod)
+            seen.add(uid)
+            info.add_pod(self._pod_info(pod))
+        for uid, entry in list(self.assumed.items()):
+            if entry.node != name:
+                continue
+            if uid in seen:
+                # The watch confirmed the binding: the index has the pod now.
+                if entry.bound:
+                    del self.assumed[uid]
+                continue
+            info.add_pod(entry.pod)
+        return info
+
+    def _pod_info(self, pod: Obj) -> PodInfo:
+        meta = pod.get("metadata") or {}
+        key = (str(meta.get("uid") or helpers.pod_key(pod)), str(meta.get("resourceVersion") or ""))
+        info = self._pod_infos.get(key)
+        if info is None:
+            if len(self._pod_infos) > 200_000:
+                self._pod_infos.clear()
+            info = self._pod_infos[key] = PodInfo.of(pod)
+        return info
+
+    def pods_on(self, name: str) -> Iterable[Obj]:
+        return self.pods_by_node.get(name) or ()

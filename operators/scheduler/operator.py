@@ -1,0 +1,442 @@
+"""The kubeplane scheduler operator: `kubeplane run scheduler`.
+
+Pods opt in with `spec.schedulerName: kubeplane-scheduler`. The I/O around the pure core
+(framework.schedule_one) is upstream's scheduleOne:
+
+- Kopf indexes are the informers: nodes, assigned pods by node, nominated pods by node,
+  pending pods of ours, namespace labels. Event handlers only enqueue (the scheduling queue)
+  and mark cache entries dirty.
+- One scheduling loop, cycles strictly serial: pop the highest-priority pod, refresh the
+  snapshot (dirty nodes only), `schedule_one`, and on success assume the pod in the cache and
+  bind it in a separate asyncio task (the binding cycle), so the next cycle starts at once and
+  already sees the pod's resources.
+- A failed binding forgets the assumption and requeues with backoff; 409 (already bound) or
+  404 (gone) drops the pod.
+- No node fits: PodScheduled=False/Unschedulable with upstream's message, a FailedScheduling
+  Warning, preemption's nomination and victim deletion if it found any, and the pod waits among
+  the unschedulable pods for a node event or a pod deletion (at most 5 minutes).
+
+Not here yet: leader election (run one replica), PodGroups, SchedulerProfiles, the Services /
+controllers / PDBs that default topology spreading and preemption read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from operators.core import metrics
+from operators.core.events import EventRecorder
+from operators.core.kube import STRATEGIC_PATCH, ApiError, Kube
+from operators.core.settings import configure_common
+from operators.core.timeutil import format_time, now, parse_time
+from operators.scheduler import helpers
+from operators.scheduler.cache import Index, SchedulerCache, first
+from operators.scheduler.framework import Profile, Result, default_profile, schedule_one
+from operators.scheduler.messages import truncate_message
+from operators.scheduler.queue import SchedulingQueue
+from operators.scheduler.status import Code
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_NAME = "kubeplane-scheduler"
+Key = tuple[str, str]
+EXPLANATIONS_KEPT = 1000
+EVENT_REPEAT_SECONDS = 60.0
+
+
+# --- what the indexes keep -------------------------------------------------------------------
+
+
+def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+
+
+def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the plugins, preemption and the status write read of a pod."""
+    spec = {k: v for k, v in (body.get("spec") or {}).items() if k not in ("volumes",)}
+    status = body.get("status") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(body),
+        "spec": spec,
+        "status": {
+            k: status[k]
+            for k in ("phase", "nominatedNodeName", "startTime", "conditions", "qosClass", "resize")
+            if k in status
+        },
+    }
+
+
+def trim_node(body: Mapping[str, Any]) -> dict[str, Any]:
+    status = body.get("status") or {}
+    meta = _meta(body)
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {k: meta[k] for k in ("name", "uid", "labels", "annotations") if k in meta},
+        "spec": dict(body.get("spec") or {}),
+        "status": {k: status[k] for k in ("allocatable", "capacity", "images") if k in status},
+    }
+
+
+def is_terminal(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def is_pending_for_us(pod: Mapping[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    return (
+        spec.get("schedulerName") == SCHEDULER_NAME
+        and not spec.get("nodeName")
+        and not (pod.get("metadata") or {}).get("deletionTimestamp")
+        and not is_terminal(pod)
+    )
+
+
+def _key(pod: Mapping[str, Any]) -> Key:
+    meta = pod.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def _pod_path(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods/{name}"
+
+
+def _node_signature(node: Mapping[str, Any]) -> Any:
+    """What of a node matters to scheduling: a heartbeat alone does not retry pods."""
+    meta = node.get("metadata") or {}
+    status = node.get("status") or {}
+    return (meta.get("labels"), node.get("spec"), status.get("allocatable"))
+
+
+# --- the scheduler ---------------------------------------------------------------------------
+
+
+class Scheduler:
+    def __init__(
+        self, kube: Kube, nodes: Index, pods_by_node: Index, nominated: Index, pending: Index, namespaces: Index,
+        profile: Profile | None = None,
+    ) -> None:
+        self.kube = kube
+        self.pending = pending
+        self.cache = SchedulerCache(nodes, pods_by_node, nominated, namespaces)
+        self.queue: SchedulingQueue[Key] = SchedulingQueue()
+        self.profile = profile or default_profile()
+        self.events = EventRecorder(kube, SCHEDULER_NAME)
+        self.synced = asyncio.Event()
+        self.next_start_index = 0
+        self.explanations: OrderedDict[Key, Result] = OrderedDict()
+        self._node_signatures: dict[str, Any] = {}
+        self._last_event: dict[Key, tuple[str, float]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self.run(), name="scheduling loop"),
+            asyncio.create_task(self.events.run(), name="scheduler events"),
+        ]
+
+    async def stop(self) -> None:
+        for task in [*self._loops, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        await self.kube.close()
+
+    # --- event handlers: enqueue only ---------------------------------------------------------
+
+    def on_node_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        name = (body.get("metadata") or {}).get("name") or ""
+        self.cache.node_changed(name)
+        if event_type == "DELETED":
+            self._node_signatures.pop(name, None)
+            return
+        signature = _node_signature(body)
+        if self._node_signatures.get(name) != signature:
+            self._node_signatures[name] = signature
+            self.queue.move_all_to_active()
+
+    def on_pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        key = _key(body)
+        deleted = event_type == "DELETED"
+        if not deleted and is_pending_for_us(body):
+            self.queue.add(key, helpers.pod_priority(body))
+        else:
+            self.queue.delete(key)
+            self._last_event.pop(key, None)
+        node = (body.get("spec") or {}).get("nodeName")
+        if node:
+            self.cache.node_changed(node)
+        if deleted:
+            self.cache.pod_deleted(helpers.pod_key(body))
+            self.explanations.pop(key, None)
+            if node:
+                self.queue.move_all_to_active()
+        elif node and is_terminal(body):
+            self.queue.move_all_to_active()
+
+    # --- the scheduling loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.synced.wait()
+        logger.info("scheduling loop started")
+        while True:
+            self._report_queue()
+            key = await self.queue.pop()
+            try:
+                self.schedule(key)
+            except Exception:
+                logger.exception("scheduling %s/%s failed", *key)
+                metrics.SCHEDULER_ATTEMPTS.labels("error").inc()
+                self.queue.backoff(key)
+            # Let the watches, bindings and status writes run between cycles.
+            await asyncio.sleep(0)
+
+    def _report_queue(self) -> None:
+        for name, size in self.queue.sizes().items():
+            metrics.SCHEDULER_PENDING_PODS.labels(name).set(size)
+
+    def schedule(self, key: Key) -> None:
+        """One scheduling cycle (synchronous: nothing else changes the cache meanwhile)."""
+        pod = first(self.pending.get(key))
+        if pod is None or not is_pending_for_us(pod):
+            self.queue.delete(key)
+            return
+        uid = helpers.pod_key(pod)
+        if self.cache.is_assumed(uid):  # placed already, the binding is in flight
+            self.queue.done(key)
+            return
+        snapshot = self.cache.refresh()
+        started = time.perf_counter()
+        result = schedule_one(pod, snapshot, self.profile, start_index=self.next_start_index, now=now())
+        self.next_start_index = result.next_start_index
+        result.state = type(result.state)()  # plugin state is not needed afterwards; free it
+        self._remember(key, result)
+        elapsed = time.perf_counter() - started
+        if result.status.code is Code.SUCCESS and result.suggested_host:
+            metrics.SCHEDULER_ATTEMPTS.labels("scheduled").inc()
+            metrics.SCHEDULER_ATTEMPT_SECONDS.labels("scheduled").observe(elapsed)
+            self.cache.assume(pod, result.suggested_host)
+            self.queue.done(key)
+            self._spawn(self.bind(key, pod, result.suggested_host), f"bind {key[0]}/{key[1]}")
+        elif result.status.is_rejected():
+            metrics.SCHEDULER_ATTEMPTS.labels("unschedulable").inc()
+            metrics.SCHEDULER_ATTEMPT_SECONDS.labels("unschedulable").observe(elapsed)
+            self.queue.unschedulable(key)
+            self._spawn(self.report_failure(key, pod, result), f"failure {key[0]}/{key[1]}")
+        else:
+            metrics.SCHEDULER_ATTEMPTS.labels("error").inc()
+            metrics.SCHEDULER_ATTEMPT_SECONDS.labels("error").observe(elapsed)
+            logger.warning("scheduling %s/%s: %s", key[0], key[1], result.message)
+            self.queue.backoff(key)
+            self._spawn(self.report_failure(key, pod, result), f"failure {key[0]}/{key[1]}")
+
+    def _remember(self, key: Key, result: Result) -> None:
+        self.explanations[key] = result
+        self.explanations.move_to_end(key)
+        while len(self.explanations) > EXPLANATIONS_KEPT:
+            self.explanations.popitem(last=False)
+
+    def explain(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The last attempt for a pod, as `kubeplane scheduler explain` will show it."""
+        result = self.explanations.get((namespace, name))
+        return result.explain() if result is not None else None
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the binding cycle --------------------------------------------------------------------
+
+    async def bind(self, key: Key, pod: Mapping[str, Any], node: str) -> None:
+        namespace, name = key
+        uid = helpers.pod_key(pod)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "uid": (pod.get("metadata") or {}).get("uid")},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        try:
+            await self.kube.create(_pod_path(namespace, name) + "/binding", body)
+        except ApiError as e:
+            self.cache.forget(uid)
+            metrics.SCHEDULER_BINDING_ERRORS.inc()
+            if e.conflict or e.not_found:
+                # Bound by someone else (or ourselves, earlier), or gone: nothing left to do.
+                logger.info("binding %s/%s to %s: %s; dropping it", namespace, name, node, e)
+                return
+            logger.warning("binding %s/%s to %s failed: %s; retrying", namespace, name, node, e)
+            self.events.warning(pod, "FailedScheduling", truncate_message(f"Binding rejected: {e.message}"))
+            self.queue.requeue(key, helpers.pod_priority(pod))
+            return
+        except Exception as e:
+            self.cache.forget(uid)
+            metrics.SCHEDULER_BINDING_ERRORS.inc()
+            logger.warning("binding %s/%s to %s failed: %r; retrying", namespace, name, node, e)
+            self.queue.requeue(key, helpers.pod_priority(pod))
+            return
+        self.cache.finish_binding(uid)
+        created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+        if created is not None:
+            metrics.SCHEDULER_E2E_SECONDS.observe(max((now() - created).total_seconds(), 0.0))
+        self.events.normal(pod, "Scheduled", f"Successfully assigned {namespace}/{name} to {node}")
+
+    # --- failures -----------------------------------------------------------------------------
+
+    async def report_failure(self, key: Key, pod: Mapping[str, Any], result: Result) -> None:
+        """PodScheduled=False, a FailedScheduling event, and preemption's nomination and victims."""
+        namespace, name = key
+        message = result.message or result.status.message()
+        try:
+            if result.nominated_node and result.victims:
+                await self._preempt(pod, result)
+            await self._patch_status(pod, message, result.nominated_node)
+        except ApiError as e:
+            if not e.not_found:
+                logger.warning("recording the failure of %s/%s: %s", namespace, name, e)
+        except Exception:
+            logger.exception("recording the failure of %s/%s", namespace, name)
+        last = self._last_event.get(key)
+        clock = time.monotonic()
+        if last is None or last[0] != message or clock - last[1] >= EVENT_REPEAT_SECONDS:
+            self._last_event[key] = (message, clock)
+            self.events.warning(pod, "FailedScheduling", truncate_message(message))
+
+    async def _patch_status(self, pod: Mapping[str, Any], message: str, nominated: str | None) -> None:
+        status = pod.get("status") or {}
+        current = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        patch: dict[str, Any] = {}
+        if current is None or (current.get("status"), current.get("reason"), current.get("message")) != (
+            "False", "Unschedulable", message
+        ):
+            condition: dict[str, Any] = {
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                "lastProbeTime": None,
+            }
+            if current is None or current.get("status") != "False":
+                condition["lastTransitionTime"] = format_time(now())
+            patch["conditions"] = [condition]
+        if nominated is not None and nominated != (status.get("nominatedNodeName") or ""):
+            patch["nominatedNodeName"] = nominated or None
+        if not patch:
+            return
+        namespace, name = _key(pod)
+        await self.kube.patch(_pod_path(namespace, name) + "/status", {"status": patch}, content_type=STRATEGIC_PATCH)
+
+    async def _preempt(self, pod: Mapping[str, Any], result: Result) -> None:
+        """Evict the victims preemption chose (upstream deletes them; the deletions retry the pod)."""
+        namespace, name = _key(pod)
+
+        async def evict(victim: Mapping[str, Any]) -> None:
+            v_ns, v_name = _key(victim)
+            uid = (victim.get("metadata") or {}).get("uid")
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
+            try:
+                await self.kube.delete(_pod_path(v_ns, v_name), body)
+            except ApiError as e:
+                if e.not_found or e.conflict:
+                    return
+                raise
+            metrics.SCHEDULER_PREEMPTION_VICTIMS.inc()
+            self.events.normal(
+                victim, "Preempted", f"Preempted by pod {(pod.get('metadata') or {}).get('uid')} on node "
+                f"{result.nominated_node}",
+            )
+
+        logger.info("%s/%s preempts %d pod(s) on %s", namespace, name, len(result.victims), result.nominated_node)
+        await asyncio.gather(*(evict(v) for v in result.victims))
+
+
+# --- Kopf wiring -----------------------------------------------------------------------------
+
+_scheduler: Scheduler | None = None
+
+
+@kopf.index("", "v1", "nodes")
+def scheduler_nodes(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {body.metadata.name or "": trim_node(body)}
+
+
+@kopf.index("", "v1", "pods")
+def scheduler_pods_by_node(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
+    """Assigned, unfinished pods count on their node (the scheduler cache's view)."""
+    node = (body.get("spec") or {}).get("nodeName")
+    if not node or is_terminal(body):
+        return None
+    return {node: trim_pod(body)}
+
+
+@kopf.index("", "v1", "pods")
+def scheduler_nominated_pods(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
+    """Unassigned pods nominated to a node by preemption (upstream's nominator)."""
+    nominated = (body.get("status") or {}).get("nominatedNodeName")
+    if not nominated or (body.get("spec") or {}).get("nodeName") or is_terminal(body):
+        return None
+    return {nominated: trim_pod(body)}
+
+
+@kopf.index("", "v1", "pods")
+def scheduler_pending_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
+    if not is_pending_for_us(body):
+        return None
+    return {_key(body): trim_pod(body)}
+
+
+@kopf.index("", "v1", "namespaces")
+def scheduler_namespaces(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+    return {body.metadata.name or "": dict(body.metadata.labels or {})}
+
+
+@kopf.on.startup()
+async def start_scheduler(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    global _scheduler
+    configure_common(settings)
+    logging.getLogger("operators").setLevel(logging.INFO)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    kube = await Kube.connect(pool_size=128)
+    _scheduler = Scheduler(
+        kube,
+        nodes=kwargs["scheduler_nodes"],
+        pods_by_node=kwargs["scheduler_pods_by_node"],
+        nominated=kwargs["scheduler_nominated_pods"],
+        pending=kwargs["scheduler_pending_pods"],
+        namespaces=kwargs["scheduler_namespaces"],
+    )
+    _scheduler.start()
+
+
+@kopf.on.cleanup()
+async def stop_scheduler(**_: Any) -> None:
+    if _scheduler is not None:
+        await _scheduler.stop()
+
+
+@kopf.on.event("", "v1", "nodes")
+def scheduler_node_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    assert _scheduler is not None
+    _scheduler.synced.set()
+    _scheduler.on_node_event(type, body)
+
+
+@kopf.on.event("", "v1", "pods")
+def scheduler_pod_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    assert _scheduler is not None
+    _scheduler.synced.set()
+    _scheduler.on_pod_event(type, body)
+
+
+@kopf.on.event("", "v1", "namespaces")
+def scheduler_namespace_event(**_: Any) -> None:
+    assert _scheduler is not None
+    _scheduler.synced.set()
