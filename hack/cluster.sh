@@ -18,7 +18,7 @@
 #
 # Environment:
 #   NODES=3                       number of fake nodes (up adds missing ones, never deletes any)
-#   OPERATORS="controllers backup"  operators to run (`kubeplane run <name>`), space or comma separated
+#   OPERATORS="controllers backup scheduler"  operators to run (`kubeplane run <name>`), space or comma separated
 #   KUBEPLANE_NO_QPS_LIMITS=1     create the cluster with --disable-qps-limits (off by default: we benchmark
 #                                 against kube-controller-manager's default client limits). Only takes
 #                                 effect when the cluster is created, so `down` first to change it.
@@ -50,7 +50,7 @@ run=$state/run
 kwok_home=${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$cluster
 
 NODES=${NODES:-3}
-OPERATORS=${OPERATORS-controllers backup}  # set but empty: no operators
+OPERATORS=${OPERATORS-controllers backup scheduler}  # set but empty: no operators
 minio_port=${KUBEPLANE_MINIO_PORT:-19000}
 minio_addr=127.0.0.1:$minio_port
 minio_console=127.0.0.1:$((minio_port + 1))
