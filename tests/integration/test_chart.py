@@ -376,16 +376,24 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         *[(v, r, None) for v in ("get", "list", "watch")
           for r in ("secrets", "deployments.apps", KPRS, crds, CLUSTERROLES)],
         ("create", "deployments.apps", "default"), ("patch", "configmaps", "default"),
-        ("update", "services", "default"), ("create", CLUSTERROLES, None), ("bind", CLUSTERROLES, None),
+        ("patch", "services", "default"), ("update", "deployments.apps/finalizers", "default"),
+        ("create", CLUSTERROLES, None), ("bind", CLUSTERROLES, None),
         ("escalate", "roles.rbac.authorization.k8s.io", "default"),
-        *[(v, "backups.backup.kubeplane.dev", ns)
-          for v in ("get", "list", "watch", "create", "update", "patch", "delete")],
-        ("patch", "backups.backup.kubeplane.dev/status", ns),
-        ("delete", "restores.backup.kubeplane.dev", ns), ("get", "secrets", ns),
+        *[(v, "backups.backup.kubeplane.dev", ns) for v in ("get", "list", "watch", "create", "patch", "delete")],
+        *[(v, f"{plural}.backup.kubeplane.dev", ns) for v in ("get", "list", "watch", "patch")
+          for plural in ("backupstoragelocations", "restores", "schedules")],
+        *[("patch", f"{plural}.backup.kubeplane.dev/status", ns)
+          for plural in ("backupstoragelocations", "backups", "restores", "schedules")],
+        ("get", "secrets", ns), ("create", "events", ns),
     ], denied=[
         ("delete", "pods", None), ("delete", "namespaces", None), ("deletecollection", "pods", None),
         ("delete", "backups.backup.kubeplane.dev", "default"), ("delete", "secrets", ns),
         ("delete", "deployments.apps", "default"), ("impersonate", "users", None),
+        # Restore creates and patches: never a PUT, never a delete.
+        ("update", "services", "default"), ("update", "deployments.apps/scale", "default"),
+        ("delete", "restores.backup.kubeplane.dev", ns), ("delete", "schedules.backup.kubeplane.dev", ns),
+        ("delete", "backupstoragelocations.backup.kubeplane.dev", ns),
+        ("deletecollection", "backups.backup.kubeplane.dev", ns), ("update", "backups.backup.kubeplane.dev", ns),
     ])
 
 
@@ -490,6 +498,163 @@ def test_controllers_operator_runs_under_the_charts_service_account(chart_ns: st
                 process.wait()
     log = log_path.read_text()
     assert "Starting the watch-stream for pods.v1 in" in log, f"no pod watch; see {log_path}"
+    forbidden = [line for line in log.splitlines()
+                 if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
+    assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])
+
+
+# --- the backup operator, for real, under the chart's ServiceAccount -----------------------------
+
+BACKUP_API = "backup.kubeplane.dev/v1alpha1"
+BSL = "backupstoragelocations.backup.kubeplane.dev"
+BACKUPS = "backups.backup.kubeplane.dev"
+RESTORES = "restores.backup.kubeplane.dev"
+SCHEDULES = "schedules.backup.kubeplane.dev"
+GROUP_LABEL = "backup.kubeplane.dev/schedule-name"
+
+
+def _phase(resource: str, name: str, namespace: str) -> str | None:
+    return (kubectl_json("get", resource, name, "-n", namespace).get("status") or {}).get("phase")
+
+
+def _finished(resource: str, name: str, namespace: str, timeout: float = 120) -> Obj:
+    def done() -> Obj | None:
+        status = kubectl_json("get", resource, name, "-n", namespace).get("status") or {}
+        return status if status.get("phase") not in (None, "New", "InProgress") else None
+    return wait_for(done, timeout=timeout, what=f"{resource} {name} to finish")  # type: ignore[no-any-return]
+
+
+def _stored_keys(s3: Any, prefix: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket="kubeplane", Prefix=prefix).get("Contents", [])]
+
+
+def test_backup_operator_runs_under_the_charts_service_account(chart_ns: str, minio: dict[str, str],
+                                                               tmp_path: Path) -> None:
+    """`kubeplane run backup`, authenticated as the chart's backup ServiceAccount and with the release
+    namespace as its own (KUBEPLANE_NAMESPACE, as the chart's Deployment sets it): validates a location,
+    backs a namespace up, restores it after the namespace is deleted, and deletes a Backup's files
+    (its finalizer): its log has no 403."""
+    import boto3  # only this test needs S3
+
+    release, ns = chart_ns, chart_ns
+    values = {"crds": {"enabled": False}, "tests": {"enabled": False},
+              # No in-cluster replica (on KWOK it would not run anyway): the local process is the operator.
+              "operators": {"controllers": {"enabled": False}, "backup": {"enabled": True, "replicas": 0}}}
+    helm("install", release, str(CHART), "-n", ns, *values_args(values, tmp_path))
+    sa = f"{release}-kubeplane-backup"
+    container = kubectl_json("get", "deployment", sa, "-n", ns)["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "KUBEPLANE_NAMESPACE", "value": ns} in container["env"], container["env"]
+
+    # A location in the release namespace: the embedded MinIO, like the cluster's default location, under
+    # a prefix of its own.
+    default_bsl = kubectl_json("get", BSL, "default", "-n", "kubeplane-system")
+    cloud = kubectl_json("get", "secret", default_bsl["spec"]["credential"]["name"], "-n", "kubeplane-system")[
+        "data"][default_bsl["spec"]["credential"]["key"]]
+    prefix = f"test-chart/{ns}"
+    s3 = boto3.client("s3", endpoint_url=minio["MINIO_ENDPOINT"], aws_access_key_id=minio["MINIO_ROOT_USER"],
+                      aws_secret_access_key=minio["MINIO_ROOT_PASSWORD"], region_name="us-east-1")
+    apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bsl-credentials"}, "data": {"cloud": cloud}},
+          namespace=ns)
+    apply({"apiVersion": BACKUP_API, "kind": "BackupStorageLocation", "metadata": {"name": "minio"},
+           "spec": {"provider": "aws", "default": True, "credential": {"name": "bsl-credentials", "key": "cloud"},
+                    "objectStorage": {"bucket": default_bsl["spec"]["objectStorage"]["bucket"], "prefix": prefix},
+                    "config": default_bsl["spec"]["config"]}}, namespace=ns)
+
+    app = f"{ns}-app"
+    kubectl("create", "namespace", app)
+    kubectl("apply", "-n", app, "-f", "-", input=f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{mode: production}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: db}}
+stringData: {{password: hunter2-{app}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: web, image: registry.local/web:1}}]}}
+""")
+
+    kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
+    metrics_port, health_port = _free_port(), _free_port()
+    log_path = STATE / "logs" / f"test-chart-backup-{ns}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(ROOT / ".venv/bin/kubeplane"), "run", "backup", "--verbose",
+               "--metrics-port", str(metrics_port), "--liveness", f"http://127.0.0.1:{health_port}/healthz"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env={**ENV, "KUBECONFIG": str(kubeconfig), "KUBEPLANE_NAMESPACE": ns,
+                                        "KUBEPLANE_GC_SECONDS": "1"},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: process.poll() is not None or _http_ok(f"http://127.0.0.1:{health_port}/healthz"),
+                 timeout=30, what="the operator's liveness endpoint")
+        assert process.poll() is None, f"the operator exited; see {log_path}"
+
+        wait_for(lambda: _phase(BSL, "minio", ns) == "Available", timeout=60, what="the location Available")
+
+        apply({"apiVersion": BACKUP_API, "kind": "Backup", "metadata": {"name": "app"},
+               "spec": {"includedNamespaces": [app], "storageLocation": "minio"}}, namespace=ns)
+        status = _finished(BACKUPS, "app", ns)
+        assert status["phase"] == "Completed", status
+        assert f"{prefix}/backups/app/kubeplane-backup.json" in _stored_keys(s3, f"{prefix}/backups/app/")
+
+        kubectl("delete", "namespace", app, "--wait=true", "--timeout=120s", timeout=150)
+        apply({"apiVersion": BACKUP_API, "kind": "Restore", "metadata": {"name": "app"},
+               "spec": {"backupName": "app"}}, namespace=ns)
+        status = _finished(RESTORES, "app", ns)
+        assert status["phase"] == "Completed", status
+        assert kubectl_json("get", "configmap", "settings", "-n", app)["data"] == {"mode": "production"}
+        secret = kubectl("get", "secret", "db", "-n", app, "-o", "go-template={{.data.password | base64decode}}")
+        assert secret.stdout == f"hunter2-{app}"
+        kubectl("get", "deployment", "web", "-n", app)
+
+        # A Schedule creates its first Backup at once; with a 1s TTL, garbage collection deletes it (and,
+        # through the finalizer, its files).
+        apply({"apiVersion": BACKUP_API, "kind": "Schedule", "metadata": {"name": "nightly"},
+               "spec": {"schedule": "0 3 * * *",
+                        "template": {"includedNamespaces": [app], "storageLocation": "minio", "ttl": "1s"}}},
+              namespace=ns)
+        wait_for(lambda: (kubectl_json("get", SCHEDULES, "nightly", "-n", ns).get("status") or {}).get("lastBackup"),
+                 timeout=60, what="the schedule's first backup")
+        kubectl("patch", SCHEDULES, "nightly", "-n", ns, "--type=merge", "-p", '{"spec":{"paused":true}}')
+        wait_for(lambda: {"BackupCreated", "Expired"} <= {e["reason"] for e in kubectl_json(
+            "get", "events", "-n", ns)["items"]}, timeout=60, what="the scheduled backup created and expired")
+        wait_for(lambda: not kubectl_json("get", BACKUPS, "-n", ns, "-l", f"{GROUP_LABEL}=nightly")["items"],
+                 timeout=60, what="the expired backup garbage-collected")
+
+        kubectl("delete", BACKUPS, "app", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+        assert kubectl("get", BACKUPS, "app", "-n", ns, check=False).returncode != 0
+        assert _stored_keys(s3, f"{prefix}/backups/") == []
+        events = kubectl_json("get", "events", "-n", ns)["items"]
+        assert {"LocationAvailable", "BackupCompleted", "RestoreCompleted"} <= {e["reason"] for e in events}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        # Whatever the operator left: no finalizer may keep the Backup (the operator is gone).
+        kubectl("delete", SCHEDULES, "--all", "-n", ns, check=False)
+        for name in kubectl("get", BACKUPS, "-n", ns, "-o", "name", check=False).stdout.split():
+            kubectl("patch", name, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+        kubectl("delete", f"{BACKUPS},{RESTORES},{BSL}", "--all", "-n", ns, "--wait=false", check=False)
+        kubectl("delete", "secret", "bsl-credentials", "-n", ns, check=False)
+        kubectl("delete", "namespace", app, "--wait=false", check=False)
+        for key in _stored_keys(s3, f"{prefix}/"):
+            s3.delete_object(Bucket="kubeplane", Key=key)
+    log = log_path.read_text()
+    assert "Starting the watch-stream for backups" in log, f"no backup watch; see {log_path}"
     forbidden = [line for line in log.splitlines()
                  if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
     assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])

@@ -108,8 +108,14 @@ def _matches(rule_values: list[str], value: str) -> bool:
     return "*" in rule_values or value in rule_values
 
 
+def _resource_matches(rule_values: list[str], resource: str) -> bool:
+    """As the RBAC authorizer: "*" is every resource and subresource, "*/scale" one subresource of all."""
+    subresource = resource.partition("/")[2]
+    return _matches(rule_values, resource) or bool(subresource and f"*/{subresource}" in rule_values)
+
+
 def rule_allows(rule: Obj, verb: str, group: str, resource: str) -> bool:
-    return (_matches(rule.get("apiGroups", []), group) and _matches(rule.get("resources", []), resource)
+    return (_matches(rule.get("apiGroups", []), group) and _resource_matches(rule.get("resources", []), resource)
             and _matches(rule["verbs"], verb))
 
 
@@ -424,6 +430,9 @@ def test_no_role_but_backup_grants_secrets() -> None:
             assert not any(rule_allows(rule, v, "", "secrets") for v in ("get", "list", "watch")), (name, rule)
 
 
+GROUP_BACKUP = "backup.kubeplane.dev"
+
+
 def test_backup_rbac_reads_everything_and_writes_only_for_restore() -> None:
     objs = render({"operators": {"backup": {"enabled": True}}})
     sa = "kp-kubeplane-backup"
@@ -435,13 +444,38 @@ def test_backup_rbac_reads_everything_and_writes_only_for_restore() -> None:
         assert allowed(objs, sa, "create", group, resource), resource
     assert not allowed(objs, sa, "delete", "", "pods"), "restore never deletes"
     assert not allowed(objs, sa, "delete", "", "namespaces")
-    assert allowed(objs, sa, "delete", "backup.kubeplane.dev", "backups", namespace=NAMESPACE)
-    assert not allowed(objs, sa, "delete", "backup.kubeplane.dev", "backups", namespace="default")
+    for resource, group in [("configmaps", ""), ("deployments", "apps"), ("backups", "backup.kubeplane.dev")]:
+        assert allowed(objs, sa, "patch", group, resource, namespace="default"), resource
+        assert not allowed(objs, sa, "update", group, resource, namespace="default"), "restore creates and patches"
+    # ... except an owner's finalizers (OwnerReferencesPermissionEnforcement, for relinked ownerReferences).
+    assert allowed(objs, sa, "update", "apps", "deployments/finalizers", namespace="default")
+    assert not allowed(objs, sa, "update", "apps", "deployments/scale", namespace="default")
+    assert allowed(objs, sa, "bind", "rbac.authorization.k8s.io", "clusterroles")
+
+    # Its own kinds, in its own namespace: patch (status, the Backup finalizer); create and delete Backups
+    # only (Schedules, garbage collection); get the location Secrets.
+    own = [rule for scope, rule in grants(objs, sa, NAMESPACE) if scope == NAMESPACE]
+    for plural in ("backupstoragelocations", "backups", "restores", "schedules"):
+        for verb in ("get", "list", "watch", "patch"):
+            assert allowed(objs, sa, verb, "backup.kubeplane.dev", plural, namespace=NAMESPACE), (verb, plural)
+        assert allowed(objs, sa, "patch", "backup.kubeplane.dev", f"{plural}/status", namespace=NAMESPACE)
+        writes = [v for r in own for v in ("create", "delete", "update") if rule_allows(r, v, GROUP_BACKUP, plural)]
+        assert writes == (["create", "delete"] if plural == "backups" else []), (plural, writes)
+    assert not allowed(objs, sa, "delete", GROUP_BACKUP, "backups", namespace="default")
+    assert not allowed(objs, sa, "delete", GROUP_BACKUP, "restores", namespace=NAMESPACE)
+    assert not allowed(objs, sa, "deletecollection", GROUP_BACKUP, "backups", namespace=NAMESPACE)
+    assert not any(rule_allows(r, v, "", "secrets") for r in own for v in ("list", "watch", "create", "delete"))
+    assert any(rule_allows(r, "get", "", "secrets") for r in own)
+    assert allowed(objs, sa, "create", "", "events", namespace=NAMESPACE)
 
     read_only = render({"operators": {"backup": {"enabled": True, "restore": {"enabled": False}}}})
     assert not [o for o in of_kind(read_only, "ClusterRole") if o["metadata"]["name"].endswith("-restore")]
     assert allowed(read_only, sa, "get", "", "secrets")
     assert not allowed(read_only, sa, "create", "", "pods", namespace="default")
+    assert not allowed(read_only, sa, "patch", "", "configmaps", namespace="default")
+    assert not allowed(read_only, sa, "update", "apps", "deployments/finalizers", namespace="default")
+    assert allowed(read_only, sa, "patch", "backup.kubeplane.dev", "backups/status", namespace=NAMESPACE)
+    assert allowed(read_only, sa, "create", "backup.kubeplane.dev", "backups", namespace=NAMESPACE)
 
 
 def test_extra_cluster_rules() -> None:

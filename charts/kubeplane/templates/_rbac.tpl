@@ -121,11 +121,17 @@ writing them back (a separate ClusterRole, operators.backup.restore.enabled).
 {{- end }}
 
 {{- define "kubeplane.backup.restoreRules" -}}
-# Restore creates what is missing and, with existingResourcePolicy=update, patches what differs.
-# It never deletes.
+# Restore creates what is missing and, with existingResourcePolicy=update, patches what differs (a
+# merge patch: never update/PUT). It never deletes.
 - apiGroups: ["*"]
   resources: ["*"]
-  verbs: ["create", "patch", "update"]
+  verbs: ["create", "patch"]
+# Restored objects get their ownerReferences relinked to the restored owners' new UIDs; with
+# blockOwnerDeletion set, clusters running the OwnerReferencesPermissionEnforcement admission plugin
+# require update on the owner's finalizers subresource (the only update a restore needs).
+- apiGroups: ["*"]
+  resources: ["*/finalizers"]
+  verbs: ["update"]
 # Restoring Roles and ClusterRoles(Bindings) whose rules the operator does not itself hold.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "clusterroles"]
@@ -135,13 +141,31 @@ writing them back (a separate ClusterRole, operators.backup.restore.enabled).
 {{- define "kubeplane.backup.namespacedRules" -}}
 {{- end }}
 
-{{/* Its own objects and storage credentials live in its namespace. */}}
+{{/*
+Its own objects and storage credentials live in its namespace (KUBEPLANE_NAMESPACE, the release
+namespace). Verified by running `kubeplane run backup` under these rules
+(tests/integration/test_chart.py::test_backup_operator_runs_under_the_charts_service_account).
+- get/list/watch on its kinds: Kopf watches them, the operator reads them (the read-all ClusterRole
+  grants this too; these are what the operator needs without it);
+- patch, never update: the status of every kind, and the delete-files finalizer on Backups (a patch of
+  metadata.finalizers on the Backup itself: no finalizers subresource is involved);
+- create Backups (a Schedule's runs) and delete them (garbage collection of expired Backups); it never
+  creates or deletes locations, Restores or Schedules;
+- get the Secrets a BackupStorageLocation names (credential, encryption key); never list or watch them
+  here.
+*/}}
 {{- define "kubeplane.backup.ownRules" -}}
 - apiGroups: ["backup.kubeplane.dev"]
-  resources: ["*"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  resources: ["backupstoragelocations", "backups", "restores", "schedules"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["backup.kubeplane.dev"]
+  resources: ["backupstoragelocations/status", "backups/status", "restores/status", "schedules/status"]
+  verbs: ["patch"]
+- apiGroups: ["backup.kubeplane.dev"]
+  resources: ["backups"]
+  verbs: ["create", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get"]
 {{ include "kubeplane.rules.events" . }}
 {{- end }}
