@@ -12,6 +12,7 @@ reason "interrupted" and its partial files are removed, never reported Completed
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from operators.backup import archive, locations, naming, selection
+from operators.backup import archive, locations, naming, selection, sync
 from operators.backup.backup_run import run_backup
 from operators.backup.locations import GROUP, VERSION, Location, LocationError
 from operators.backup.restore_run import run_restore
@@ -36,6 +37,19 @@ logger = logging.getLogger(__name__)
 FINALIZER = f"{GROUP}/delete-files"
 INTERRUPTED = "interrupted: the backup operator stopped during the run; partial files were removed"
 Key = tuple[str, str]  # (kind plural, name)
+SYNC_KEY = "backupsync"  # queue key (SYNC_KEY, location name): one bucket-to-cluster sync pass
+
+
+def sync_period(bsl: Mapping[str, Any]) -> float:
+    """Seconds between sync passes of a location (0 = off): `spec.backupSyncPeriod` (default 1m),
+    or KUBEPLANE_SYNC_SECONDS when set (tests)."""
+    spec = bsl.get("spec") or {}
+    if spec.get("backupSyncPeriod") and naming.parse_duration(spec["backupSyncPeriod"]).total_seconds() == 0:
+        return 0.0
+    override = os.environ.get("KUBEPLANE_SYNC_SECONDS")
+    if override:
+        return float(override)
+    return naming.parse_duration(spec.get("backupSyncPeriod") or "1m").total_seconds()
 
 
 def operator_namespace() -> str:
@@ -56,6 +70,7 @@ class BackupOperator:
         self.events = EventRecorder(kube, "kubeplane-backup")
         self.running: set[Key] = set()  # runs this process started; anything else InProgress was interrupted
         self.tasks: list[asyncio.Task[None]] = []
+        self.syncing: set[str] = set()  # locations whose bucket sync is scheduled in the queue
 
     def start(self) -> None:
         self.tasks = [
@@ -102,6 +117,8 @@ class BackupOperator:
             return await self.sync_restore(name)
         if plural == "schedules":
             return await self.sync_schedule(name)
+        if plural == SYNC_KEY:
+            return await self.sync_bucket(name)
         return None
 
     # --- BackupStorageLocation -----------------------------------------------------------------
@@ -126,8 +143,106 @@ class BackupOperator:
             "phase": phase, "message": message or None, "lastValidationTime": format_time(now()),
             "observedGeneration": bsl["metadata"].get("generation"),
         })
+        if phase == "Available" and name not in self.syncing and sync_period(bsl):
+            self.syncing.add(name)  # from now on the sync key reschedules itself
+            self.queue.add((SYNC_KEY, name))
         every = naming.parse_duration((bsl.get("spec") or {}).get("validationFrequency") or "1m")
         return every.total_seconds() or None
+
+    # --- backup sync: bucket -> cluster (Velero's backup sync controller) ----------------------
+
+    async def sync_bucket(self, name: str) -> float | None:
+        """One sync pass of a location; returns its sync period (the next pass)."""
+        bsl = await self.get("backupstoragelocations", name)
+        period = sync_period(bsl) if bsl is not None and not bsl["metadata"].get("deletionTimestamp") else 0.0
+        if bsl is None or not period:
+            self.syncing.discard(name)  # sync_location schedules it again if sync is turned back on
+            return None
+        if (bsl.get("status") or {}).get("phase") != "Available":
+            return period
+        try:
+            location = await locations.resolve(self.kube, bsl)
+            store = ObjectStore(location.config)
+            # The cluster first, then the bucket: see sync.plan_sync.
+            cluster = await self.kube.list_all(path("backups"))
+            stored = sync.stored_backup_names(await store.list_keys("backups/"))
+        except (LocationError, StorageError) as e:
+            logger.warning("backup sync of location %s skipped: %s", name, e)
+            self.queue.add(("backupstoragelocations", name))  # let validation say so in its status
+            return period
+        plan = sync.plan_sync(name, stored, cluster)
+        for backup_name in plan.create:
+            await self.create_synced_backup(bsl, store, backup_name)
+        for backup_name in plan.complete:
+            await self.write_synced_status(bsl, store, backup_name)
+        for backup_name in plan.delete:
+            await self.remove_vanished_backup(bsl, store, backup_name)
+        await self.patch_status("backupstoragelocations", name, {"lastSyncedTime": format_time(now())})
+        return period
+
+    async def _stored_backup(self, bsl: dict[str, Any], store: ObjectStore,
+                             backup_name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        try:
+            stored = json.loads(await store.get_bytes(archive.BackupKeys(backup_name).metadata))
+            return sync.backup_from_metadata(backup_name, stored, bsl["metadata"]["name"], operator_namespace())
+        except (StorageError, ValueError, AttributeError) as e:
+            logger.warning("backup sync: cannot take backup %s from location %s: %s",
+                           backup_name, bsl["metadata"]["name"], e)
+            return None
+
+    async def create_synced_backup(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str) -> None:
+        found = await self._stored_backup(bsl, store, backup_name)
+        if found is None:
+            return
+        obj, status = found
+        try:
+            await self.kube.create(path("backups"), obj)
+        except ApiError as e:
+            if not e.conflict:  # conflict: created meanwhile (a backup run, another location): leave it
+                logger.warning("backup sync: cannot create Backup %s: %s", backup_name, e)
+            return
+        await self._finish_synced(bsl, backup_name, status)
+
+    async def write_synced_status(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str) -> None:
+        found = await self._stored_backup(bsl, store, backup_name)
+        if found is not None:
+            await self._finish_synced(bsl, backup_name, found[1])
+
+    async def _finish_synced(self, bsl: dict[str, Any], backup_name: str, status: Mapping[str, Any]) -> None:
+        # Status first (until then sync_backup leaves the New Backup alone), then the finalizer:
+        # deleting a synced Backup deletes its files like any other (kept on a ReadOnly location).
+        await self.patch_status("backups", backup_name, status)
+        try:
+            await self.kube.patch(path("backups", backup_name), {"metadata": {"finalizers": [FINALIZER]}})
+        except ApiError as e:
+            if not e.not_found:
+                raise
+        self.events.normal(bsl, "BackupSynced", f"backup {backup_name} found in the bucket: Backup created")
+
+    async def remove_vanished_backup(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str) -> None:
+        if await store.exists(archive.BackupKeys(backup_name).metadata):
+            return  # back (or listed late): keep it
+        backup = await self.get("backups", backup_name)
+        if backup is None:
+            return
+        finalizers = backup["metadata"].get("finalizers") or []
+        try:
+            if finalizers:  # the files are gone: nothing for the finalizer to delete
+                await self.kube.patch(path("backups", backup_name), [
+                    {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                    {"op": "replace", "path": "/metadata/finalizers",
+                     "value": [f for f in finalizers if f != FINALIZER]},
+                ], content_type="application/json-patch+json")
+            await self.kube.delete(path("backups", backup_name))
+        except ApiError as e:
+            if e.not_found:
+                return
+            if e.status == 422:  # the finalizers changed under us: next pass
+                logger.info("backup sync: Backup %s changed while removing it; next pass", backup_name)
+                return
+            raise
+        self.events.normal(bsl, "BackupRemoved",
+                           f"backup {backup_name} is no longer in the bucket: Backup object removed")
 
     # --- Backup --------------------------------------------------------------------------------
 
@@ -141,6 +256,8 @@ class BackupOperator:
         if backup["metadata"].get("deletionTimestamp"):
             await self.delete_backup_files(backup)
             return None
+        if sync.is_synced_pending(backup):
+            return None  # created by backup sync, its stored status is being written: never run it
         if phase == "New":
             self.running.add(key)
             try:
@@ -335,9 +452,16 @@ class BackupOperator:
         while True:
             await asyncio.sleep(interval)
             try:
+                # As Velero: nothing on a ReadOnly location is garbage-collected (sync would bring it back).
+                read_only = {
+                    bsl["metadata"]["name"] for bsl in await self.kube.list_all(path("backupstoragelocations"))
+                    if (bsl.get("spec") or {}).get("accessMode") == "ReadOnly"
+                }
                 for backup in await self.kube.list_all(path("backups")):
                     status = backup.get("status") or {}
                     if status.get("phase") in ("New", "InProgress", None) or not naming.is_expired(status, now()):
+                        continue
+                    if status.get("storageLocation") in read_only:
                         continue
                     self.events.normal(backup, "Expired", f"expired at {status.get('expiration')}: deleting")
                     try:
