@@ -192,6 +192,18 @@ async def _wait(kube: Kube, path: str, what: str, total_key: str, done_key: str)
         await asyncio.sleep(0.5)
 
 
+def _create(namespace: str, plural: str, body: Mapping[str, Any], *, wait: bool, done_key: str) -> None:
+    """Create a Backup or Restore; with `wait`, follow it to a final phase and exit 1 unless Completed."""
+    kind, name = body["kind"], body["metadata"]["name"]
+
+    async def go(kube: Kube) -> None:
+        await kube.create(_path(namespace, plural), body)
+        click.echo(f"{kind} {name} created.")
+        if wait:
+            _summary(await _wait(kube, _path(namespace, plural, name), kind.lower(), "totalItems", done_key))
+    _run(go)
+
+
 def _summary(obj: Mapping[str, Any]) -> None:
     status = _status(obj)
     click.echo(f"{obj['kind']} {obj['metadata']['name']}: {status.get('phase')}")
@@ -223,12 +235,7 @@ def backup_create(name: str, ttl: str | None, storage_location: str | None, wait
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Backup", "metadata": {"name": name},
             "spec": _prune({**_filters(filters), "ttl": ttl, "storageLocation": storage_location})}
 
-    async def go(kube: Kube) -> None:
-        await kube.create(_path(namespace, "backups"), body)
-        click.echo(f"Backup {name} created.")
-        if wait:
-            _summary(await _wait(kube, _path(namespace, "backups", name), "backup", "totalItems", "itemsBackedUp"))
-    _run(go)
+    _create(namespace, "backups", body, wait=wait, done_key="itemsBackedUp")
 
 
 @backup_group.command("get")
@@ -404,12 +411,7 @@ def restore_create(name: str | None, from_backup: str | None, from_schedule: str
                    "preserveNodePorts": preserve_nodeports, "dryRun": dry_run})
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Restore", "metadata": {"name": name}, "spec": spec}
 
-    async def go(kube: Kube) -> None:
-        await kube.create(_path(namespace, "restores"), body)
-        click.echo(f"Restore {name} created.")
-        if wait:
-            _summary(await _wait(kube, _path(namespace, "restores", name), "restore", "totalItems", "itemsRestored"))
-    _run(go)
+    _create(namespace, "restores", body, wait=wait, done_key="itemsRestored")
 
 
 @restore_group.command("get")
