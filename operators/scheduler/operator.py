@@ -1,7 +1,8 @@
 """The kubeplane scheduler operator: `kubeplane run scheduler`.
 
-Pods opt in with `spec.schedulerName: kubeplane-scheduler`. The I/O around the pure core
-(framework.schedule_one) is upstream's scheduleOne:
+Pods opt in with `spec.schedulerName: kubeplane-scheduler` (or the name in the environment
+variable KUBEPLANE_SCHEDULER_NAME, e.g. to run a second scheduler beside the first). The I/O
+around the pure core (framework.schedule_one) is upstream's scheduleOne:
 
 - Kopf indexes are the informers: nodes, assigned pods by node, nominated pods by node,
   pending pods of ours, namespace labels. Event handlers only enqueue (the scheduling queue)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -45,7 +47,9 @@ from operators.scheduler.status import Code
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER_NAME = "kubeplane-scheduler"
+DEFAULT_SCHEDULER_NAME = "kubeplane-scheduler"
+# The spec.schedulerName of the pods this scheduler handles, and the component of its events.
+SCHEDULER_NAME = os.environ.get("KUBEPLANE_SCHEDULER_NAME") or DEFAULT_SCHEDULER_NAME
 Key = tuple[str, str]
 EXPLANATIONS_KEPT = 1000
 EVENT_REPEAT_SECONDS = 60.0

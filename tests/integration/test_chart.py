@@ -8,7 +8,8 @@
 - RBAC: `kubectl auth can-i --as=system:serviceaccount:...` for every verb each operator needs, and a
   list of what each must not do;
 - the controllers operator (`kubeplane run controllers`) run locally under the chart's controllers
-  ServiceAccount token reconciles a ReplicaSet without a single Forbidden.
+  ServiceAccount token reconciles a ReplicaSet without a single Forbidden; likewise the backup operator
+  (backs up, restores, garbage-collects) and the scheduler (binds a pod, marks one Unschedulable).
 
 KWOK runs the pods: an operator Deployment is "Running" without a real container, so whatever the
 operators do here is done by the local process of the last test, not by the in-cluster pods.
@@ -655,6 +656,104 @@ spec:
             s3.delete_object(Bucket="kubeplane", Key=key)
     log = log_path.read_text()
     assert "Starting the watch-stream for backups" in log, f"no backup watch; see {log_path}"
+    forbidden = [line for line in log.splitlines()
+                 if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
+    assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])
+
+
+# --- the scheduler operator, for real, under the chart's ServiceAccount --------------------------
+
+
+def _pod_scheduled(pod: Obj) -> Obj:
+    return next((c for c in (pod.get("status") or {}).get("conditions") or [] if c["type"] == "PodScheduled"), {})
+
+
+def test_scheduler_operator_runs_under_the_charts_service_account(chart_ns: str, tmp_path: Path) -> None:
+    """`kubeplane run scheduler`, authenticated as the chart's scheduler ServiceAccount, binds a pod that
+    fits and marks one that fits nowhere PodScheduled=False/Unschedulable with a FailedScheduling event:
+    its log has no 403.
+
+    It watches the whole cluster (as the chart's ClusterRole allows) but handles only pods naming it:
+    KUBEPLANE_SCHEDULER_NAME gives it a name of its own, so the cluster's own kubeplane-scheduler (if one
+    runs) leaves this test's pods alone, and this process leaves everybody else's."""
+    release, ns = chart_ns, chart_ns
+    name = f"kubeplane-scheduler-{ns}"
+    values = {"crds": {"enabled": False}, "tests": {"enabled": False},
+              # No in-cluster replica (on KWOK it would not run anyway): the local process is the scheduler.
+              "operators": {"controllers": {"enabled": False},
+                            "scheduler": {"enabled": True, "replicas": 0, "schedulerName": name}}}
+    helm("install", release, str(CHART), "-n", ns, *values_args(values, tmp_path))
+    sa = f"{release}-kubeplane-scheduler"
+    container = kubectl_json("get", "deployment", sa, "-n", ns)["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "KUBEPLANE_SCHEDULER_NAME", "value": name} in container["env"], container["env"]
+    assert_rbac(sa, ns, allowed=[("create", "pods/binding", ns), ("list", "nodes", None), ("watch", "pods", None)],
+                denied=[("get", "secrets", ns), ("create", "pods", ns), ("patch", "pods", ns)])
+
+    kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
+    metrics_port, health_port = _free_port(), _free_port()
+    log_path = STATE / "logs" / f"test-chart-scheduler-{ns}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(ROOT / ".venv/bin/kubeplane"), "run", "scheduler",
+               "--metrics-port", str(metrics_port), "--liveness", f"http://127.0.0.1:{health_port}/healthz"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env={**ENV, "KUBECONFIG": str(kubeconfig),
+                                                 "KUBEPLANE_SCHEDULER_NAME": name},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def pod(pod_name: str, cpu: str) -> Obj:
+        # Pinned to one of the cluster's own KWOK nodes: never onto nodes another test or a benchmark made.
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod_name},
+                "spec": {"schedulerName": name, "nodeSelector": {"kubernetes.io/hostname": "kwok-node-0"},
+                         "containers": [{"name": "c", "image": "registry.local/app:1",
+                                         "resources": {"requests": {"cpu": cpu, "memory": "16Mi"}}}]}}
+
+    try:
+        wait_for(lambda: process.poll() is not None or _http_ok(f"http://127.0.0.1:{health_port}/healthz"),
+                 timeout=60, what="the scheduler's liveness endpoint")
+        assert process.poll() is None, f"the scheduler exited; see {log_path}"
+
+        # The scheduling loop starts once the watches have listed every node and pod: on a busy cluster
+        # that takes a while, hence the generous timeout of the first wait.
+        apply(pod("fits", "100m"), namespace=ns)
+        apply(pod("too-big", "1000"), namespace=ns)
+        wait_for(lambda: kubectl_json("get", "pod", "fits", "-n", ns).get("status", {}).get("phase") == "Running",
+                 timeout=180, what="the pod that fits bound and Running")
+        fits = kubectl_json("get", "pod", "fits", "-n", ns)
+        assert fits["spec"]["nodeName"] == "kwok-node-0"
+        assert _pod_scheduled(fits).get("status") == "True", fits["status"]
+
+        wait_for(lambda: _pod_scheduled(kubectl_json("get", "pod", "too-big", "-n", ns)).get("reason")
+                 == "Unschedulable", timeout=90, what="the pod that fits nowhere marked Unschedulable")
+        too_big = kubectl_json("get", "pod", "too-big", "-n", ns)
+        assert _pod_scheduled(too_big)["status"] == "False", too_big["status"]
+        assert "Insufficient cpu" in _pod_scheduled(too_big)["message"], too_big["status"]
+        assert not too_big["spec"].get("nodeName")
+
+        def ours(pod_name: str, reason: str) -> list[Obj]:
+            events = kubectl_json("get", "events", "-n", ns, "--field-selector",
+                                  f"involvedObject.name={pod_name}")["items"]
+            return [e for e in events if e["reason"] == reason and e.get("reportingComponent") == name]
+
+        wait_for(lambda: ours("too-big", "FailedScheduling"), timeout=60, what="a FailedScheduling event")
+        wait_for(lambda: ours("fits", "Scheduled"), timeout=60, what="a Scheduled event")
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        # This process did the work (not some other scheduler on the cluster).
+        assert _metric(metrics, 'kubeplane_scheduler_attempts_total{result="scheduled"}') >= 1, metrics
+        assert _metric(metrics, 'kubeplane_scheduler_attempts_total{result="unschedulable"}') >= 1, metrics
+        assert _metric(metrics, "kubeplane_scheduler_binding_errors_total") == 0, metrics
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        kubectl("delete", "pods", "--all", "-n", ns, "--wait=false", check=False)
+    log = log_path.read_text()
+    assert "scheduling loop started" in log, f"the scheduling loop never started; see {log_path}"
     forbidden = [line for line in log.splitlines()
                  if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
     assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])

@@ -298,6 +298,19 @@ def test_image_tag_digest_and_per_operator_overrides() -> None:
     assert image(scheduler, "scheduler") == "sched:0.1.0"
 
 
+def test_scheduler_name_becomes_the_schedulers_environment() -> None:
+    def env(values: dict[str, Any]) -> list[Obj]:
+        d = named(render(values), "Deployment", "kp-kubeplane-scheduler")
+        return list(d["spec"]["template"]["spec"]["containers"][0]["env"])
+
+    default = {"name": "KUBEPLANE_SCHEDULER_NAME", "value": "kubeplane-scheduler"}
+    assert default in env({"operators": {"scheduler": {"enabled": True}}})
+    custom = env({"operators": {"scheduler": {"enabled": True, "schedulerName": "team-a-scheduler"}}})
+    assert {"name": "KUBEPLANE_SCHEDULER_NAME", "value": "team-a-scheduler"} in custom
+    controllers = named(render(), "Deployment", "kp-kubeplane-controllers")["spec"]["template"]["spec"]
+    assert not [e for e in controllers["containers"][0]["env"] if e["name"] == "KUBEPLANE_SCHEDULER_NAME"]
+
+
 def test_operator_options_become_flags() -> None:
     values = {"operators": {"controllers": {"watchNamespaces": ["team-a", "team-b"], "verbose": True,
                                             "extraArgs": ["--foo"]}}}
@@ -630,6 +643,8 @@ def nested(dotted: str, value: Any) -> dict[str, Any]:
         ("crds.enabled", "yes", "at '/crds/enabled': got string, want boolean"),
         ("metrics.port", 0, "at '/metrics/port': minimum: got 0, want 1"),
         ("operators.scheduler.watchNamespaces", ["Not_A_Namespace"], "at '/operators/scheduler/watchNamespaces/0'"),
+        ("operators.scheduler.schedulerName", "Not_A_Name", "at '/operators/scheduler/schedulerName'"),
+        ("operators.controllers.schedulerName", "x", "at '/operators/controllers': additional properties"),
         ("backupStorageLocation.accessMode", "WriteOnly", "value must be one of 'ReadWrite', 'ReadOnly'"),
         ("minio.auth.rootPassword", "short", "at '/minio/auth/rootPassword'"),
     ],
