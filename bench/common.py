@@ -46,8 +46,8 @@ def wait_until(done: Callable[[], tuple[bool, str]], timeout: float, label: str)
         time.sleep(0.25)
 
 
-def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
     print(f"\n{title}")
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))

@@ -2,7 +2,8 @@
 # Builds the pinned toolchain from Go modules into a cache outside the checkout, keyed by version,
 # and points ./bin at it. Idempotent: a tool whose versioned directory exists is not rebuilt.
 #
-#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio (default: all)
+#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio velero
+#                                (default: all but velero, which only bench/backup.py needs)
 #
 # KUBEPLANE_CACHE (default ~/.cache/kubeplane) holds the builds; a fresh clone on the same machine
 # reuses them.
@@ -55,6 +56,16 @@ build_etcd() { (cd "$root/hack/tools/etcd" && go build -trimpath -ldflags "-s -w
 build_kwok() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@"$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwokctl@"$KWOK_VERSION"; }
 build_kind() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kind@"$KIND_VERSION"; }
 build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" github.com/minio/minio@"$MINIO_VERSION"; }
+# Velero (benchmark peer only): a wrapper module because upstream's go.mod replaces kopia, which
+# `go install velero@version` refuses. The AWS object-store plugin goes to velero-plugins/ (bin/velero-plugins), for --plugin-dir.
+build_velero() {
+  local pkg=github.com/vmware-tanzu/velero/pkg/buildinfo
+  (cd "$root/hack/tools/velero" && go build -trimpath -ldflags "-s -w -X $pkg.Version=$VELERO_VERSION \
+    -X $pkg.GitSHA=0000000000000000000000000000000000000000 -X $pkg.GitTreeState=clean" \
+    -o "$1/velero" github.com/vmware-tanzu/velero/cmd/velero)
+  GOBIN=$1/velero-plugins go install -trimpath -ldflags "-s -w" \
+    github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws@"$VELERO_AWS_PLUGIN_VERSION"
+}
 build_helm() {
   local v=${KUBERNETES_VERSION#v} k8s_minor
   k8s_minor=${v#*.}; k8s_minor=${k8s_minor%%.*}
@@ -75,7 +86,8 @@ for t in "${tools[@]}"; do
     kubernetes) key=$KUBERNETES_VERSION; [[ ${KUBEPLANE_KIND_BINARIES:-0} == 1 ]] && key+=-node ;;
     etcd) key=$ETCD_VERSION ;; kwok) key=$KWOK_VERSION ;; helm) key=$HELM_VERSION ;;
     kind) key=$KIND_VERSION ;; minio) key=$MINIO_VERSION ;;
-    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio)"; exit 2 ;;
+    velero) key=$VELERO_VERSION-aws-$VELERO_AWS_PLUGIN_VERSION ;;
+    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero)"; exit 2 ;;
   esac
   build "$t" "$key" "build_$t"
 done
