@@ -238,16 +238,6 @@ def backup_create(name: str, ttl: str | None, storage_location: str | None, wait
     _create(namespace, "backups", body, wait=wait, done_key="itemsBackedUp")
 
 
-@backup_group.command("get")
-@click.argument("name", required=False)
-@namespace_option
-@output_option
-def backup_get(name: str | None, namespace: str, output: str) -> None:
-    """List backups (or show one)."""
-    items = _run(lambda kube: _get_items(kube, namespace, "backups", name))
-    _print(items, output, BACKUP_COLUMNS)
-
-
 async def _get_items(kube: Kube, namespace: str, plural: str, name: str | None) -> list[dict[str, Any]]:
     if name:
         return [await kube.get(_path(namespace, plural, name))]
@@ -414,15 +404,6 @@ def restore_create(name: str | None, from_backup: str | None, from_schedule: str
     _create(namespace, "restores", body, wait=wait, done_key="itemsRestored")
 
 
-@restore_group.command("get")
-@click.argument("name", required=False)
-@namespace_option
-@output_option
-def restore_get(name: str | None, namespace: str, output: str) -> None:
-    """List restores (or show one)."""
-    _print(_run(lambda kube: _get_items(kube, namespace, "restores", name)), output, RESTORE_COLUMNS)
-
-
 @restore_group.command("describe")
 @click.argument("name")
 @namespace_option
@@ -472,15 +453,6 @@ def schedule_create(name: str, cron: str, ttl: str | None, storage_location: str
                             "paused": paused})}
     _run(lambda kube: kube.create(_path(namespace, "schedules"), body))
     click.echo(f"Schedule {name} created.")
-
-
-@schedule_group.command("get")
-@click.argument("name", required=False)
-@namespace_option
-@output_option
-def schedule_get(name: str | None, namespace: str, output: str) -> None:
-    """List schedules (or show one)."""
-    _print(_run(lambda kube: _get_items(kube, namespace, "schedules", name)), output, SCHEDULE_COLUMNS)
 
 
 def _set_paused(name: str, namespace: str, paused: bool) -> None:
@@ -540,13 +512,19 @@ def location_create(name: str, bucket: str, prefix: str | None, s3_url: str | No
     click.echo(f"BackupStorageLocation {name} created; `kubeplane backup-location get` shows when it is Available.")
 
 
-@location_group.command("get")
-@click.argument("name", required=False)
-@namespace_option
-@output_option
-def location_get(name: str | None, namespace: str, output: str) -> None:
-    """List locations (or show one)."""
-    _print(_run(lambda kube: _get_items(kube, namespace, "backupstoragelocations", name)), output, LOCATION_COLUMNS)
+def _add_get(group: click.Group, plural: str, what: str, columns: Columns) -> None:
+    """`<group> get [NAME] [-o table|json|yaml]` for one kind."""
+    @group.command("get", help=f"List {what} (or show one).")
+    @click.argument("name", required=False)
+    @namespace_option
+    @output_option
+    def get(name: str | None, namespace: str, output: str) -> None:
+        _print(_run(lambda kube: _get_items(kube, namespace, plural, name)), output, columns)
 
+
+_add_get(backup_group, "backups", "backups", BACKUP_COLUMNS)
+_add_get(restore_group, "restores", "restores", RESTORE_COLUMNS)
+_add_get(schedule_group, "schedules", "schedules", SCHEDULE_COLUMNS)
+_add_get(location_group, "backupstoragelocations", "backup storage locations", LOCATION_COLUMNS)
 
 GROUPS = [backup_group, restore_group, schedule_group, location_group]
