@@ -17,8 +17,9 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,23 +96,39 @@ def _free_port() -> int:
 class Operator:
     """One kubeplane operator as a real process, the way `kubeplane run` starts it in production."""
 
-    def __init__(self, name: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, env: dict[str, str] | None = None, args: Sequence[str] = (),
+                 log_name: str | None = None) -> None:
         self.name = name
         self.env = {**ENV, **(env or {})}
+        self.args = list(args)
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = STATE / "logs" / f"test-{name}.log"
+        self.log = STATE / "logs" / f"{log_name or f'test-{name}'}.log"
         self.metrics_port = _free_port()
+        self.health_port = _free_port()
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        command = [str(ROOT / ".venv/bin/kubeplane"), "run", self.name, *self.args,
+                   "--metrics-port", str(self.metrics_port),
+                   "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(ROOT / ".venv/bin/kubeplane"), "run", self.name, "--metrics-port", str(self.metrics_port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         time.sleep(1.0)  # imports and the first watch; handlers only run once indexes are full
         assert self.process.poll() is None, f"operator {self.name} exited at start; see {self.log}"
+
+    def wait_live(self, timeout: float = 30) -> None:
+        """Until Kopf's liveness endpoint answers (the operator is up and watching)."""
+        def live() -> bool:
+            if self.process is None or self.process.poll() is not None:
+                return True  # exited: stop waiting, the assertion below says so
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as answer:
+                    return bool(answer.status == 200)
+            except OSError:
+                return False
+        wait_for(live, timeout=timeout, what=f"the {self.name} operator's liveness endpoint")
+        assert self.process is not None and self.process.poll() is None, f"{self.name} exited; see {self.log}"
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no graceful shutdown, like an OOM kill or a node loss."""

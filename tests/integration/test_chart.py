@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import socket
 import subprocess
 import urllib.request
 import uuid
@@ -36,7 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import BIN, ENV, ROOT, STATE, apply, kubectl, kubectl_json, wait_for
+from tests.integration.conftest import BIN, ENV, ROOT, Operator, apply, kubectl, kubectl_json, wait_for
 
 CHART = ROOT / "charts" / "kubeplane"
 CHART_CRDS = CHART / "files" / "crds"
@@ -401,12 +399,6 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
 # --- the controllers operator, for real, under the chart's ServiceAccount ------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _service_account_kubeconfig(sa: str, namespace: str, path: Path) -> Path:
     token = kubectl("create", "token", sa, "-n", namespace, "--duration=10m").stdout.strip()
     admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
@@ -421,17 +413,16 @@ def _service_account_kubeconfig(sa: str, namespace: str, path: Path) -> Path:
     return path
 
 
+def _assert_no_forbidden(log: str) -> None:
+    """The operator's log (timestamps stripped) mentions no 403/Forbidden: the chart's RBAC sufficed."""
+    forbidden = [line for line in log.splitlines()
+                 if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
+    assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])
+
+
 def _metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
 
 
 def test_controllers_operator_runs_under_the_charts_service_account(chart_ns: str, tmp_path: Path) -> None:
@@ -451,18 +442,12 @@ def test_controllers_operator_runs_under_the_charts_service_account(chart_ns: st
 
     kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
     assert kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami").stdout.count(f"system:serviceaccount:{ns}:{sa}")
-    metrics_port, health_port = _free_port(), _free_port()
-    log_path = STATE / "logs" / f"test-chart-controllers-{ns}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(ROOT / ".venv/bin/kubeplane"), "run", "controllers", "-n", ns, "--verbose",
-               "--metrics-port", str(metrics_port), "--liveness", f"http://127.0.0.1:{health_port}/healthz"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env={**ENV, "KUBECONFIG": str(kubeconfig)}, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    operator = Operator("controllers", env={"KUBECONFIG": str(kubeconfig)}, args=["-n", ns, "--verbose"],
+                        log_name=f"test-chart-controllers-{ns}")
+    metrics_port, log_path = operator.metrics_port, operator.log
+    operator.start()
     try:
-        wait_for(lambda: process.poll() is not None or _http_ok(f"http://127.0.0.1:{health_port}/healthz"),
-                 timeout=30, what="the operator's liveness endpoint")
-        assert process.poll() is None, f"the operator exited; see {log_path}"
+        operator.wait_live(timeout=30)
 
         apply(replicaset("web", 2), namespace=ns)
         rs = kubectl_json("get", KPRS, "web", "-n", ns)
@@ -490,18 +475,10 @@ def test_controllers_operator_runs_under_the_charts_service_account(chart_ns: st
         assert _metric(metrics, "kubeplane_controller_pods_deleted_total") >= 1, metrics
         assert _metric(metrics, "kubeplane_sync_errors_total") == 0, metrics
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        operator.stop()
     log = log_path.read_text()
     assert "Starting the watch-stream for pods.v1 in" in log, f"no pod watch; see {log_path}"
-    forbidden = [line for line in log.splitlines()
-                 if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
-    assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])
+    _assert_no_forbidden(log)
 
 
 # --- the backup operator, for real, under the chart's ServiceAccount -----------------------------
@@ -586,19 +563,13 @@ spec:
 """)
 
     kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
-    metrics_port, health_port = _free_port(), _free_port()
-    log_path = STATE / "logs" / f"test-chart-backup-{ns}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(ROOT / ".venv/bin/kubeplane"), "run", "backup", "--verbose",
-               "--metrics-port", str(metrics_port), "--liveness", f"http://127.0.0.1:{health_port}/healthz"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env={**ENV, "KUBECONFIG": str(kubeconfig), "KUBEPLANE_NAMESPACE": ns,
-                                        "KUBEPLANE_GC_SECONDS": "1"},
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    operator = Operator("backup", env={"KUBECONFIG": str(kubeconfig), "KUBEPLANE_NAMESPACE": ns,
+                                       "KUBEPLANE_GC_SECONDS": "1"},
+                        args=["--verbose"], log_name=f"test-chart-backup-{ns}")
+    log_path = operator.log
+    operator.start()
     try:
-        wait_for(lambda: process.poll() is not None or _http_ok(f"http://127.0.0.1:{health_port}/healthz"),
-                 timeout=30, what="the operator's liveness endpoint")
-        assert process.poll() is None, f"the operator exited; see {log_path}"
+        operator.wait_live(timeout=30)
 
         wait_for(lambda: _phase(BSL, "minio", ns) == "Available", timeout=60, what="the location Available")
 
@@ -638,13 +609,7 @@ spec:
         events = kubectl_json("get", "events", "-n", ns)["items"]
         assert {"LocationAvailable", "BackupCompleted", "RestoreCompleted"} <= {e["reason"] for e in events}
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        operator.stop()
         # Whatever the operator left: no finalizer may keep the Backup (the operator is gone).
         kubectl("delete", SCHEDULES, "--all", "-n", ns, check=False)
         for name in kubectl("get", BACKUPS, "-n", ns, "-o", "name", check=False).stdout.split():
@@ -656,9 +621,7 @@ spec:
             s3.delete_object(Bucket="kubeplane", Key=key)
     log = log_path.read_text()
     assert "Starting the watch-stream for backups" in log, f"no backup watch; see {log_path}"
-    forbidden = [line for line in log.splitlines()
-                 if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
-    assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])
+    _assert_no_forbidden(log)
 
 
 # --- the scheduler operator, for real, under the chart's ServiceAccount --------------------------
@@ -690,15 +653,10 @@ def test_scheduler_operator_runs_under_the_charts_service_account(chart_ns: str,
                 denied=[("get", "secrets", ns), ("create", "pods", ns), ("patch", "pods", ns)])
 
     kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
-    metrics_port, health_port = _free_port(), _free_port()
-    log_path = STATE / "logs" / f"test-chart-scheduler-{ns}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(ROOT / ".venv/bin/kubeplane"), "run", "scheduler",
-               "--metrics-port", str(metrics_port), "--liveness", f"http://127.0.0.1:{health_port}/healthz"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env={**ENV, "KUBECONFIG": str(kubeconfig),
-                                                 "KUBEPLANE_SCHEDULER_NAME": name},
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    operator = Operator("scheduler", env={"KUBECONFIG": str(kubeconfig), "KUBEPLANE_SCHEDULER_NAME": name},
+                        log_name=f"test-chart-scheduler-{ns}")
+    metrics_port, log_path = operator.metrics_port, operator.log
+    operator.start()
 
     def pod(pod_name: str, cpu: str) -> Obj:
         # Pinned to one of the cluster's own KWOK nodes: never onto nodes another test or a benchmark made.
@@ -708,9 +666,7 @@ def test_scheduler_operator_runs_under_the_charts_service_account(chart_ns: str,
                                          "resources": {"requests": {"cpu": cpu, "memory": "16Mi"}}}]}}
 
     try:
-        wait_for(lambda: process.poll() is not None or _http_ok(f"http://127.0.0.1:{health_port}/healthz"),
-                 timeout=60, what="the scheduler's liveness endpoint")
-        assert process.poll() is None, f"the scheduler exited; see {log_path}"
+        operator.wait_live(timeout=60)
 
         # The scheduling loop starts once the watches have listed every node and pod: on a busy cluster
         # that takes a while, hence the generous timeout of the first wait.
@@ -744,16 +700,8 @@ def test_scheduler_operator_runs_under_the_charts_service_account(chart_ns: str,
         assert _metric(metrics, 'kubeplane_scheduler_attempts_total{result="unschedulable"}') >= 1, metrics
         assert _metric(metrics, "kubeplane_scheduler_binding_errors_total") == 0, metrics
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        operator.stop()
         kubectl("delete", "pods", "--all", "-n", ns, "--wait=false", check=False)
     log = log_path.read_text()
     assert "scheduling loop started" in log, f"the scheduling loop never started; see {log_path}"
-    forbidden = [line for line in log.splitlines()
-                 if re.search(r"forbidden|\b403\b", re.sub(r"^\[[^]]*\]", "", line), re.IGNORECASE)]
-    assert not forbidden, "the chart's RBAC is missing something:\n" + "\n".join(forbidden[:20])
+    _assert_no_forbidden(log)
