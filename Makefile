@@ -82,6 +82,26 @@ bench-scheduler: up ## kubeplane-scheduler vs kube-scheduler: a burst of 2000 po
 bench-backup: up ## kubeplane backup/restore vs Velero 1.17 (builds Velero from Go modules): 10,000 objects
 	@$(PY) -m bench.backup
 
+##@ kind (real nodes: kubelet, containerd, flannel; needs Docker)
+.PHONY: kind-images kind-up kind-deploy kind-down kind-status e2e
+kind-images: ## Build the kind node image and every image it preloads, offline (cached by content)
+	@hack/kind/images.sh
+
+kind-up: venv ## Create kind cluster `kubeplane` (1 control plane + 2 workers) with flannel; kubeconfig .kubeplane/kind-kubeconfig
+	@hack/kind/cluster.sh up
+
+kind-deploy: ## Build the operator image, kind-load it, helm install kubeplane with MinIO and a default BSL
+	@hack/kind/cluster.sh deploy
+
+kind-down: ## Delete the kind cluster
+	@hack/kind/cluster.sh down
+
+kind-status: ## Nodes and pods of the kind cluster
+	@hack/kind/cluster.sh status
+
+e2e: venv ## End-to-end tests on kind (cluster created and kubeplane deployed if needed)
+	@hack/e2e.sh
+
 ##@ Help
 .PHONY: help
 help:

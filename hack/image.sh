@@ -5,7 +5,7 @@
 #   BASE_IMAGE=python:3.11-slim-bookworm hack/image.sh    the usual slim base, pulled from a registry
 #
 # IMAGE_REPO (default kubeplane) names the image. Without a running Docker engine it starts one with
-# ../shared/sandbox/start-docker when that exists (the sandbox machines ship only the client).
+# ../shared/sandbox/start-docker when that exists (hack/lib/docker.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,15 +14,9 @@ repo=${IMAGE_REPO:-kubeplane}
 say() { printf '\033[1m[image]\033[0m %s\n' "$*" >&2; }
 start=$SECONDS
 
-if ! docker info >/dev/null 2>&1; then
-  if [[ -x $root/../shared/sandbox/start-docker ]]; then
-    say "no Docker engine answering; starting one with ../shared/sandbox/start-docker"
-    "$root/../shared/sandbox/start-docker"
-  else
-    say "no Docker engine answering (docker info failed) and no ../shared/sandbox/start-docker"
-    exit 1
-  fi
-fi
+# shellcheck source=hack/lib/docker.sh
+source "$root/hack/lib/docker.sh"
+ensure_docker
 
 # One version, in pyproject.toml.
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)

@@ -2,8 +2,9 @@
 # Builds the pinned toolchain from Go modules into a cache outside the checkout, keyed by version,
 # and points ./bin at it. Idempotent: a tool whose versioned directory exists is not rebuilt.
 #
-#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio velero
-#                                (default: all but velero, which only bench/backup.py needs)
+#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio velero coredns flannel crictl
+#                                (default: the embedded cluster's five; velero is for bench/backup.py,
+#                                kind/coredns/flannel/crictl for the kind node image, hack/kind/)
 #
 # KUBEPLANE_CACHE (default ~/.cache/kubeplane) holds the builds; a fresh clone on the same machine
 # reuses them.
@@ -62,9 +63,28 @@ build_velero() {
   local pkg=github.com/vmware-tanzu/velero/pkg/buildinfo
   (cd "$root/hack/tools/velero" && go build -trimpath -ldflags "-s -w -X $pkg.Version=$VELERO_VERSION \
     -X $pkg.GitSHA=0000000000000000000000000000000000000000 -X $pkg.GitTreeState=clean" \
-    -o "$1/velero" github.com/vmware-tanzu/velero/cmd/velero)
+    -o "$1/velero" github.com/vmware-tanzu/velero/cmd/velero) || return 1
   GOBIN=$1/velero-plugins go install -trimpath -ldflags "-s -w" \
     github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws@"$VELERO_AWS_PLUGIN_VERSION"
+}
+build_coredns() { GOBIN=$1 go install -trimpath -ldflags "-s -w" github.com/coredns/coredns@"$COREDNS_VERSION"; }
+# crictl (kind's node needs it): a wrapper module, because cri-tools v1.34.0 requires a release
+# candidate of k8s.io/cri-client that the checksum database does not know; it builds against v0.34.4.
+build_crictl() {
+  (cd "$root/hack/tools/crictl" && go build -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+    -o "$1/crictl" sigs.k8s.io/cri-tools/cmd/crictl)
+}
+# flanneld (a wrapper module: see hack/tools/flannel/go.mod) and its CNI plugin, installed as
+# cni-flannel (bin/flanneld is the daemon). flanneld needs cgo (its udp backend); linked statically,
+# with Go's own resolver, so it runs in any image.
+build_flannel() {
+  (cd "$root/hack/tools/flannel" && CGO_ENABLED=1 go build -trimpath -tags netgo,osusergo \
+    -ldflags "-s -w -linkmode external -extldflags -static -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
+    -o "$1/flanneld" github.com/flannel-io/flannel) || return 1
+  GOBIN=$1/cni go install -trimpath -ldflags "-s -w" \
+    github.com/containernetworking/plugins/plugins/meta/flannel@"$FLANNEL_CNI_VERSION" || return 1
+  mv "$1/cni/flannel" "$1/cni-flannel" && rmdir "$1/cni"
 }
 build_helm() {
   local v=${KUBERNETES_VERSION#v} k8s_minor
@@ -87,7 +107,9 @@ for t in "${tools[@]}"; do
     etcd) key=$ETCD_VERSION ;; kwok) key=$KWOK_VERSION ;; helm) key=$HELM_VERSION ;;
     kind) key=$KIND_VERSION ;; minio) key=$MINIO_VERSION ;;
     velero) key=$VELERO_VERSION-aws-$VELERO_AWS_PLUGIN_VERSION ;;
-    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero)"; exit 2 ;;
+    coredns) key=$COREDNS_VERSION ;; crictl) key=$CRICTL_VERSION ;;
+    flannel) key=$FLANNEL_VERSION-cni-$FLANNEL_CNI_VERSION ;;
+    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl)"; exit 2 ;;
   esac
   build "$t" "$key" "build_$t"
 done

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# A kind cluster with flannel, and kubeplane deployed into it with Helm.
+#
+#   hack/kind/cluster.sh up        `make kind-up`: cluster `kubeplane` (1 control plane + 2 workers),
+#                                  flannel (vxlan) as the CNI, CoreDNS Running; idempotent
+#   hack/kind/cluster.sh deploy    `make kind-deploy`: operator image built and `kind load`ed, chart
+#                                  installed with the in-cluster MinIO and a default BSL, waits for Ready
+#   hack/kind/cluster.sh down      `make kind-down`: deletes the cluster
+#   hack/kind/cluster.sh status
+#
+# Two ways to get the node image and flannel:
+#   offline (default here): hack/kind/images.sh builds everything from pinned Go modules and Debian
+#     packages; flannel comes from hack/kind/flannel.yaml with that image.
+#   KUBEPLANE_KIND_OFFLINE=0 (a laptop or hosted CI with registry access): kind's published node image
+#     ($KIND_NODE_IMAGE) and flannel's published manifest ($FLANNEL_MANIFEST_URL).
+#
+# KIND_CLUSTER (default kubeplane) names the cluster; the kubeconfig goes to .kubeplane/kind-kubeconfig
+# (.kubeplane/kind-<name>-kubeconfig for other names).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+# shellcheck source=hack/versions.env
+source hack/versions.env
+# shellcheck source=hack/lib/docker.sh
+source hack/lib/docker.sh
+
+name=${KIND_CLUSTER:-kubeplane}
+offline=${KUBEPLANE_KIND_OFFLINE:-1}
+KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.34.0}
+FLANNEL_MANIFEST_URL=${FLANNEL_MANIFEST_URL:-https://github.com/flannel-io/flannel/releases/download/$FLANNEL_VERSION/kube-flannel.yml}
+release=${KUBEPLANE_RELEASE:-kubeplane}
+namespace=${KUBEPLANE_NAMESPACE:-kubeplane-system}
+mkdir -p .kubeplane
+if [[ $name == kubeplane ]]; then kubeconfig=$root/.kubeplane/kind-kubeconfig; else kubeconfig=$root/.kubeplane/kind-$name-kubeconfig; fi
+export KUBECONFIG=$kubeconfig PATH=$root/bin:$PATH
+
+say() { printf '\033[1m[kind]\033[0m %s\n' "$*" >&2; }
+start=$SECONDS
+stage() { say "$1 ($((SECONDS - stage_start))s)"; stage_start=$SECONDS; }
+stage_start=$SECONDS
+
+exists() { kind get clusters 2>/dev/null | grep -qx "$name"; }
+
+# wait_for WHAT SECONDS CMD...: polls CMD every 2 s, saying what it waits for every 20 s.
+wait_for() {
+  local what=$1 limit=$2 waited=0; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ((waited >= limit)); then say "timed out after ${limit}s waiting for $what"; return 1; fi
+    ((waited % 20 == 0 && waited > 0)) && say "  ... waiting for $what (${waited}s)"
+    sleep 2; waited=$((waited + 2))
+  done
+}
+
+nodes_ready() {
+  local want=$1 ready
+  ready=$(kubectl get nodes -o jsonpath='{range .items[*]}{range .status.conditions[?(@.type=="Ready")]}{.status}{"\n"}{end}{end}' | grep -c True)
+  [[ $ready -ge $want ]]
+}
+rollout() { kubectl -n "$1" rollout status "$2" --timeout=5s; }
+
+up() {
+  ensure_docker
+  hack/tools.sh kind helm kubernetes >/dev/null
+  local image manifest
+  if [[ $offline == 1 ]]; then
+    hack/kind/images.sh
+    image=kubeplane.local/kind-node:$KUBERNETES_VERSION
+    manifest=$(sed "s|FLANNEL_IMAGE|kubeplane.local/flannel:$FLANNEL_VERSION|g" hack/kind/flannel.yaml)
+  else
+    image=$KIND_NODE_IMAGE
+    manifest=$(curl -fsSL "$FLANNEL_MANIFEST_URL")
+  fi
+  stage "images ready"
+
+  if exists; then
+    say "cluster $name exists; checking it"
+    kind get kubeconfig --name "$name" >"$kubeconfig"
+  else
+    say "creating cluster $name from $image (1 control plane, 2 workers, no default CNI)"
+    kind create cluster --name "$name" --image "$image" --config hack/kind/cluster.yaml \
+      --kubeconfig "$kubeconfig" --wait 0s
+    stage "cluster created"
+  fi
+  chmod 600 "$kubeconfig"
+
+  printf '%s\n' "$manifest" | kubectl apply -f - >/dev/null
+  wait_for "flannel on every node" 300 rollout kube-flannel daemonset/kube-flannel-ds
+  wait_for "3 nodes Ready" 300 nodes_ready 3
+  wait_for "CoreDNS" 300 rollout kube-system deployment/coredns
+  stage "flannel, nodes and CoreDNS ready"
+  kubectl get nodes -o wide >&2
+  say "cluster $name is up in $((SECONDS - start))s; use it with: export KUBECONFIG=$kubeconfig"
+}
+
+deploy() {
+  exists || { say "no cluster $name; run make kind-up first"; exit 1; }
+  kind get kubeconfig --name "$name" >"$kubeconfig"
+  local version
+  version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)
+  hack/image.sh
+  local images=("kubeplane:$version")
+  local minio_args=()
+  if [[ $offline == 1 ]]; then
+    hack/kind/images.sh
+    images+=("kubeplane.local/minio:$MINIO_VERSION" kubeplane.local/e2e-http:v1)
+    minio_args=(--set minio.image.repository=kubeplane.local/minio --set "minio.image.tag=$MINIO_VERSION")
+  fi
+  stage "images built"
+  for i in "${images[@]}"; do
+    say "kind load docker-image $i"
+    kind load docker-image --name "$name" "$i" 2>&1 | grep -v '^Image: .* not yet present' >&2 || true
+  done
+  stage "images loaded into the nodes"
+  say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation)"
+  helm upgrade --install "$release" charts/kubeplane --namespace "$namespace" --create-namespace \
+    --set "image.tag=$version" --set image.pullPolicy=IfNotPresent \
+    --set operators.scheduler.enabled=true --set operators.backup.enabled=true \
+    --set minio.enabled=true --set backupStorageLocation.create=true "${minio_args[@]}" \
+    --wait --timeout 5m ${KUBEPLANE_HELM_ARGS:-}
+  local d
+  for d in $(kubectl -n "$namespace" get deployments -o name); do
+    wait_for "$d" 300 rollout "$namespace" "$d"
+  done
+  stage "kubeplane deployed"
+  kubectl -n "$namespace" get pods -o wide >&2
+  say "kubeplane is running in kind cluster $name ($((SECONDS - start))s)"
+}
+
+down() {
+  if exists; then
+    kind delete cluster --name "$name"
+  else
+    say "no cluster $name"
+  fi
+  rm -f "$kubeconfig"
+}
+
+status() {
+  if ! exists; then say "no cluster $name"; return 0; fi
+  kind get kubeconfig --name "$name" >"$kubeconfig"
+  kubectl get nodes -o wide
+  kubectl get pods -A -o wide
+}
+
+case ${1:-} in
+  up) up ;;
+  deploy) deploy ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|deploy|down|status" >&2; exit 2 ;;
+esac
