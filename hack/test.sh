@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every tier, in order, with the time each stage took. Any failure (or skip) fails the run.
 #   lint (ruff) -> types (mypy --strict) -> CRDs up to date -> unit -> integration (embedded cluster)
+#   -> e2e (kind + flannel, hack/e2e.sh; skipped with a message when Docker cannot run, unless
+#      KUBEPLANE_REQUIRE_E2E=1, which .ci/run sets)
 # In CI (CI=true) a cluster this script started is deleted at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +32,9 @@ if ! kubectl --kubeconfig .kubeplane/kubeconfig get --raw /readyz >/dev/null 2>&
   started_cluster=1
   stage cluster env OPERATORS= hack/cluster.sh up
 fi
-# The image test needs Docker; it is not part of `make test` yet (run it with KUBEPLANE_REQUIRE_DOCKER=1
-# pytest tests/integration/test_image.py).
+# The image test needs Docker: it runs in the e2e stage.
 stage integration pytest tests/integration -v --timeout=600 --ignore=tests/integration/test_image.py
+# The embedded cluster is not needed any more: in CI, free its CPU for kind.
+cleanup; started_cluster=0
+stage e2e hack/e2e.sh
 summary
