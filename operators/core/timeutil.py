@@ -1,4 +1,4 @@
-"""Kubernetes timestamps (RFC 3339, second precision) to and from aware datetimes."""
+"""Kubernetes timestamps (RFC 3339; second precision, or micro for MicroTime) to and from aware datetimes."""
 
 from __future__ import annotations
 
@@ -17,3 +17,8 @@ def format_time(value: datetime) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def format_micro_time(value: datetime) -> str:
+    """metav1.MicroTime (Lease acquireTime/renewTime, Event eventTime): microsecond precision."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -17,8 +17,13 @@ around the pure core (framework.schedule_one) is upstream's scheduleOne:
   Warning, preemption's nomination and victim deletion if it found any, and the pod waits among
   the unschedulable pods for a node event or a pod deletion (at most 5 minutes).
 
-Not here yet: leader election (run one replica), PodGroups, SchedulerProfiles, the Services /
-controllers / PDBs that default topology spreading and preemption read.
+- One active replica: a Lease named after the scheduler (in KUBEPLANE_NAMESPACE, default
+  kubeplane-system) elects the leader, as kube-scheduler does; the others keep their caches warm
+  and schedule nothing until they lead. A leader that cannot renew stops scheduling and exits.
+  KUBEPLANE_LEADER_ELECT=false turns election off.
+
+Not here yet: PodGroups, SchedulerProfiles, the Services / controllers / PDBs that default topology
+spreading and preemption read.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -36,6 +42,8 @@ import kopf
 from operators.core import metrics
 from operators.core.events import EventRecorder
 from operators.core.kube import STRATEGIC_PATCH, ApiError, Kube
+from operators.core.leader import LeaderElector
+from operators.core.leader import enabled as leader_election_enabled
 from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
 from operators.scheduler import helpers
@@ -127,9 +135,10 @@ def _node_signature(node: Mapping[str, Any]) -> Any:
 class Scheduler:
     def __init__(
         self, kube: Kube, nodes: Index, pods_by_node: Index, nominated: Index, pending: Index, namespaces: Index,
-        profile: Profile | None = None,
+        profile: Profile | None = None, leader: LeaderElector | None = None,
     ) -> None:
         self.kube = kube
+        self.leader = leader
         self.pending = pending
         self.cache = SchedulerCache(nodes, pods_by_node, nominated, namespaces)
         self.queue: SchedulingQueue[Key] = SchedulingQueue()
@@ -148,12 +157,19 @@ class Scheduler:
             asyncio.create_task(self.run(), name="scheduling loop"),
             asyncio.create_task(self.events.run(), name="scheduler events"),
         ]
+        if self.leader is not None:
+            self._loops.append(asyncio.create_task(self.leader.run(), name="leader election"))
 
     async def stop(self) -> None:
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        if self.leader is not None:
+            await self.leader.release()
         await self.kube.close()
+
+    def leading(self) -> bool:
+        return self.leader is None or self.leader.leading.is_set()
 
     # --- event handlers: enqueue only ---------------------------------------------------------
 
@@ -191,10 +207,17 @@ class Scheduler:
 
     async def run(self) -> None:
         await self.synced.wait()
+        if self.leader is not None:
+            logger.info("waiting to lead (Lease %s) before scheduling", SCHEDULER_NAME)
+            await self.leader.leading.wait()
         logger.info("scheduling loop started")
         while True:
             self._report_queue()
             key = await self.queue.pop()
+            if not self.leading():
+                # Leadership lost while waiting: another replica may be placing this pod already.
+                # It stays pending; whoever leads next picks it up. (The process is exiting.)
+                return
             try:
                 self.schedule(key)
             except Exception:
@@ -409,6 +432,10 @@ async def start_scheduler(settings: kopf.OperatorSettings, **kwargs: Any) -> Non
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kube = await Kube.connect(pool_size=128)
+    elector = None
+    if leader_election_enabled():
+        namespace = os.environ.get("KUBEPLANE_NAMESPACE", "kubeplane-system")
+        elector = LeaderElector(kube, namespace, SCHEDULER_NAME, on_lost=_leadership_lost)
     _scheduler = Scheduler(
         kube,
         nodes=kwargs["scheduler_nodes"],
@@ -416,8 +443,15 @@ async def start_scheduler(settings: kopf.OperatorSettings, **kwargs: Any) -> Non
         nominated=kwargs["scheduler_nominated_pods"],
         pending=kwargs["scheduler_pending_pods"],
         namespaces=kwargs["scheduler_namespaces"],
+        leader=elector,
     )
     _scheduler.start()
+
+
+def _leadership_lost() -> None:
+    """Like kube-scheduler: a scheduler that lost its Lease must not place another pod. The loop has
+    stopped; SIGTERM makes Kopf shut down cleanly, and the Deployment starts a fresh candidate."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @kopf.on.cleanup()

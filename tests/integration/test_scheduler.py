@@ -7,7 +7,9 @@ pods (scheduled by kube-scheduler) never land on them and skew their resources.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -251,3 +253,53 @@ def test_infeasible_for_both_schedulers(scheduler: Operator, namespace: str, run
 
     assert filters(ours) == filters(theirs), (ours, theirs)
     assert "preemption: " in ours
+
+
+def _lease(name: str) -> dict[str, Any]:
+    result = kubectl("get", "lease", name, "-n", "kubeplane-system", "-o", "json", check=False)
+    return {} if result.returncode else dict(json.loads(result.stdout).get("spec") or {})
+
+
+def test_one_leader_binds_and_a_standby_takes_over(namespace: str, run_id: str, make_node: NodeFactory) -> None:
+    """Two replicas of a scheduler share one Lease: only the holder binds; when it is SIGKILLed the
+    standby takes over once the Lease expires, and when the leader stops cleanly it releases the Lease
+    so the standby leads at once."""
+    name = f"ha-{run_id}"  # a scheduler name of our own: its own Lease, its own pods
+    node = make_node("ha")
+    env = {"KUBEPLANE_SCHEDULER_NAME": name}
+    first, second = Operator("scheduler", env=env, log_name=f"{name}-a"), Operator("scheduler", env=env,
+                                                                                     log_name=f"{name}-b")
+    try:
+        first.start()
+        first.wait_live()
+        holder = wait_for(lambda: _lease(name).get("holderIdentity"), timeout=30, what="a leader in the Lease")
+        second.start()
+        second.wait_live()
+        apply(pod("p1", run_id, scheduler_name=name, node_selector={"kubernetes.io/hostname": node}), namespace)
+        assert bound_node(namespace, "p1") == node
+        assert _lease(name)["holderIdentity"] == holder, "the standby must not have taken the Lease"
+        transitions = _lease(name).get("leaseTransitions", 0)
+
+        first.kill()  # SIGKILL: no release; the standby waits out the 15 s lease
+        killed_at = time.monotonic()
+        apply(pod("p2", run_id, scheduler_name=name, node_selector={"kubernetes.io/hostname": node}), namespace)
+        assert bound_node(namespace, "p2", timeout=45) == node
+        took_over_after = time.monotonic() - killed_at
+        lease = _lease(name)
+        assert lease["holderIdentity"] != holder
+        assert lease["leaseTransitions"] == transitions + 1
+        assert took_over_after >= 10, f"took over after {took_over_after:.1f}s: before the Lease could expire"
+
+        # A clean stop releases the Lease: a new standby leads without waiting for expiry.
+        first = Operator("scheduler", env=env, log_name=f"{name}-c")
+        first.start()
+        first.wait_live()
+        second.stop()
+        stopped_at = time.monotonic()
+        apply(pod("p3", run_id, scheduler_name=name, node_selector={"kubernetes.io/hostname": node}), namespace)
+        assert bound_node(namespace, "p3", timeout=30) == node
+        assert time.monotonic() - stopped_at < 12, "a released Lease is taken without waiting for expiry"
+    finally:
+        first.stop()
+        second.stop()
+        kubectl("delete", "lease", name, "-n", "kubeplane-system", "--ignore-not-found", check=False)
