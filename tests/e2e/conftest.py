@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +22,9 @@ from typing import Any
 
 import pytest
 from pytest_kind import KindCluster  # type: ignore[import-untyped]
+
+from tests.kubectl import Kubectl
+from tests.kubectl import wait_for as poll
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "bin"
@@ -40,7 +42,6 @@ HTTP_IMAGE = "kubeplane.local/e2e-http:v1"
 HTTP_PORT = 8080
 KPRS = "replicasets.apps.kubeplane.dev"  # the full name: `replicasets` alone is apps/v1's
 
-Result = subprocess.CompletedProcess[str]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,34 +67,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # --- kubectl -------------------------------------------------------------------------------------
 
 
-def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> Result:
-    result = subprocess.run(
-        [str(BIN / "kubectl"), *args], input=input, capture_output=True, text=True, env=ENV, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
-def kubectl_json(*args: str) -> Any:
-    return json.loads(kubectl(*args, "-o", "json").stdout)
-
-
-def apply(manifest: dict[str, Any], namespace: str | None = None) -> Result:
-    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
-    return kubectl(*args, input=json.dumps(manifest))
+_kubectl = Kubectl(ENV)
+kubectl = _kubectl.run
+kubectl_json = _kubectl.json
+apply = _kubectl.apply
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 1.0, what: str = "") -> Any:
-    """Poll until `predicate()` is truthy and return it; fail with its last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate.__name__}; last: {last!r}")
+    """tests.kubectl.wait_for, polling once a second: real pods change state on that scale."""
+    return poll(predicate, timeout=timeout, interval=interval, what=what)
 
 
 # --- pods ----------------------------------------------------------------------------------------

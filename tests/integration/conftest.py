@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,11 +18,12 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.kubectl import Kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".kubeplane"
@@ -32,38 +32,12 @@ BIN = ROOT / "bin"
 ENV = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PATH": f"{BIN}:{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
 
 
-Result = subprocess.CompletedProcess[str]
 
 
-def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> Result:
-    result = subprocess.run(
-        [str(BIN / "kubectl"), *args], input=input, capture_output=True, text=True, env=ENV, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
-def kubectl_json(*args: str) -> Any:
-    return json.loads(kubectl(*args, "-o", "json").stdout)
-
-
-def apply(manifest: dict[str, Any] | str, namespace: str | None = None, check: bool = True) -> Result:
-    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
-    return kubectl(*args, input=text, check=check)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.25, what: str = "") -> Any:
-    """Poll until `predicate()` is truthy; fail with its last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate.__name__}; last: {last!r}")
+_kubectl = Kubectl(ENV)
+kubectl = _kubectl.run
+kubectl_json = _kubectl.json
+apply = _kubectl.apply
 
 
 def _api_answers() -> bool:
