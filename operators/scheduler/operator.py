@@ -22,7 +22,16 @@ around the pure core (framework.schedule_one) is upstream's scheduleOne:
   and schedule nothing until they lead. A leader that cannot renew stops scheduling and exits.
   KUBEPLANE_LEADER_ELECT=false turns election off.
 
-Not here yet: PodGroups, SchedulerProfiles, the Services / controllers / PDBs that default topology
+- Gang scheduling (gang.py, after scheduler-plugins' Coscheduling): pods labelled
+  `scheduling.kubeplane.dev/pod-group: <name>` belong to that PodGroup. PreFilter rejects a member
+  while its group is missing, has fewer than minMember pods, or minResources cannot be covered; a
+  member that found a node is assumed (reserved) but its binding waits until minMember members are
+  placed, and then every waiting member binds at once. When the first waiting member has waited
+  scheduleTimeoutSeconds, every waiting member is forgotten and retried with backoff, with a
+  FailedScheduling event each, and the PodGroup says Unschedulable. The scheduler writes the
+  PodGroup's status (phase, scheduled, running, message) with a merge patch when it changes.
+
+Not here yet: SchedulerProfiles, the Services / controllers / PDBs that default topology
 spreading and preemption read.
 """
 
@@ -35,23 +44,24 @@ import signal
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
 from operators.core import metrics
 from operators.core.events import EventRecorder
-from operators.core.kube import STRATEGIC_PATCH, ApiError, Kube
+from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.leader import LeaderElector
 from operators.core.leader import enabled as leader_election_enabled
 from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
-from operators.scheduler import helpers
+from operators.scheduler import gang, helpers
 from operators.scheduler.cache import Index, SchedulerCache, first
 from operators.scheduler.framework import Profile, Result, default_profile, schedule_one
 from operators.scheduler.messages import truncate_message
 from operators.scheduler.queue import SchedulingQueue
-from operators.scheduler.status import Code
+from operators.scheduler.status import Code, Status
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +71,7 @@ SCHEDULER_NAME = os.environ.get("KUBEPLANE_SCHEDULER_NAME") or DEFAULT_SCHEDULER
 Key = tuple[str, str]
 EXPLANATIONS_KEPT = 1000
 EVENT_REPEAT_SECONDS = 60.0
+GROUP_STATUS_DEBOUNCE_SECONDS = 0.2
 
 
 # --- what the indexes keep -------------------------------------------------------------------
@@ -132,12 +143,42 @@ def _node_signature(node: Mapping[str, Any]) -> Any:
 # --- the scheduler ---------------------------------------------------------------------------
 
 
+class _NoIndex:
+    """An empty index (PodGroups when the scheduler is built without them)."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return default
+
+    def keys(self) -> Any:
+        return ()
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
+@dataclass
+class WaitingGroup:
+    """Members of one PodGroup that have a reserved node and wait for the rest (Permit's Wait)."""
+
+    since: float
+    timeout_seconds: float
+    pods: dict[Key, tuple[dict[str, Any], str]] = field(default_factory=dict)  # key -> (pod, node)
+
+
 class Scheduler:
     def __init__(
         self, kube: Kube, nodes: Index, pods_by_node: Index, nominated: Index, pending: Index, namespaces: Index,
         profile: Profile | None = None, leader: LeaderElector | None = None,
+        pod_groups: Index | None = None, group_members: Index | None = None,
     ) -> None:
         self.kube = kube
+        self.pod_groups: Index = pod_groups if pod_groups is not None else _NoIndex()
+        self.group_members: Index = group_members if group_members is not None else _NoIndex()
+        self.waiting: dict[gang.GroupKey, WaitingGroup] = {}
+        self.group_failures: dict[gang.GroupKey, tuple[str, str]] = {}  # -> (kind, message)
+        self._groups_dirty: set[gang.GroupKey] = set()
+        self._groups_changed = asyncio.Event()
+        self._group_specs: dict[gang.GroupKey, Any] = {}
         self.leader = leader
         self.pending = pending
         self.cache = SchedulerCache(nodes, pods_by_node, nominated, namespaces)
@@ -156,6 +197,7 @@ class Scheduler:
         self._loops = [
             asyncio.create_task(self.run(), name="scheduling loop"),
             asyncio.create_task(self.events.run(), name="scheduler events"),
+            asyncio.create_task(self.group_status_loop(), name="pod group status"),
         ]
         if self.leader is not None:
             self._loops.append(asyncio.create_task(self.leader.run(), name="leader election"))
@@ -187,6 +229,14 @@ class Scheduler:
     def on_pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = _key(body)
         deleted = event_type == "DELETED"
+        group = gang.group_key(body)
+        if group is not None:
+            self._group_changed(group)
+            if (deleted or not is_pending_for_us(body)) and self._drop_waiting(group, key) and not deleted:
+                self.cache.forget(helpers.pod_key(body))  # bound or finished elsewhere: not ours to hold
+            elif event_type == "ADDED" and key not in self.queue:
+                # A new member may complete its group: retry the members PreFilter turned away.
+                self.queue.move_all_to_active()
         if not deleted and is_pending_for_us(body):
             self.queue.add(key, helpers.pod_priority(body))
         else:
@@ -201,6 +251,18 @@ class Scheduler:
             if node:
                 self.queue.move_all_to_active()
         elif node and is_terminal(body):
+            self.queue.move_all_to_active()
+
+    def on_pod_group_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        group = (meta.get("namespace") or "", meta.get("name") or "")
+        self._group_changed(group)
+        if event_type == "DELETED":
+            self.group_failures.pop(group, None)
+            return
+        spec = body.get("spec")
+        if event_type is None or self._group_specs.get(group) != spec:
+            self._group_specs[group] = spec
             self.queue.move_all_to_active()
 
     # --- the scheduling loop ------------------------------------------------------------------
@@ -243,6 +305,12 @@ class Scheduler:
             return
         snapshot = self.cache.refresh()
         started = time.perf_counter()
+        group = gang.group_key(pod)
+        if group is not None:
+            rejection = self._gang_pre_filter(group, pod)
+            if rejection is not None:
+                self._gang_reject(key, pod, group, rejection, started)
+                return
         result = schedule_one(pod, snapshot, self.profile, start_index=self.next_start_index, now=now())
         self.next_start_index = result.next_start_index
         result.state = type(result.state)()  # plugin state is not needed afterwards; free it
@@ -253,6 +321,8 @@ class Scheduler:
             metrics.SCHEDULER_ATTEMPT_SECONDS.labels("scheduled").observe(elapsed)
             self.cache.assume(pod, result.suggested_host)
             self.queue.done(key)
+            if group is not None and not self._gang_permit(key, pod, group, result.suggested_host):
+                return  # reserved; waits for the rest of its group
             self._spawn(self.bind(key, pod, result.suggested_host), f"bind {key[0]}/{key[1]}")
         elif result.status.is_rejected():
             metrics.SCHEDULER_ATTEMPTS.labels("unschedulable").inc()
@@ -265,6 +335,170 @@ class Scheduler:
             logger.warning("scheduling %s/%s: %s", key[0], key[1], result.message)
             self.queue.backoff(key)
             self._spawn(self.report_failure(key, pod, result), f"failure {key[0]}/{key[1]}")
+
+    # --- gang scheduling (PreFilter, Permit, timeout) -----------------------------------------
+
+    def _pod_group(self, group: gang.GroupKey) -> gang.PodGroup | None:
+        body = first(self.pod_groups.get(group))
+        return gang.PodGroup.of(body) if body is not None else None
+
+    def _members(self, group: gang.GroupKey) -> list[gang.Member]:
+        return [gang.Member.of(p) for p in self.group_members.get(group) or ()]
+
+    def _reserved(self, group: gang.GroupKey) -> dict[str, dict[str, Any]]:
+        """The group's members assumed in the cache (waiting or binding), by uid."""
+        return {uid: a.pod for uid, a in self.cache.assumed.items() if gang.group_key(a.pod) == group}
+
+    def _gang_pre_filter(self, group: gang.GroupKey, pod: Mapping[str, Any]) -> str | None:
+        pod_group = self._pod_group(group)
+        members = self._members(group)
+        uids = {m.uid for m in members}
+        count = len(uids | {helpers.pod_key(pod)})
+        available = None
+        if pod_group is not None and pod_group.min_resources:
+            available = gang.free_resources(self.cache.snapshot.node_list())
+            held = [*self._reserved(group).values()]
+            held_uids = set(self._reserved(group))
+            held += [p for p in self.group_members.get(group) or ()
+                     if (p.get("spec") or {}).get("nodeName") and helpers.pod_key(p) not in held_uids]
+            extra = gang.held_resources(held)
+            available.milli_cpu += extra.milli_cpu
+            available.memory += extra.memory
+            available.ephemeral_storage += extra.ephemeral_storage
+            for name, amount in extra.scalar.items():
+                available.scalar[name] = available.scalar.get(name, 0) + amount
+        rejection = gang.pre_filter(group[1], pod_group, count, available)
+        if rejection is None and self.group_failures.get(group, ("", ""))[0] == "preFilter":
+            del self.group_failures[group]
+            self._group_changed(group)
+        return rejection
+
+    def _gang_reject(self, key: Key, pod: Mapping[str, Any], group: gang.GroupKey, message: str,
+                     started: float) -> None:
+        result = Result(pod=f"{key[0]}/{key[1]}", status=Status.unschedulable(message), message=message,
+                        num_all_nodes=len(self.cache.snapshot), next_start_index=self.next_start_index)
+        self._remember(key, result)
+        metrics.SCHEDULER_ATTEMPTS.labels("unschedulable").inc()
+        metrics.SCHEDULER_ATTEMPT_SECONDS.labels("unschedulable").observe(time.perf_counter() - started)
+        self.queue.unschedulable(key)
+        self._set_group_failure(group, "preFilter", message)
+        self._spawn(self.report_failure(key, pod, result), f"failure {key[0]}/{key[1]}")
+
+    def _gang_permit(self, key: Key, pod: Mapping[str, Any], group: gang.GroupKey, node: str) -> bool:
+        """After the pod was assumed: True to bind it now (the waiting members of its group are
+        released to bind as well), False when it waits for the rest of its group."""
+        pod_group = self._pod_group(group)
+        min_member = pod_group.min_member if pod_group is not None else 1
+        placed = gang.count_placed(self._members(group), self._reserved(group))
+        self._group_changed(group)
+        if gang.permit(min_member, placed):
+            waiting = self.waiting.pop(group, None)
+            self.group_failures.pop(group, None)
+            for other, (other_pod, other_node) in (waiting.pods.items() if waiting else ()):
+                self._spawn(self.bind(other, other_pod, other_node), f"bind {other[0]}/{other[1]}")
+            if waiting is not None:
+                logger.info("pod group %s/%s: %d of minMember %d placed; binding %d waiting member(s)",
+                            *group, placed, min_member, len(waiting.pods))
+            return True
+        entry = self.waiting.get(group)
+        if entry is None:
+            timeout = pod_group.timeout_seconds if pod_group is not None else gang.DEFAULT_TIMEOUT_SECONDS
+            entry = self.waiting[group] = WaitingGroup(time.monotonic(), timeout)
+            self._spawn(self._gang_timer(group, entry), f"pod group timer {group[0]}/{group[1]}")
+        entry.pods[key] = (dict(pod), node)
+        logger.info("%s/%s reserved on %s, waiting: pod group %s has %d of minMember %d placed",
+                    key[0], key[1], node, group[1], placed, min_member)
+        return False
+
+    async def _gang_timer(self, group: gang.GroupKey, entry: WaitingGroup) -> None:
+        delay = entry.since + entry.timeout_seconds - time.monotonic()
+        await asyncio.sleep(max(delay, 0.0))
+        if self.waiting.get(group) is entry and gang.timed_out(entry.since, time.monotonic(), entry.timeout_seconds):
+            self.gang_timeout(group)
+
+    def gang_timeout(self, group: gang.GroupKey) -> None:
+        """The group's first waiting member waited too long: unreserve every waiting member and
+        retry it with backoff; each gets a FailedScheduling, the PodGroup an Unschedulable phase."""
+        entry = self.waiting.pop(group, None)
+        if entry is None:
+            return
+        pod_group = self._pod_group(group)
+        min_member = pod_group.min_member if pod_group is not None else 1
+        placed = gang.count_placed(self._members(group), self._reserved(group))
+        message = gang.timeout_message(group[1], placed, min_member, entry.timeout_seconds)
+        logger.info("%s/%s: %s", group[0], group[1], message)
+        for key, (pod, _) in entry.pods.items():
+            self.cache.forget(helpers.pod_key(pod))
+            self.queue.requeue(key, helpers.pod_priority(pod))
+            result = Result(pod=f"{key[0]}/{key[1]}", status=Status.unschedulable(message), message=message)
+            self._remember(key, result)
+            self._spawn(self.report_failure(key, pod, result), f"failure {key[0]}/{key[1]}")
+        self._set_group_failure(group, "timeout", message)
+        self.queue.move_all_to_active()  # the reservations' room is free again
+
+    def _drop_waiting(self, group: gang.GroupKey, key: Key) -> bool:
+        """A waiting member was deleted, or bound by someone else: it waits no more."""
+        entry = self.waiting.get(group)
+        if entry is None or entry.pods.pop(key, None) is None:
+            return False
+        if not entry.pods:
+            del self.waiting[group]
+        return True
+
+    def _set_group_failure(self, group: gang.GroupKey, kind: str, message: str) -> None:
+        self.group_failures[group] = (kind, message)
+        self._group_changed(group)
+
+    def _group_changed(self, group: gang.GroupKey) -> None:
+        self._groups_dirty.add(group)
+        self._groups_changed.set()
+
+    # --- PodGroup status ----------------------------------------------------------------------
+
+    async def group_status_loop(self) -> None:
+        await self.synced.wait()
+        while True:
+            await self._groups_changed.wait()
+            await asyncio.sleep(GROUP_STATUS_DEBOUNCE_SECONDS)
+            self._groups_changed.clear()
+            if not self.leading() and self.leader is not None:
+                await self.leader.leading.wait()  # the leader writes; a standby keeps the groups dirty
+            dirty, self._groups_dirty = self._groups_dirty, set()
+            for group in sorted(dirty):
+                try:
+                    await self.write_group_status(group)
+                except ApiError as e:
+                    if not e.not_found:
+                        logger.warning("writing the status of pod group %s/%s: %s", *group, e)
+                        self._groups_dirty.add(group)
+                except Exception:
+                    logger.exception("writing the status of pod group %s/%s", *group)
+                    self._groups_dirty.add(group)
+            if self._groups_dirty:
+                await asyncio.sleep(1.0)
+                self._groups_changed.set()
+
+    def group_status(self, group: gang.GroupKey) -> tuple[gang.PodGroup, dict[str, Any]] | None:
+        pod_group = self._pod_group(group)
+        if pod_group is None:
+            return None
+        entry = self.waiting.get(group)
+        failure = self.group_failures.get(group)
+        desired = gang.desired_status(pod_group, self._members(group), len(entry.pods) if entry else 0,
+                                      failure[1] if failure else None)
+        return pod_group, desired
+
+    async def write_group_status(self, group: gang.GroupKey) -> None:
+        computed = self.group_status(group)
+        if computed is None:
+            return
+        pod_group, desired = computed
+        if desired["phase"] in (gang.SCHEDULED, gang.RUNNING):
+            self.group_failures.pop(group, None)
+        patch = gang.status_patch(pod_group.status, desired)
+        if patch is None:
+            return
+        await self.kube.patch(gang.pod_group_path(*group) + "/status", {"status": patch}, content_type=MERGE_PATCH)
 
     def _remember(self, key: Key, result: Result) -> None:
         self.explanations[key] = result
@@ -419,6 +653,26 @@ def scheduler_pending_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any
     return {_key(body): trim_pod(body)}
 
 
+@kopf.index("", "v1", "pods")
+def scheduler_group_members(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]] | None:
+    """Non-terminal pods of each PodGroup, bound or not (PreFilter's count, the group's status)."""
+    group = gang.group_key(body)
+    if group is None or not gang.is_member(body):
+        return None
+    meta = body.get("metadata") or {}
+    return {group: {
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "labels") if k in meta},
+        "spec": {k: v for k, v in (body.get("spec") or {}).items() if k in ("nodeName", "containers",
+                 "initContainers", "overhead", "resources")},
+        "status": {k: v for k, v in (body.get("status") or {}).items() if k == "phase"},
+    }}
+
+
+@kopf.index(gang.GROUP, gang.VERSION, gang.PLURAL)
+def scheduler_pod_groups(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]]:
+    return {(body.metadata.namespace or "", body.metadata.name or ""): gang.trim_pod_group(body)}
+
+
 @kopf.index("", "v1", "namespaces")
 def scheduler_namespaces(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
     return {body.metadata.name or "": dict(body.metadata.labels or {})}
@@ -444,6 +698,8 @@ async def start_scheduler(settings: kopf.OperatorSettings, **kwargs: Any) -> Non
         pending=kwargs["scheduler_pending_pods"],
         namespaces=kwargs["scheduler_namespaces"],
         leader=elector,
+        pod_groups=kwargs.get("scheduler_pod_groups"),
+        group_members=kwargs["scheduler_group_members"],
     )
     _scheduler.start()
 
@@ -472,6 +728,12 @@ def scheduler_pod_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     assert _scheduler is not None
     _scheduler.synced.set()
     _scheduler.on_pod_event(type, body)
+
+
+@kopf.on.event(gang.GROUP, gang.VERSION, gang.PLURAL)
+def scheduler_pod_group_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    assert _scheduler is not None
+    _scheduler.on_pod_group_event(type, body)
 
 
 @kopf.on.event("", "v1", "namespaces")

@@ -41,6 +41,7 @@ CHART_CRDS = CHART / "files" / "crds"
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RS_API = "apps.kubeplane.dev/v1alpha1"
 KPRS = "replicasets.apps.kubeplane.dev"
+PODGROUPS = "podgroups.scheduling.kubeplane.dev"
 Result = subprocess.CompletedProcess[str]
 Obj = dict[str, Any]
 
@@ -362,6 +363,8 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
     assert_rbac(f"{prefix}-scheduler", ns, allowed=[
         *[(v, r, None) for v in ("get", "list", "watch") for r in ("pods", "nodes", "namespaces")],
         ("create", "pods/binding", None), ("patch", "pods/status", None), ("update", "pods/status", None),
+        *[(v, PODGROUPS, None) for v in ("get", "list", "watch")],
+        *[(v, f"{PODGROUPS}/status", None) for v in ("patch", "update")],
         *events,
         ("list", crds, None), ("watch", crds, None),
         *[(v, "leases.coordination.k8s.io", ns) for v in ("get", "create", "update", "patch")],
@@ -370,6 +373,7 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         ("create", "pods", "default"), ("delete", "pods", "default"), ("patch", "nodes", None),
         ("update", "leases.coordination.k8s.io", "kube-system"), ("create", "leases.coordination.k8s.io", "default"),
         ("get", "configmaps", "default"), ("list", KPRS, None), ("create", "pods/eviction", "default"),
+        ("create", PODGROUPS, "default"), ("delete", PODGROUPS, "default"), ("patch", PODGROUPS, "default"),
     ])
     assert_rbac(f"{prefix}-backup", ns, allowed=[
         *[(v, r, None) for v in ("get", "list", "watch")

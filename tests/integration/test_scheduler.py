@@ -303,3 +303,131 @@ def test_one_leader_binds_and_a_standby_takes_over(namespace: str, run_id: str, 
         first.stop()
         second.stop()
         kubectl("delete", "lease", name, "-n", "kubeplane-system", "--ignore-not-found", check=False)
+
+
+# --- gang scheduling: PodGroups ---------------------------------------------------------------
+
+POD_GROUP_LABEL = "scheduling.kubeplane.dev/pod-group"
+
+
+def pod_group(name: str, min_member: int, *, timeout: int = 5,
+              min_resources: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"minMember": min_member, "scheduleTimeoutSeconds": timeout}
+    if min_resources:
+        spec["minResources"] = min_resources
+    return {"apiVersion": "scheduling.kubeplane.dev/v1alpha1", "kind": "PodGroup", "metadata": {"name": name},
+            "spec": spec}
+
+
+def gang_members(group: str, run_id: str, count: int, *, cpu: str = "100m", first: int = 0) -> dict[str, Any]:
+    items = []
+    for i in range(first, first + count):
+        body = pod(f"{group}-{i}", run_id, cpu=cpu, node_selector={"kubeplane-test/run": run_id})
+        body["metadata"]["labels"] = {POD_GROUP_LABEL: group}
+        items.append(body)
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def group_status(namespace: str, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = kubectl_json("get", "podgroup", name, "-n", namespace).get("status") or {}
+    return status
+
+
+def nodes_of(namespace: str, names: list[str]) -> dict[str, str]:
+    return {n: get_pod(namespace, n)["spec"].get("nodeName") or "" for n in names}
+
+
+def assert_none_bound_for(namespace: str, names: list[str], seconds: float) -> None:
+    """Not one member gets a node during the whole time (all or nothing), checked repeatedly."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        bound = {n: node for n, node in nodes_of(namespace, names).items() if node}
+        assert not bound, f"members bound before the group was complete: {bound}"
+        time.sleep(0.5)
+
+
+def test_pod_group_binds_all_members_together(
+    scheduler: Operator, namespace: str, run_id: str, make_node: NodeFactory
+) -> None:
+    node = make_node("gang")
+    apply(pod_group("trio", 3, timeout=30), namespace)
+    apply(gang_members("trio", run_id, 3, cpu="1"), namespace)
+    for i in range(3):
+        assert bound_node(namespace, f"trio-{i}") == node
+    status = wait_for(lambda: (s := group_status(namespace, "trio")).get("scheduled") == 3
+                      and s.get("phase") in ("Scheduled", "Running") and s, timeout=30,
+                      what="PodGroup scheduled 3")
+    assert status["phase"] in ("Scheduled", "Running")
+    wait_for(lambda: group_status(namespace, "trio").get("phase") == "Running", timeout=30,
+             what="PodGroup Running")
+    assert group_status(namespace, "trio")["running"] == 3
+
+
+def test_pod_group_without_room_binds_none_then_all_when_room_appears(
+    scheduler: Operator, namespace: str, run_id: str, make_node: NodeFactory
+) -> None:
+    """Room for two of three: none binds, the reservations time out and the group says why; a second
+    node brings room for all three, and all three bind."""
+    make_node("gang-a", cpu="2")
+    apply(pod_group("trio", 3, timeout=5), namespace)
+    names = [f"trio-{i}" for i in range(3)]
+    apply(gang_members("trio", run_id, 3, cpu="900m"), namespace)
+    assert_none_bound_for(namespace, names, 7)  # past the 5 s timeout
+    status = wait_for(lambda: (s := group_status(namespace, "trio")).get("phase") == "Unschedulable" and s,
+                      timeout=30, what="PodGroup Unschedulable")
+    assert 'pod group "trio"' in status["message"] and "minMember 3" in status["message"], status
+    assert "reservations released" in status["message"], status
+    assert status.get("scheduled", 0) == 0
+
+    def named_group() -> list[str]:
+        return [n for n in names
+                if any('pod group "trio"' in e["message"] for e in events_for(namespace, n, "FailedScheduling"))]
+
+    waited = wait_for(lambda: len(named_group()) >= 2 and named_group(), timeout=30,
+                      what="FailedScheduling events naming the group")
+    assert len(waited) >= 2
+    assert_none_bound_for(namespace, names, 2)
+
+    make_node("gang-b", cpu="2")
+    placed = {n: bound_node(namespace, n, timeout=45) for n in names}
+    assert set(placed.values()) == {f"sch-{run_id}-gang-a", f"sch-{run_id}-gang-b"}, placed
+    status = wait_for(lambda: (s := group_status(namespace, "trio")).get("scheduled") == 3
+                      and s.get("phase") in ("Scheduled", "Running") and s, timeout=30, what="PodGroup Scheduled")
+    assert not status.get("message"), status
+
+
+def test_pod_group_with_too_few_members_binds_none(
+    scheduler: Operator, namespace: str, run_id: str, make_node: NodeFactory
+) -> None:
+    make_node("gang")
+    apply(pod_group("trio", 3, timeout=5), namespace)
+    names = ["trio-0", "trio-1"]
+    apply(gang_members("trio", run_id, 2), namespace)
+    expected = 'pod group "trio" has 2 pods, fewer than minMember 3'
+    for name in names:
+        # The first member may be tried before the second exists ("has 1 pods"); the second's arrival
+        # retries it.
+        wait_for(lambda n=name: (pod_scheduled_condition(namespace, n) or {}).get("message") == expected,
+                 timeout=30, what=f"{name}: {expected}")
+        assert unschedulable(namespace, name)["message"] == expected
+    status = wait_for(lambda: (s := group_status(namespace, "trio")).get("phase") == "Unschedulable" and s,
+                      timeout=30, what="PodGroup Unschedulable")
+    assert "fewer than minMember 3" in status["message"], status
+    assert_none_bound_for(namespace, names, 3)
+    # The third member completes the group: all three bind.
+    apply(gang_members("trio", run_id, 1, first=2), namespace)
+    for name in [*names, "trio-2"]:
+        bound_node(namespace, name, timeout=30)
+    wait_for(lambda: group_status(namespace, "trio").get("scheduled") == 3, timeout=30, what="scheduled 3")
+
+
+def test_pod_group_missing_or_invalid(scheduler: Operator, namespace: str, run_id: str) -> None:
+    apply(gang_members("ghost", run_id, 1), namespace)
+    assert unschedulable(namespace, "ghost-0")["message"] == 'pod group "ghost" not found'
+    # The CRD's validation: minMember at least 1; the timeout defaults to 60 s.
+    rejected = apply(pod_group("zero", 0), namespace, check=False)
+    assert rejected.returncode != 0 and "minMember" in rejected.stderr, rejected.stderr
+    defaults = pod_group("dflt", 2)
+    del defaults["spec"]["scheduleTimeoutSeconds"]
+    apply(defaults, namespace)
+    assert kubectl_json("get", "pg", "dflt", "-n", namespace)["spec"]["scheduleTimeoutSeconds"] == 60

@@ -423,8 +423,13 @@ def test_scheduler_rbac_binds_and_posts_events_but_never_reads_secrets() -> None
         ("create", "", "pods/binding"), ("patch", "", "pods/status"),
         ("create", "", "events"), ("patch", "", "events"), ("create", "events.k8s.io", "events"),
         ("list", "apiextensions.k8s.io", "customresourcedefinitions"),
+        ("get", "scheduling.kubeplane.dev", "podgroups"), ("list", "scheduling.kubeplane.dev", "podgroups"),
+        ("watch", "scheduling.kubeplane.dev", "podgroups"), ("patch", "scheduling.kubeplane.dev", "podgroups/status"),
+        ("update", "scheduling.kubeplane.dev", "podgroups/status"),
     ]:
         assert allowed(objs, sa, verb, group, resource), (verb, group, resource)
+    for verb in ("create", "delete", "patch", "update"):
+        assert not allowed(objs, sa, verb, "scheduling.kubeplane.dev", "podgroups", namespace="default"), verb
     for verb in ("get", "create", "update"):
         assert allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace=NAMESPACE)
         assert not allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace="kube-system")

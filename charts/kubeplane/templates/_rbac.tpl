@@ -98,6 +98,13 @@ finalizers or progress annotations on objects.
 - apiGroups: [""]
   resources: ["pods/status"]
   verbs: ["patch", "update"]
+# Gang scheduling: PodGroups are read (a Kopf index), and their status written.
+- apiGroups: ["scheduling.kubeplane.dev"]
+  resources: ["podgroups"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["scheduling.kubeplane.dev"]
+  resources: ["podgroups/status"]
+  verbs: ["patch", "update"]
 {{ include "kubeplane.rules.events" . }}
 {{- end }}
 
