@@ -161,7 +161,20 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     semaphore = asyncio.Semaphore(CONCURRENCY)
     last_report = time.monotonic()
 
+    async def report_progress() -> None:
+        """At most once a second, as items finish (a tier may hold thousands of items)."""
+        nonlocal last_report
+        if time.monotonic() - last_report < 1.0:
+            return
+        last_report = time.monotonic()
+        await op.patch_status("restores", name, {"progress": {"totalItems": tally.total,
+                                                              "itemsRestored": tally.restored}})
+
     async def restore_one(p: restore_plan.Prepared) -> None:
+        await restore_item(p)
+        await report_progress()
+
+    async def restore_item(p: restore_plan.Prepared) -> None:
         key = ItemKey(p.group_resource, p.namespace, p.name)
         where = f"{p.group_resource} {p.target_namespace + '/' if p.target_namespace else ''}{p.name}"
         for warning in p.warnings:
@@ -226,10 +239,7 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         await asyncio.gather(*(restore_one(p) for p in members))
         if tier == (selection.CRDS,) and not dry_run:
             await _wait_for_crds(kube, [p.name for p in members], results)
-        if time.monotonic() - last_report >= 1.0:
-            last_report = time.monotonic()
-            await op.patch_status("restores", name, {"progress": {"totalItems": tally.total,
-                                                                  "itemsRestored": tally.restored}})
+        await report_progress()
     for warning in relinker.finish():
         results.warning("", warning)
 
@@ -251,8 +261,8 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     if dry_run:
         status["dryRun"] = {"wouldCreate": tally.would_create, "wouldUpdate": tally.would_update,
                             "wouldSkip": tally.would_skip}
-    if reason:
-        status["failureReason"] = reason
+    # null removes a reason an earlier writer left (a merge patch): Completed never carries one.
+    status["failureReason"] = reason or None
     await op.patch_status("restores", name, status)
     message = (f"dry run: would create {tally.would_create}, update {tally.would_update}, skip {tally.would_skip}"
                if dry_run else f"{tally.restored} items restored from {backup_name}")

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
+import hashlib
+import io
 import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +25,17 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.conftest import Operator, apply, kubectl, kubectl_json, wait_for
+from tests.integration.conftest import (
+    BIN,
+    ENV,
+    STATE,
+    Operator,
+    _free_port,
+    apply,
+    kubectl,
+    kubectl_json,
+    wait_for,
+)
 
 NS = "kubeplane-system"
 GROUP = "backup.kubeplane.dev/v1alpha1"
@@ -520,3 +542,324 @@ def test_existing_resource_policy_update_and_none(backup_operator: Operator, nam
     labels = configmap["metadata"]["labels"]
     assert labels["backup.kubeplane.dev/restore-name"] == update
     assert labels["backup.kubeplane.dev/backup-name"] == backup
+
+
+# --- interruptions and hostile input on the live cluster ---------------------------------------
+
+
+def bulk_configmaps(namespace: str, count: int, size: int = 200) -> None:
+    """`count` ConfigMaps labelled app=bulk; random (incompressible) data of `size` characters each."""
+    manifest = "".join(
+        f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}, labels: {{app: bulk}}}}\n"
+        f"data: {{blob: {base64.b64encode(os.urandom(size * 3 // 4)).decode()}}}\n"
+        for i in range(count)
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest, timeout=300)
+
+
+def bulk_count(namespace: str) -> int:
+    result = kubectl("get", "cm", "-n", namespace, "-l", "app=bulk", "-o", "name", check=False)
+    return len(result.stdout.split()) if result.returncode == 0 else 0
+
+
+def test_operator_killed_mid_restore_ends_honestly(backup_operator: Operator, namespace: str) -> None:
+    total = 600
+    bulk_configmaps(namespace, total)
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace], "includedResources": ["configmaps"],
+                              "labelSelector": {"matchLabels": {"app": "bulk"}}})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    target = f"{namespace}-r"
+    restore = unique("r")
+    try:
+        create("Restore", restore, {"backupName": backup, "namespaceMapping": {namespace: target}})
+
+        def restoring() -> dict[str, Any] | None:
+            status = kubectl_json("get", "kprestore", restore, "-n", NS).get("status") or {}
+            if status.get("phase") not in (None, "New", "InProgress"):
+                raise AssertionError(f"the restore finished before the kill: {status}")
+            restored = (status.get("progress") or {}).get("itemsRestored", 0)
+            return status if status.get("phase") == "InProgress" and restored > 0 else None
+        status = wait_for(restoring, timeout=120, interval=0.05, what="restore progress reported")
+        backup_operator.kill()
+        time.sleep(1)  # the API server finishes requests it already had: count once they have landed
+        at_kill = bulk_count(target)
+        progress = status["progress"]  # the Namespace counts as an item too
+        assert progress["itemsRestored"] < progress["totalItems"] == total + 1, progress
+        assert 0 < at_kill < total, f"the kill did not land mid-restore: {at_kill} of {total} ConfigMaps present"
+
+        backup_operator.start()
+        backup_operator.wait_live()
+        status = finished("kprestore", restore)
+        present = bulk_count(target)
+        if status["phase"] == "Completed":
+            assert present == total, f"Completed with {present} of {total} ConfigMaps restored: {status}"
+        else:
+            assert status["phase"] in ("Failed", "PartiallyFailed"), status
+            assert "interrupted" in status.get("failureReason", ""), status
+            assert status.get("completionTimestamp"), status
+            assert present == at_kill, f"a Failed restore kept working after the restart: {at_kill} -> {present}"
+
+        # As the failure reason says: a new Restore finishes the job; what is there is skipped.
+        again = unique("r")
+        create("Restore", again, {"backupName": backup, "namespaceMapping": {namespace: target}})
+        status = finished("kprestore", again)
+        assert status["phase"] == "Completed", status
+        assert bulk_count(target) == total
+        original = kubectl_json("get", "cm", "cm-7", "-n", namespace)["data"]
+        assert kubectl_json("get", "cm", "cm-7", "-n", target)["data"] == original
+    finally:
+        kubectl("delete", "namespace", target, "--wait=false", check=False)
+
+
+def tar_gz(members: list[tuple[str, bytes]], links: list[tuple[str, str]]) -> bytes:
+    """A gzip tarball of regular `members` (name, content) then symlinks (name, target), names as given."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o644
+            tar.addfile(info, io.BytesIO(content))
+        for name, target in links:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return gzip.compress(raw.getvalue())
+
+
+def checksums(tarball: bytes, members: list[tuple[str, bytes]]) -> bytes:
+    """The checksum manifest a real backup stores, matching `tarball` exactly."""
+    def digest(data: bytes) -> dict[str, Any]:
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    return json.dumps({"format": "kubeplane.dev/backup-checksums/v1", "algorithm": "sha256",
+                       "archive": digest(tarball), "members": {n: digest(c) for n, c in members}}).encode()
+
+
+@pytest.mark.parametrize("unsafe", ["traversal", "absolute", "symlink", "none"])
+def test_malicious_tarball_is_refused_before_anything_is_restored(
+        backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str], unsafe: str) -> None:
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "planted", "namespace": namespace},
+            "data": {"from": "the malicious backup"}}
+    good_path = f"resources/configmaps/namespaces/{namespace}/planted.json"
+    members = [("metadata/version", b"1.1.0\n"), (good_path, json.dumps(good).encode()),
+               (f"resources/configmaps/v1-preferredversion/namespaces/{namespace}/planted.json",
+                json.dumps(good).encode())]
+    links: list[tuple[str, str]] = []
+    evil = {"traversal": "../../etc/kubeplane-x.json", "absolute": "/etc/kubeplane-x.json",
+            "symlink": f"resources/configmaps/namespaces/{namespace}/link.json", "none": ""}[unsafe]
+    if unsafe == "symlink":
+        links.append((evil, "/etc/passwd"))
+    elif evil:
+        members.append((evil, json.dumps({**good, "metadata": {"name": "x", "namespace": namespace}}).encode()))
+    tarball = tar_gz(members, links)
+
+    name, prefix, backup = unique("evil"), unique("evil-prefix"), unique("b")
+    stored = {
+        "apiVersion": GROUP, "kind": "Backup", "metadata": {"name": backup, "namespace": NS},
+        "spec": {"includedNamespaces": [namespace]},
+        "status": {"phase": "Completed", "formatVersion": "1.1.0", "startTimestamp": "2026-01-01T00:00:00Z",
+                   "completionTimestamp": "2026-01-01T00:00:05Z", "expiration": "2099-01-01T00:00:00Z",
+                   "progress": {"totalItems": 1, "itemsBackedUp": 1}, "errors": 0, "warnings": 0},
+    }
+    directory = f"{prefix}/backups/{backup}"
+    s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}.tar.gz", Body=tarball)
+    s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}-checksums.json", Body=checksums(tarball, members))
+    s3.put_object(Bucket="kubeplane", Key=f"{directory}/kubeplane-backup.json", Body=json.dumps(stored).encode())
+    location(name, minio, prefix=prefix)
+    try:
+        def synced() -> dict[str, Any] | None:
+            obj = backup_object(backup)
+            return obj if obj and (obj.get("status") or {}).get("phase") == "Completed" else None
+        obj = wait_for(synced, timeout=SYNC_WAIT, what="the planted backup synced from the bucket")
+        assert obj["metadata"]["annotations"]["backup.kubeplane.dev/synced-from"] == name
+
+        verified = kubeplane("backup", "verify", backup, check=False)
+        restore = unique("r")
+        create("Restore", restore, {"backupName": backup})
+        status = finished("kprestore", restore)
+        if not evil:  # the control: the same backup without the unsafe member is valid and restores
+            assert verified.returncode == 0, verified.stderr
+            assert status["phase"] == "Completed", status
+            assert kubectl_json("get", "cm", "planted", "-n", namespace)["data"] == good["data"]
+            return
+        # The checksums all match: the archive's safety rules are what must refuse it.
+        assert verified.returncode == 1 and evil in verified.stderr, verified.stderr
+        assert status["phase"] == "Failed", status
+        reason = status["failureReason"]
+        assert evil in reason and "nothing was restored" in reason, reason
+        assert "checksum" not in reason, f"refused for the wrong reason: {reason}"
+        assert kubectl("get", "cm", "planted", "-n", namespace, check=False).returncode != 0, \
+            "an item of the rejected tarball was created"
+        assert kubectl("get", "cm", "x", "-n", namespace, check=False).returncode != 0
+        assert not os.path.exists("/etc/kubeplane-x.json")
+    finally:
+        kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s", check=False)
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+        leftovers = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"{prefix}/").get("Contents", [])
+        if leftovers:
+            s3.delete_objects(Bucket="kubeplane", Delete={"Objects": [{"Key": o["Key"]} for o in leftovers]})
+
+
+class PrivateMinio:
+    """A MinIO server of one test's own (bin/minio, own data dir, port and credentials), killable."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+        self.port, self.console_port = _free_port(), _free_port()
+        self.user, self.password = f"kp{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = STATE / "logs" / "test-private-minio.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**ENV, "MINIO_ROOT_USER": self.user, "MINIO_ROOT_PASSWORD": self.password,
+               "MINIO_UPDATE": "off", "MINIO_BROWSER": "off"}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "minio"), "server", "--quiet", "--address", f"127.0.0.1:{self.port}",
+                 "--console-address", f"127.0.0.1:{self.console_port}", self.data_dir],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def ready() -> bool:
+            assert self.process is not None and self.process.poll() is None, f"minio exited; see {self.log}"
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/minio/health/ready", timeout=2) as answer:
+                    return bool(answer.status == 200)
+            except OSError:
+                return False
+        wait_for(ready, timeout=60, what="the private MinIO ready")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def client(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.user,
+                            aws_secret_access_key=self.password, region_name="us-east-1")
+
+
+class UploadTrap:
+    """A TCP relay in front of a server. Once one connection has sent `limit` bytes upstream (a
+    large upload under way), it sets `tripped` and holds that connection until `released` is set:
+    the upload cannot finish before the test has acted."""
+
+    def __init__(self, upstream_port: int, limit: int) -> None:
+        self.upstream_port, self.limit = upstream_port, limit
+        self.tripped, self.released = threading.Event(), threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+        except OSError:
+            client.close()  # the server is down: so is the connection
+            return
+        upstream.settimeout(None)
+
+        def pump(source: socket.socket, sink: socket.socket, count: bool) -> None:
+            sent = 0
+            try:
+                while data := source.recv(65536):
+                    sent += len(data)
+                    if count and sent > self.limit and not self.released.is_set():
+                        self.tripped.set()
+                        self.released.wait(120)
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (source, sink):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+        threading.Thread(target=pump, args=(upstream, client, False), daemon=True).start()
+        pump(client, upstream, True)
+
+    def close(self) -> None:
+        self.released.set()
+        self.listener.close()
+
+
+def test_storage_outage_mid_backup(backup_operator: Operator, namespace: str) -> None:
+    # ~200 items of 6 KB random data: a tarball of ~1.3 MB, uploaded through the trap (256 KB limit).
+    bulk_configmaps(namespace, 200, size=8000)
+    data_dir = tempfile.mkdtemp(prefix="kubeplane-private-minio-")
+    server = PrivateMinio(data_dir)
+    trap: UploadTrap | None = None
+    name, backup = unique("flaky"), unique("b")
+    try:
+        server.start()
+        server.client().create_bucket(Bucket="private")
+        trap = UploadTrap(server.port, limit=256 << 10)
+        credentials = f"[default]\naws_access_key_id = {server.user}\naws_secret_access_key = {server.password}\n"
+        kubectl("create", "secret", "generic", name, "-n", NS, f"--from-literal=cloud={credentials}")
+        create("BackupStorageLocation", name, {
+            "objectStorage": {"bucket": "private"}, "credential": {"name": name, "key": "cloud"},
+            "config": {"s3Url": f"http://127.0.0.1:{trap.port}", "s3ForcePathStyle": "true"},
+            "validationFrequency": "2s",
+        })
+        location_phase(name, "Available")
+
+        create("Backup", backup, {"includedNamespaces": [namespace], "includedResources": ["configmaps"],
+                                  "storageLocation": name})
+        assert trap.tripped.wait(120), "the backup's upload never started"
+        status = kubectl_json("get", "kpbackup", backup, "-n", NS).get("status") or {}
+        assert status.get("phase") == "InProgress", f"not mid-backup at the outage: {status}"
+        stored = server.client().list_objects_v2(Bucket="private", Prefix=f"backups/{backup}/").get("Contents", [])
+        assert not stored, f"the tarball is the first upload; already stored: {stored}"
+        server.kill()  # mid-upload: the trap holds the rest of the tarball until MinIO is gone
+        trap.released.set()
+
+        status = finished("kpbackup", backup, timeout=120)
+        assert status["phase"] == "Failed", status
+        reason = status.get("failureReason", "")
+        assert "storage unreachable" in reason and "uploading" in reason, reason
+        assert "interrupted" not in reason, f"the operator did not die, the storage did: {reason}"
+        unavailable = location_phase(name, "Unavailable", timeout=60)
+        assert "unreachable" in unavailable.get("message", ""), unavailable
+        assert server.password not in unavailable["message"]
+
+        # The storage comes back with what it had: nothing half-written may look like a backup.
+        server.start()
+        location_phase(name, "Available", timeout=60)
+        keys = [o["Key"] for o in server.client().list_objects_v2(Bucket="private").get("Contents", [])]
+        assert f"backups/{backup}/kubeplane-backup.json" not in keys, keys
+        verified = kubeplane("backup", "verify", backup, check=False)
+        assert verified.returncode == 1 and "no metadata object" in verified.stderr, verified.stderr
+
+        def last_synced() -> str | None:
+            synced: str | None = kubectl_json("get", "bsl", name, "-n", NS)["status"].get("lastSyncedTime")
+            return synced
+
+        def sync_passes(count: int) -> None:
+            for _ in range(count):
+                before = last_synced()
+                wait_for(lambda: last_synced() not in (None, before),  # noqa: B023 (called at once)
+                         timeout=SYNC_WAIT, what="a sync pass of the location")
+        sync_passes(2)
+        assert (backup_object(backup) or {}).get("status", {}).get("phase") == "Failed"
+        # As after losing the cluster: only the bucket is left, and sync must not bring this one back.
+        delete_backup_object_keeping_files(backup)
+        sync_passes(2)
+        assert backup_object(backup) is None, "sync presented the half-written backup as a backup"
+    finally:
+        if trap is not None:
+            trap.close()
+        if backup_object(backup) is not None:
+            kubectl("patch", "kpbackup", backup, "-n", NS, "--type=json",
+                    "-p", '[{"op":"remove","path":"/metadata/finalizers"}]', check=False)
+            kubectl("delete", "kpbackup", backup, "-n", NS, "--wait=false", check=False)
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+        kubectl("delete", "secret", name, "-n", NS, check=False)
+        server.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
