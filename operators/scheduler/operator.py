@@ -31,8 +31,12 @@ around the pure core (framework.schedule_one) is upstream's scheduleOne:
   FailedScheduling event each, and the PodGroup says Unschedulable. The scheduler writes the
   PodGroup's status (phase, scheduled, running, message) with a merge patch when it changes.
 
-Not here yet: SchedulerProfiles, the Services / controllers / PDBs that default topology
-spreading and preemption read.
+- Profiles (profiles.py): the oldest cluster-scoped SchedulerProfile naming this scheduler replaces
+  the default profile at once, without a restart (the next cycle uses it); deleting it reverts to
+  the default. Its Accepted condition says whether it runs, or why not (invalid, or shadowed by an
+  older profile for the same scheduler).
+
+Not here yet: the Services / controllers / PDBs that default topology spreading and preemption read.
 """
 
 from __future__ import annotations
@@ -49,17 +53,18 @@ from typing import Any
 
 import kopf
 
-from operators.core import metrics
+from operators.core import conditions, metrics
 from operators.core.events import EventRecorder
 from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.leader import LeaderElector
 from operators.core.leader import enabled as leader_election_enabled
 from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
-from operators.scheduler import gang, helpers
+from operators.scheduler import gang, helpers, profiles
 from operators.scheduler.cache import Index, SchedulerCache, first
 from operators.scheduler.framework import Profile, Result, default_profile, schedule_one
 from operators.scheduler.messages import truncate_message
+from operators.scheduler.plugins import REGISTRY
 from operators.scheduler.queue import SchedulingQueue
 from operators.scheduler.status import Code, Status
 
@@ -184,6 +189,9 @@ class Scheduler:
         self.cache = SchedulerCache(nodes, pods_by_node, nominated, namespaces)
         self.queue: SchedulingQueue[Key] = SchedulingQueue()
         self.profile = profile or default_profile()
+        self._default_profile = self.profile
+        self._profile_objects: dict[str, dict[str, Any]] = {}
+        self._profile_in_use: tuple[str, int] | None = None  # (SchedulerProfile name, generation)
         self.events = EventRecorder(kube, SCHEDULER_NAME)
         self.synced = asyncio.Event()
         self.next_start_index = 0
@@ -264,6 +272,60 @@ class Scheduler:
         if event_type is None or self._group_specs.get(group) != spec:
             self._group_specs[group] = spec
             self.queue.move_all_to_active()
+
+    def on_profile_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        name = (body.get("metadata") or {}).get("name") or ""
+        if event_type == "DELETED":
+            self._profile_objects.pop(name, None)
+        else:
+            self._profile_objects[name] = dict(body)
+        self._apply_profiles()
+
+    def _apply_profiles(self) -> None:
+        """Run with the profile the SchedulerProfiles call for; say on each of ours what became of it."""
+        choice = profiles.choose(list(self._profile_objects.values()), SCHEDULER_NAME)
+        verdicts: list[tuple[Mapping[str, Any], str, str, str]] = []
+        in_use: tuple[str, int] | None = None
+        profile = self._default_profile
+        if choice.chosen is not None:
+            meta = choice.chosen.get("metadata") or {}
+            in_use = (meta.get("name") or "", int(meta.get("generation") or 0))
+            try:
+                profile = profiles.to_profile(choice.chosen.get("spec") or {}, REGISTRY, self._default_profile)
+                verdicts.append((choice.chosen, "True", "Applied",
+                                 f"scheduler {SCHEDULER_NAME} runs with this profile"))
+            except ValueError as e:
+                in_use, profile = self._profile_in_use, self.profile  # keep what runs now
+                verdicts.append((choice.chosen, "False", "Invalid", f"not applied: {e}"))
+            older = choice.chosen.get("metadata", {}).get("name")
+            for other in choice.shadowed:
+                verdicts.append((other, "False", "Shadowed",
+                                 f"scheduler {SCHEDULER_NAME} runs with the older SchedulerProfile {older}"))
+        if in_use != self._profile_in_use:
+            logger.info("scheduler profile: %s", f"SchedulerProfile {in_use[0]}" if in_use else "the default")
+            self._profile_in_use, self.profile = in_use, profile
+            self.queue.move_all_to_active()  # pods found unschedulable may fit under the new rules
+        for body, status, reason, message in verdicts:
+            self._spawn(self._write_profile_status(body, status, reason, message), "profile status")
+
+    async def _write_profile_status(self, body: Mapping[str, Any], status: str, reason: str, message: str) -> None:
+        if self.leader is not None:
+            await self.leader.leading.wait()  # one writer: the leader
+        meta = body.get("metadata") or {}
+        current = body.get("status") or {}
+        previous = conditions.find(current.get("conditions"), "Accepted") or {}
+        generation = meta.get("generation")
+        if (previous.get("status"), previous.get("reason"), previous.get("message")) == (status, reason, message) \
+                and current.get("observedGeneration") == generation:
+            return
+        updated = conditions.set_condition(current.get("conditions"), "Accepted", status, reason, message, now())
+        path = f"/apis/{profiles.GROUP}/{profiles.VERSION}/{profiles.PLURAL}/{meta.get('name')}/status"
+        try:
+            await self.kube.patch(path, {"status": {"observedGeneration": generation, "conditions": updated}},
+                                  content_type=MERGE_PATCH)
+        except ApiError as e:
+            if e.status != 404:
+                logger.warning("could not write SchedulerProfile %s status: %s", meta.get("name"), e)
 
     # --- the scheduling loop ------------------------------------------------------------------
 
@@ -734,6 +796,13 @@ def scheduler_pod_event(body: kopf.Body, type: str | None, **_: Any) -> None:
 def scheduler_pod_group_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     assert _scheduler is not None
     _scheduler.on_pod_group_event(type, body)
+
+
+@kopf.on.event(profiles.GROUP, profiles.VERSION, profiles.PLURAL)
+async def scheduler_profile_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    # async: it spawns the status write on the event loop (sync handlers run in a thread).
+    assert _scheduler is not None
+    _scheduler.on_profile_event(type, body)
 
 
 @kopf.on.event("", "v1", "namespaces")

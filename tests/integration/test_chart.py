@@ -42,6 +42,7 @@ Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RS_API = "apps.kubeplane.dev/v1alpha1"
 KPRS = "replicasets.apps.kubeplane.dev"
 PODGROUPS = "podgroups.scheduling.kubeplane.dev"
+PROFILES = "schedulerprofiles.scheduling.kubeplane.dev"
 Result = subprocess.CompletedProcess[str]
 Obj = dict[str, Any]
 
@@ -365,6 +366,8 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         ("create", "pods/binding", None), ("patch", "pods/status", None), ("update", "pods/status", None),
         *[(v, PODGROUPS, None) for v in ("get", "list", "watch")],
         *[(v, f"{PODGROUPS}/status", None) for v in ("patch", "update")],
+        *[(v, PROFILES, None) for v in ("get", "list", "watch")],
+        *[(v, f"{PROFILES}/status", None) for v in ("patch", "update")],
         *events,
         ("list", crds, None), ("watch", crds, None),
         *[(v, "leases.coordination.k8s.io", ns) for v in ("get", "create", "update", "patch")],
@@ -374,6 +377,7 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         ("update", "leases.coordination.k8s.io", "kube-system"), ("create", "leases.coordination.k8s.io", "default"),
         ("get", "configmaps", "default"), ("list", KPRS, None), ("create", "pods/eviction", "default"),
         ("create", PODGROUPS, "default"), ("delete", PODGROUPS, "default"), ("patch", PODGROUPS, "default"),
+        ("create", PROFILES, None), ("delete", PROFILES, None), ("patch", PROFILES, None),
     ])
     assert_rbac(f"{prefix}-backup", ns, allowed=[
         *[(v, r, None) for v in ("get", "list", "watch")

@@ -431,3 +431,54 @@ def test_pod_group_missing_or_invalid(scheduler: Operator, namespace: str, run_i
     del defaults["spec"]["scheduleTimeoutSeconds"]
     apply(defaults, namespace)
     assert kubectl_json("get", "pg", "dflt", "-n", namespace)["spec"]["scheduleTimeoutSeconds"] == 60
+
+
+def _accepted(name: str) -> dict[str, Any] | None:
+    result = kubectl("get", "schedulerprofiles.scheduling.kubeplane.dev", name, "-o", "json", check=False)
+    if result.returncode:
+        return None
+    conditions = json.loads(result.stdout).get("status", {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Accepted"), None)
+
+
+def test_scheduler_profile_applies_without_restart_and_reverts(
+    scheduler: Operator, namespace: str, run_id: str, make_node: NodeFactory
+) -> None:
+    """A SchedulerProfile switching NodeResourcesFit to MostAllocated packs the next pod onto the fuller
+    node at once; a second profile for the same scheduler is shadowed; deleting the profile spreads again."""
+    full, empty = make_node("full"), make_node("empty")
+    selector = {"kubeplane-test/run": run_id}
+    apply(pod("base", run_id, cpu="2", node_selector={"kubernetes.io/hostname": full}), namespace)
+    assert bound_node(namespace, "base") == full
+    apply(pod("spread-1", run_id, cpu="500m", node_selector=selector), namespace)
+    assert bound_node(namespace, "spread-1") == empty, "the default profile (LeastAllocated) spreads"
+
+    name, newer = f"pack-{run_id}", f"pack-{run_id}-newer"
+    profile = {
+        "apiVersion": "scheduling.kubeplane.dev/v1alpha1", "kind": "SchedulerProfile", "metadata": {"name": name},
+        "spec": {"schedulerName": SCHEDULER, "scoringStrategy": {"type": "MostAllocated"},
+                 "plugins": {"score": {"disabled": [{"name": "NodeResourcesBalancedAllocation"}],
+                                       "enabled": [{"name": "NodeResourcesFit", "weight": 5}]}}},
+    }
+    try:
+        wrong = {**profile["spec"], "scoringStrategy": {"type": "RequestedToCapacityRatio"}}
+        rejected = apply({**profile, "spec": wrong}, check=False)
+        assert rejected.returncode != 0 and "requestedToCapacityRatio is required" in rejected.stderr
+        apply(profile)
+        accepted = wait_for(lambda: (_accepted(name) or {}).get("status") == "True" and _accepted(name), timeout=20,
+                            what="the profile Accepted")
+        assert accepted["reason"] == "Applied"
+        apply(pod("packed", run_id, cpu="500m", node_selector=selector), namespace)
+        assert bound_node(namespace, "packed") == full, "MostAllocated packs onto the fuller node"
+
+        time.sleep(1.1)  # creationTimestamp has second precision: make the second one strictly newer
+        apply({**profile, "metadata": {"name": newer}})
+        shadowed = wait_for(lambda: _accepted(newer), timeout=20, what="the newer profile's verdict")
+        assert (shadowed["status"], shadowed["reason"]) == ("False", "Shadowed")
+        assert name in shadowed["message"]
+    finally:
+        kubectl("delete", "schedulerprofiles.scheduling.kubeplane.dev", name, newer, "--ignore-not-found", check=False)
+    # The newer one is gone too: back to the default profile, which spreads again.
+    time.sleep(2)
+    apply(pod("spread-2", run_id, cpu="500m", node_selector=selector), namespace)
+    assert bound_node(namespace, "spread-2") == empty

@@ -426,10 +426,13 @@ def test_scheduler_rbac_binds_and_posts_events_but_never_reads_secrets() -> None
         ("get", "scheduling.kubeplane.dev", "podgroups"), ("list", "scheduling.kubeplane.dev", "podgroups"),
         ("watch", "scheduling.kubeplane.dev", "podgroups"), ("patch", "scheduling.kubeplane.dev", "podgroups/status"),
         ("update", "scheduling.kubeplane.dev", "podgroups/status"),
+        ("watch", "scheduling.kubeplane.dev", "schedulerprofiles"),
+        ("patch", "scheduling.kubeplane.dev", "schedulerprofiles/status"),
     ]:
         assert allowed(objs, sa, verb, group, resource), (verb, group, resource)
     for verb in ("create", "delete", "patch", "update"):
         assert not allowed(objs, sa, verb, "scheduling.kubeplane.dev", "podgroups", namespace="default"), verb
+        assert not allowed(objs, sa, verb, "scheduling.kubeplane.dev", "schedulerprofiles"), verb
     for verb in ("get", "create", "update"):
         assert allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace=NAMESPACE)
         assert not allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace="kube-system")

@@ -422,3 +422,13 @@ def test_generator_refuses_what_it_does_not_understand(gen_crds: ModuleType) -> 
     schemas = {"T": {"type": "object", "properties": {"a": {"type": "string", "not": {"enum": ["x"]}}}}}
     with pytest.raises(gen_crds.GenError, match="'not'"):
         gen_crds.Converter(schemas).type_schema("T")
+
+
+def test_scheduler_profile_plugin_names_are_the_registry() -> None:
+    """The CRD's enum of plugin names (a fragment of hack/crd-src) must follow the scheduler's plugins."""
+    from operators.scheduler.plugins import REGISTRY
+
+    crd = yaml.safe_load((ROOT / "crds/scheduling.kubeplane.dev_schedulerprofiles.yaml").read_text())
+    plugins = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["plugins"]
+    name = plugins["properties"]["disabled"]["items"]["properties"]["name"]
+    assert set(name["enum"]) == set(REGISTRY)

@@ -85,6 +85,13 @@ finalizers or progress annotations on objects.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
+# SchedulerProfiles (cluster-scoped): read, and their Accepted condition written.
+- apiGroups: ["scheduling.kubeplane.dev"]
+  resources: ["schedulerprofiles"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["scheduling.kubeplane.dev"]
+  resources: ["schedulerprofiles/status"]
+  verbs: ["patch", "update"]
 {{- end }}
 
 {{- define "kubeplane.scheduler.namespacedRules" -}}
