@@ -28,6 +28,7 @@ from operators.backup.restore_run import run_restore
 from operators.backup.storage import ObjectStore, StorageError
 from operators.core.events import EventRecorder
 from operators.core.kube import ApiError, Kube
+from operators.core.leader import LeaderElector, elector_for, when_leading
 from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
 from operators.core.workqueue import RetryLater, WorkQueue
@@ -71,18 +72,27 @@ class BackupOperator:
         self.running: set[Key] = set()  # runs this process started; anything else InProgress was interrupted
         self.tasks: list[asyncio.Task[None]] = []
         self.syncing: set[str] = set()  # locations whose bucket sync is scheduled in the queue
+        self.leader: LeaderElector | None = None
 
     def start(self) -> None:
+        # One active replica (a Lease): a standby never touches a Backup another replica is writing;
+        # once it leads, whatever the old leader left InProgress is "interrupted" (not in self.running).
+        self.leader = elector_for(self.kube, "kubeplane-backup")
         self.tasks = [
-            asyncio.create_task(self.queue.run_workers(self.sync, 2), name="backup workers"),
+            asyncio.create_task(when_leading(self.leader, lambda: self.queue.run_workers(self.sync, 2)),
+                                name="backup workers"),
             asyncio.create_task(self.events.run(), name="backup events"),
-            asyncio.create_task(self.collect_garbage_forever(), name="backup gc"),
+            asyncio.create_task(when_leading(self.leader, self.collect_garbage_forever), name="backup gc"),
         ]
+        if self.leader is not None:
+            self.tasks.append(asyncio.create_task(self.leader.run(), name="leader election"))
 
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.leader is not None:
+            await self.leader.release()
         await self.kube.close()
 
     # --- shared helpers ------------------------------------------------------------------------

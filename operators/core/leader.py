@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,8 +83,8 @@ class LeaderElector:
         self._kube = kube
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
         self._collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-        self._name = name
-        self._namespace = namespace
+        self.name = name
+        self.namespace = namespace
         self._on_lost = on_lost
         self.timing = timing
         self.me = me or identity()
@@ -110,7 +111,7 @@ class LeaderElector:
             if e.status != 404:
                 raise
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self._name, "namespace": self._namespace},
+                    "metadata": {"name": self.name, "namespace": self.namespace},
                     "spec": claimed_spec({}, self.me, self.timing, now)}
             try:
                 await self._kube.create(self._collection, body)
@@ -138,17 +139,17 @@ class LeaderElector:
             try:
                 held = await self.try_acquire_or_renew()
             except (TimeoutError, ApiError, OSError) as e:
-                logger.warning("leader election: cannot reach Lease %s/%s: %s", self._namespace, self._name, e)
+                logger.warning("leader election: cannot reach Lease %s/%s: %s", self.namespace, self.name, e)
                 held = False
             if held and not self.leading.is_set():
-                logger.info("leader election: %s now leads (Lease %s/%s)", self.me, self._namespace, self._name)
+                logger.info("leader election: %s now leads (Lease %s/%s)", self.me, self.namespace, self.name)
                 self.leading.set()
                 self._last_renew = time.monotonic()
             elif held:
                 self._last_renew = time.monotonic()
             elif self.leading.is_set() and time.monotonic() - self._last_renew >= self.timing.renew_deadline:
                 logger.error("leader election: %s lost Lease %s/%s (no renewal for %.0f s)",
-                             self.me, self._namespace, self._name, self.timing.renew_deadline)
+                             self.me, self.namespace, self.name, self.timing.renew_deadline)
                 self.leading.clear()
                 self._on_lost()
                 return
@@ -167,11 +168,43 @@ class LeaderElector:
             lease["spec"] = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1,
                              "renewTime": format_micro_time(utcnow())}
             await self._kube.request("PUT", self._path, body=lease)
-            logger.info("leader election: %s released Lease %s/%s", self.me, self._namespace, self._name)
+            logger.info("leader election: %s released Lease %s/%s", self.me, self.namespace, self.name)
         except (TimeoutError, ApiError, OSError) as e:
-            logger.warning("leader election: could not release Lease %s/%s: %s", self._namespace, self._name, e)
+            logger.warning("leader election: could not release Lease %s/%s: %s", self.namespace, self.name, e)
 
 
 def enabled() -> bool:
     """KUBEPLANE_LEADER_ELECT=false turns election off (kube-scheduler's --leader-elect=false)."""
     return os.environ.get("KUBEPLANE_LEADER_ELECT", "true").lower() not in ("0", "false", "no")
+
+
+def timing_from_env() -> LeaseTiming:
+    """KUBEPLANE_LEADER_LEASE_SECONDS (default 15) scales all three periods as kube-scheduler's
+    defaults relate (renew deadline 2/3 of the lease, retry 2/15 of it): tests use short leases."""
+    lease = float(os.environ.get("KUBEPLANE_LEADER_LEASE_SECONDS") or 15)
+    return LeaseTiming(lease_duration=lease, renew_deadline=lease * 2 / 3, retry_period=lease * 2 / 15)
+
+
+def exit_process() -> None:
+    """What a component does when it loses its Lease: stop at once (SIGTERM: Kopf shuts down
+    cleanly), and let the Deployment start a fresh candidate. Another replica may be acting already."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def elector_for(kube: Kube, component: str) -> LeaderElector | None:
+    """The elector for one operator (Lease `component` in the operator's namespace), or None when
+    election is off. The namespace: KUBEPLANE_NAMESPACE, else the pod's (POD_NAMESPACE), else
+    kubeplane-system."""
+    if not enabled():
+        return None
+    namespace = os.environ.get("KUBEPLANE_NAMESPACE") or os.environ.get("POD_NAMESPACE") or "kubeplane-system"
+    return LeaderElector(kube, namespace, component, on_lost=exit_process, timing=timing_from_env())
+
+
+async def when_leading(elector: LeaderElector | None, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` once this process leads (at once without an elector). Standbys keep their caches
+    warm and their queues filling, and act on nothing."""
+    if elector is not None:
+        logger.info("leader election: waiting to lead (Lease %s/%s)", elector.namespace, elector.name)
+        await elector.leading.wait()
+    await work()

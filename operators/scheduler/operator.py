@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -56,8 +55,7 @@ import kopf
 from operators.core import conditions, metrics
 from operators.core.events import EventRecorder
 from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
-from operators.core.leader import LeaderElector
-from operators.core.leader import enabled as leader_election_enabled
+from operators.core.leader import LeaderElector, elector_for
 from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
 from operators.scheduler import gang, helpers, profiles
@@ -332,7 +330,7 @@ class Scheduler:
     async def run(self) -> None:
         await self.synced.wait()
         if self.leader is not None:
-            logger.info("waiting to lead (Lease %s) before scheduling", SCHEDULER_NAME)
+            logger.info("waiting to lead (Lease %s/%s) before scheduling", self.leader.namespace, self.leader.name)
             await self.leader.leading.wait()
         logger.info("scheduling loop started")
         while True:
@@ -748,10 +746,7 @@ async def start_scheduler(settings: kopf.OperatorSettings, **kwargs: Any) -> Non
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kube = await Kube.connect(pool_size=128)
-    elector = None
-    if leader_election_enabled():
-        namespace = os.environ.get("KUBEPLANE_NAMESPACE", "kubeplane-system")
-        elector = LeaderElector(kube, namespace, SCHEDULER_NAME, on_lost=_leadership_lost)
+    elector = elector_for(kube, SCHEDULER_NAME)
     _scheduler = Scheduler(
         kube,
         nodes=kwargs["scheduler_nodes"],
@@ -764,12 +759,6 @@ async def start_scheduler(settings: kopf.OperatorSettings, **kwargs: Any) -> Non
         group_members=kwargs["scheduler_group_members"],
     )
     _scheduler.start()
-
-
-def _leadership_lost() -> None:
-    """Like kube-scheduler: a scheduler that lost its Lease must not place another pod. The loop has
-    stopped; SIGTERM makes Kopf shut down cleanly, and the Deployment starts a fresh candidate."""
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @kopf.on.cleanup()

@@ -432,8 +432,10 @@ def test_sync_recreates_a_backup_missing_from_the_cluster(backup_operator: Opera
     delete_backup_object_keeping_files(backup)
 
     def synced() -> dict[str, Any] | None:
+        # Sync writes the status, then adds the finalizer: wait for both.
         obj = backup_object(backup)
-        return obj if obj and (obj.get("status") or {}).get("phase") else None
+        done = obj and (obj.get("status") or {}).get("phase") and obj["metadata"].get("finalizers")
+        return obj if done else None
     obj = wait_for(synced, timeout=SYNC_WAIT, what="the backup synced back from the bucket")
     status = obj["status"]
     assert status["phase"] == "Completed", status  # not run again as a New backup

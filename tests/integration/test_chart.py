@@ -348,6 +348,7 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
 
     assert_rbac(f"{prefix}-controllers", ns, allowed=[
         *[(v, "pods", None) for v in ("get", "list", "watch", "create", "delete", "patch")],
+        *[(v, "leases.coordination.k8s.io", ns) for v in ("get", "create", "update")],
         *[(v, KPRS, None) for v in ("get", "list", "watch")],
         *[(v, f"{KPRS}/{sub}", None) for v in ("patch", "update") for sub in ("status", "scale")],
         ("update", f"{KPRS}/finalizers", None),
@@ -380,6 +381,7 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         ("create", PROFILES, None), ("delete", PROFILES, None), ("patch", PROFILES, None),
     ])
     assert_rbac(f"{prefix}-backup", ns, allowed=[
+        *[(v, "leases.coordination.k8s.io", ns) for v in ("get", "create", "update")],
         *[(v, r, None) for v in ("get", "list", "watch")
           for r in ("secrets", "deployments.apps", KPRS, crds, CLUSTERROLES)],
         ("create", "deployments.apps", "default"), ("patch", "configmaps", "default"),
@@ -450,7 +452,8 @@ def test_controllers_operator_runs_under_the_charts_service_account(chart_ns: st
 
     kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
     assert kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami").stdout.count(f"system:serviceaccount:{ns}:{sa}")
-    operator = Operator("controllers", env={"KUBECONFIG": str(kubeconfig)}, args=["-n", ns, "--verbose"],
+    operator = Operator("controllers", env={"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": ns},
+                        args=["-n", ns, "--verbose"],
                         log_name=f"test-chart-controllers-{ns}")
     metrics_port, log_path = operator.metrics_port, operator.log
     operator.start()
@@ -661,7 +664,8 @@ def test_scheduler_operator_runs_under_the_charts_service_account(chart_ns: str,
                 denied=[("get", "secrets", ns), ("create", "pods", ns), ("patch", "pods", ns)])
 
     kubeconfig = _service_account_kubeconfig(sa, ns, tmp_path / "kubeconfig")
-    operator = Operator("scheduler", env={"KUBECONFIG": str(kubeconfig), "KUBEPLANE_SCHEDULER_NAME": name},
+    operator = Operator("scheduler", env={"KUBECONFIG": str(kubeconfig), "KUBEPLANE_SCHEDULER_NAME": name,
+                                          "POD_NAMESPACE": ns},
                         log_name=f"test-chart-scheduler-{ns}")
     metrics_port, log_path = operator.metrics_port, operator.log
     operator.start()

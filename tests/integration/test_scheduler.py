@@ -266,7 +266,7 @@ def test_one_leader_binds_and_a_standby_takes_over(namespace: str, run_id: str, 
     so the standby leads at once."""
     name = f"ha-{run_id}"  # a scheduler name of our own: its own Lease, its own pods
     node = make_node("ha")
-    env = {"KUBEPLANE_SCHEDULER_NAME": name}
+    env = {"KUBEPLANE_SCHEDULER_NAME": name, "KUBEPLANE_LEADER_LEASE_SECONDS": "15"}  # kube-scheduler's
     first, second = Operator("scheduler", env=env, log_name=f"{name}-a"), Operator("scheduler", env=env,
                                                                                      log_name=f"{name}-b")
     try:

@@ -681,3 +681,14 @@ def test_values_schema_is_draft_07_and_closed() -> None:
     # Every default value is valid and every documented key is in the schema.
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(values) <= set(schema["properties"])
+
+
+def test_every_operator_may_hold_a_lease_in_the_release_namespace_only() -> None:
+    """Leader election: one Lease per operator, in the release namespace."""
+    objs = render({"operators": {"scheduler": {"enabled": True}, "backup": {"enabled": True}}})
+    for op in ("controllers", "scheduler", "backup"):
+        sa = f"kp-kubeplane-{op}"
+        for verb in ("get", "create", "update"):
+            assert allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace=NAMESPACE), (op, verb)
+            if op != "backup":  # the backup operator reads (and restores) every kind, leases included
+                assert not allowed(objs, sa, verb, "coordination.k8s.io", "leases", namespace="kube-system"), (op, verb)

@@ -29,6 +29,13 @@ finalizers or progress annotations on objects.
 {{- end }}
 {{- end }}
 
+{{/* Leader election (every operator): one Lease per operator in the release namespace. */}}
+{{- define "kubeplane.rules.leaderElection" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update", "patch"]
+{{- end }}
+
 {{- define "kubeplane.rules.events" -}}
 - apiGroups: [""]
   resources: ["events"]
@@ -73,6 +80,7 @@ finalizers or progress annotations on objects.
 {{- end }}
 
 {{- define "kubeplane.controllers.ownRules" -}}
+{{ include "kubeplane.rules.leaderElection" . }}
 {{- end }}
 
 {{/* ------------------------------------------------------------------------------ scheduler */}}
@@ -115,11 +123,8 @@ finalizers or progress annotations on objects.
 {{ include "kubeplane.rules.events" . }}
 {{- end }}
 
-{{/* Leader election: a Lease in the scheduler's own namespace. */}}
 {{- define "kubeplane.scheduler.ownRules" -}}
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["get", "create", "update", "patch"]
+{{ include "kubeplane.rules.leaderElection" . }}
 {{- end }}
 
 {{/* --------------------------------------------------------------------------------- backup */}}
@@ -169,6 +174,7 @@ namespace). Verified by running `kubeplane run backup` under these rules
   here.
 */}}
 {{- define "kubeplane.backup.ownRules" -}}
+{{ include "kubeplane.rules.leaderElection" . }}
 - apiGroups: ["backup.kubeplane.dev"]
   resources: ["backupstoragelocations", "backups", "restores", "schedules"]
   verbs: ["get", "list", "watch", "patch"]

@@ -23,6 +23,7 @@ from operators.core.events import EventRecorder
 from operators.core.expectations import Expectations
 from operators.core.kube import STRATEGIC_PATCH, ApiError, Kube, resource_path
 from operators.core.labels import selector_matches
+from operators.core.leader import LeaderElector, elector_for, when_leading
 from operators.core.pods import Pod
 from operators.core.timeutil import now
 from operators.core.workqueue import RetryLater, WorkQueue
@@ -47,18 +48,27 @@ class ReplicaSetController:
         # Set by the first handler call: Kopf runs handlers only once every index is complete.
         self.synced = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self.leader: LeaderElector | None = None
 
     def start(self) -> None:
+        # One active replica (a Lease, as kube-controller-manager elects one): standbys keep their
+        # informers and queue filled, and start syncing the moment they lead.
+        self.leader = elector_for(self.kube, "kubeplane-controllers")
         self.tasks = [
-            asyncio.create_task(self.queue.run_workers(self.sync, WORKERS), name="replicaset workers"),
+            asyncio.create_task(when_leading(self.leader, lambda: self.queue.run_workers(self.sync, WORKERS)),
+                                name="replicaset workers"),
             asyncio.create_task(self.resync_forever(), name="replicaset resync"),
             asyncio.create_task(self.events.run(), name="replicaset events"),
         ]
+        if self.leader is not None:
+            self.tasks.append(asyncio.create_task(self.leader.run(), name="leader election"))
 
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.leader is not None:
+            await self.leader.release()
         await self.kube.close()
 
     # --- observing -----------------------------------------------------------------------------
