@@ -17,11 +17,13 @@ Where upstream is nondeterministic, kubeplane is deterministic and says how:
   `num_feasible_nodes_to_find` feasible nodes (upstream checks 16 nodes in parallel and may
   look at a few more); the next cycle's start index is returned, as nextStartNodeIndex;
 - among nodes with the best total score upstream picks one at random (reservoir sampling);
-  here `tie_break` chooses, by default the first in node-name order.
+  here `tie_break` chooses: `at_random` (upstream's) in the running scheduler, by default the first
+  in node-name order.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -391,8 +393,15 @@ TieBreak = Callable[[Sequence[str]], str]
 
 
 def first_by_name(candidates: Sequence[str]) -> str:
-    """The default tie-break: the first best node in node-name order."""
+    """The default tie-break: the first best node in node-name order (deterministic, for tests and
+    `explain --dry-run`)."""
     return min(candidates)
+
+
+def at_random(candidates: Sequence[str]) -> str:
+    """Upstream's tie-break (selectHost's reservoir sampling: each best node equally likely), which the
+    running scheduler uses so equal nodes share a burst of pods instead of one taking them in turn."""
+    return random.choice(list(candidates))
 
 
 @dataclass

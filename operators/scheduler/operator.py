@@ -60,7 +60,7 @@ from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
 from operators.scheduler import gang, helpers, profiles
 from operators.scheduler.cache import Index, SchedulerCache, first
-from operators.scheduler.framework import Profile, Result, default_profile, schedule_one
+from operators.scheduler.framework import Profile, Result, at_random, default_profile, schedule_one
 from operators.scheduler.messages import truncate_message
 from operators.scheduler.plugins import REGISTRY
 from operators.scheduler.queue import SchedulingQueue
@@ -371,7 +371,8 @@ class Scheduler:
             if rejection is not None:
                 self._gang_reject(key, pod, group, rejection, started)
                 return
-        result = schedule_one(pod, snapshot, self.profile, start_index=self.next_start_index, now=now())
+        result = schedule_one(pod, snapshot, self.profile, start_index=self.next_start_index, now=now(),
+                              tie_break=at_random)
         self.next_start_index = result.next_start_index
         result.state = type(result.state)()  # plugin state is not needed afterwards; free it
         self._remember(key, result)

@@ -459,3 +459,12 @@ def test_tolerated_taint_and_cordon():
         ]
     )
     assert schedule_one(p, snapshot).suggested_host == "e"
+
+
+def test_at_random_picks_every_tied_node_sometimes() -> None:
+    from operators.scheduler.framework import at_random, first_by_name
+
+    candidates = ["node-b", "node-a", "node-c"]
+    seen = {at_random(candidates) for _ in range(200)}
+    assert seen == set(candidates)  # chance of missing one in 200 draws: about 3 * (2/3)**200
+    assert first_by_name(candidates) == "node-a"
