@@ -531,7 +531,7 @@ async def stop_backup_operator(**_: Any) -> None:
 
 
 def _enqueue(plural: str) -> Any:
-    def handler(body: kopf.Body, **_: Any) -> None:
+    async def handler(body: kopf.Body, **_: Any) -> None:
         if _operator is not None and body.metadata.namespace == operator_namespace():
             _operator.queue.add((plural, body.metadata.name or ""))
     return handler

@@ -51,5 +51,5 @@ def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.index("", "v1", "pods")
-def pods_by_namespace(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def pods_by_namespace(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return {body.metadata.namespace or "": trim_pod(body)}

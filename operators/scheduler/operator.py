@@ -685,12 +685,12 @@ _scheduler: Scheduler | None = None
 
 
 @kopf.index("", "v1", "nodes")
-def scheduler_nodes(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+async def scheduler_nodes(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return {body.metadata.name or "": trim_node(body)}
 
 
 @kopf.index("", "v1", "pods")
-def scheduler_pods_by_node(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
+async def scheduler_pods_by_node(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
     """Assigned, unfinished pods count on their node (the scheduler cache's view)."""
     node = (body.get("spec") or {}).get("nodeName")
     if not node or is_terminal(body):
@@ -699,7 +699,7 @@ def scheduler_pods_by_node(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any
 
 
 @kopf.index("", "v1", "pods")
-def scheduler_nominated_pods(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
+async def scheduler_nominated_pods(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
     """Unassigned pods nominated to a node by preemption (upstream's nominator)."""
     nominated = (body.get("status") or {}).get("nominatedNodeName")
     if not nominated or (body.get("spec") or {}).get("nodeName") or is_terminal(body):
@@ -708,14 +708,14 @@ def scheduler_nominated_pods(body: kopf.Body, **_: Any) -> dict[str, dict[str, A
 
 
 @kopf.index("", "v1", "pods")
-def scheduler_pending_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
+async def scheduler_pending_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
     if not is_pending_for_us(body):
         return None
     return {_key(body): trim_pod(body)}
 
 
 @kopf.index("", "v1", "pods")
-def scheduler_group_members(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]] | None:
+async def scheduler_group_members(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]] | None:
     """Non-terminal pods of each PodGroup, bound or not (PreFilter's count, the group's status)."""
     group = gang.group_key(body)
     if group is None or not gang.is_member(body):
@@ -730,12 +730,12 @@ def scheduler_group_members(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, di
 
 
 @kopf.index(gang.GROUP, gang.VERSION, gang.PLURAL)
-def scheduler_pod_groups(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]]:
+async def scheduler_pod_groups(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]]:
     return {(body.metadata.namespace or "", body.metadata.name or ""): gang.trim_pod_group(body)}
 
 
 @kopf.index("", "v1", "namespaces")
-def scheduler_namespaces(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
+async def scheduler_namespaces(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
     return {body.metadata.name or "": dict(body.metadata.labels or {})}
 
 
@@ -769,33 +769,32 @@ async def stop_scheduler(**_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "nodes")
-def scheduler_node_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+async def scheduler_node_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     assert _scheduler is not None
     _scheduler.synced.set()
     _scheduler.on_node_event(type, body)
 
 
 @kopf.on.event("", "v1", "pods")
-def scheduler_pod_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+async def scheduler_pod_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     assert _scheduler is not None
     _scheduler.synced.set()
     _scheduler.on_pod_event(type, body)
 
 
 @kopf.on.event(gang.GROUP, gang.VERSION, gang.PLURAL)
-def scheduler_pod_group_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+async def scheduler_pod_group_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     assert _scheduler is not None
     _scheduler.on_pod_group_event(type, body)
 
 
 @kopf.on.event(profiles.GROUP, profiles.VERSION, profiles.PLURAL)
 async def scheduler_profile_event(body: kopf.Body, type: str | None, **_: Any) -> None:
-    # async: it spawns the status write on the event loop (sync handlers run in a thread).
     assert _scheduler is not None
     _scheduler.on_profile_event(type, body)
 
 
 @kopf.on.event("", "v1", "namespaces")
-def scheduler_namespace_event(**_: Any) -> None:
+async def scheduler_namespace_event(**_: Any) -> None:
     assert _scheduler is not None
     _scheduler.synced.set()

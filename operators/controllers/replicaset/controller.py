@@ -266,7 +266,7 @@ def _trim_rs(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.index(logic.GROUP, logic.VERSION, logic.PLURAL)
-def kubeplane_replicasets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+async def kubeplane_replicasets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {(body.metadata.namespace or "", body.metadata.name or ""): _trim_rs(body)}
 
 
@@ -286,14 +286,14 @@ async def stop_replicaset_controller(**_: Any) -> None:
 
 
 @kopf.on.event(logic.GROUP, logic.VERSION, logic.PLURAL)
-def replicaset_event(body: kopf.Body, **_: Any) -> None:
+async def replicaset_event(body: kopf.Body, **_: Any) -> None:
     assert _controller is not None
     _controller.synced.set()
     _controller.queue.add((body.metadata.namespace or "", body.metadata.name or ""))
 
 
 @kopf.on.event("", "v1", "pods")
-def pod_event(body: kopf.Body, **_: Any) -> None:
+async def pod_event(body: kopf.Body, **_: Any) -> None:
     assert _controller is not None
     _controller.synced.set()
     _controller.enqueue_for_pod(body)
