@@ -482,3 +482,55 @@ def test_scheduler_profile_applies_without_restart_and_reverts(
     time.sleep(2)
     apply(pod("spread-2", run_id, cpu="500m", node_selector=selector), namespace)
     assert bound_node(namespace, "spread-2") == empty
+
+
+@pytest.fixture
+def priority_classes(run_id: str) -> Iterator[tuple[str, str, str]]:
+    """Low, high, and high that never preempts (the admission plugin copies preemptionPolicy from it)."""
+    low, high, never = f"low-{run_id}", f"high-{run_id}", f"high-never-{run_id}"
+    for name, value, policy in ((low, 10, "PreemptLowerPriority"), (high, 1000, "PreemptLowerPriority"),
+                                (never, 1000, "Never")):
+        apply({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+               "value": value, "preemptionPolicy": policy})
+    yield low, high, never
+    kubectl("delete", "priorityclass", low, high, never, "--ignore-not-found", check=False)
+
+
+def test_preemption_evicts_lower_priority_and_binds(
+    scheduler: Operator, namespace: str, run_id: str, make_node: NodeFactory,
+    priority_classes: tuple[str, str, str],
+) -> None:
+    """A full 4-cpu node: a high-priority pod evicts one low-priority pod (upstream's minimal victim set),
+    is nominated to the node, and binds there once the victim is gone; a high-priority pod with
+    preemptionPolicy Never evicts nothing and waits."""
+    low, high, never = priority_classes
+    node = make_node("full", cpu="4")
+    on_node = {"kubernetes.io/hostname": node}
+    for i in range(2):
+        body = pod(f"low-{i}", run_id, cpu="2", node_selector=on_node)
+        body["spec"]["priorityClassName"] = low
+        apply(body, namespace)
+        assert bound_node(namespace, f"low-{i}") == node
+
+    patient = pod("patient", run_id, cpu="2", node_selector=on_node)
+    patient["spec"]["priorityClassName"] = never
+    apply(patient, namespace)
+    assert "Insufficient cpu" in unschedulable(namespace, "patient")["message"]
+    time.sleep(2)
+    assert {p["metadata"]["name"] for p in kubectl_json("get", "pods", "-n", namespace)["items"]} >= {"low-0", "low-1"}
+    kubectl("delete", "pod", "patient", "-n", namespace)
+
+    urgent = pod("urgent", run_id, cpu="2", node_selector=on_node)
+    urgent["spec"]["priorityClassName"] = high
+    apply(urgent, namespace)
+    nominated = wait_for(lambda: get_pod(namespace, "urgent").get("status", {}).get("nominatedNodeName")
+                         or get_pod(namespace, "urgent")["spec"].get("nodeName"), timeout=30, what="urgent nominated")
+    assert nominated == node
+    assert bound_node(namespace, "urgent", timeout=60) == node
+    remaining = [p for p in kubectl_json("get", "pods", "-n", namespace)["items"]
+                 if p["metadata"]["name"].startswith("low-") and not p["metadata"].get("deletionTimestamp")]
+    assert len(remaining) == 1, "exactly one victim: the fewest that make room"
+    uid = get_pod(namespace, "urgent")["metadata"]["uid"]
+    preempted = wait_for(lambda: [e for e in kubectl_json("get", "events", "-n", namespace)["items"]
+                                  if e.get("reason") == "Preempted"], timeout=15, what="a Preempted event")
+    assert preempted[0]["message"] == f"Preempted by pod {uid} on node {node}", preempted
