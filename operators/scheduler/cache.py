@@ -45,6 +45,9 @@ class Assumed:
     node: str
     since: float
     bound: bool = False
+    # The assumed pod parsed once: its node's NodeInfo is rebuilt after every event on that node
+    # until the watch confirms the binding, and parsing (requests, affinity terms) is not cheap.
+    info: PodInfo | None = None
 
 
 class SchedulerCache:
@@ -78,10 +81,11 @@ class SchedulerCache:
         assumed = copy.deepcopy(dict(pod))
         assumed.setdefault("spec", {})["nodeName"] = node_name
         uid = helpers.pod_key(pod)
-        self.assumed[uid] = Assumed(assumed, node_name, time.monotonic())
+        pod_info = PodInfo.of(assumed)
+        self.assumed[uid] = Assumed(assumed, node_name, time.monotonic(), info=pod_info)
         info = self.snapshot.nodes.get(node_name)
         if info is not None:
-            info.add_pod(assumed)
+            info.add_pod(pod_info)
         return assumed
 
     def finish_binding(self, uid: str) -> None:
@@ -135,7 +139,12 @@ class SchedulerCache:
 
     def _node_info(self, name: str) -> NodeInfo:
         node = first(self.nodes.get(name))
-        info = NodeInfo.of(node)
+        previous = self.snapshot.nodes.get(name)
+        if previous is not None and previous.node is node:
+            # Only its pods changed: keep the node's parsed allocatable instead of parsing it again.
+            info = NodeInfo(node=node, allocatable=previous.allocatable.clone())
+        else:
+            info = NodeInfo.of(node)
         seen: set[str] = set()
         for pod in self.pods_by_node.get(name) or ():
             uid = helpers.pod_key(pod)
@@ -149,7 +158,7 @@ class SchedulerCache:
                 if entry.bound:
                     del self.assumed[uid]
                 continue
-            info.add_pod(entry.pod)
+            info.add_pod(entry.info if entry.info is not None else entry.pod)
         return info
 
     def _pod_info(self, pod: Obj) -> PodInfo:

@@ -21,7 +21,7 @@ beta and on):
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal, localcontext
 from typing import Any
@@ -398,10 +398,18 @@ def scoring_request(pod: Obj, resource: str, *, use_requested: bool) -> int:
     NodeResourcesFit's scorers (use_requested=False) fill in the 100m/200Mi defaults for
     containers that leave cpu/memory unset; BalancedAllocation (use_requested=True) does not.
     """
+    return scoring_requests(pod, (resource,), use_requested=use_requested)[0]
+
+
+def scoring_requests(pod: Obj, names: Sequence[str], *, use_requested: bool) -> list[int]:
+    """`scoring_request` for several resources, summing the pod's requests once."""
     requests = pod_requests(
         pod,
         use_status_resources=True,
         non_missing_container_requests=None if use_requested else DEFAULT_NON_MISSING,
     )
-    quantity = requests.get(resource, Decimal(0))
-    return milli_value_of(quantity) if resource == CPU else value_of(quantity)
+    result: list[int] = []
+    for resource in names:
+        quantity = requests.get(resource, Decimal(0))
+        result.append(milli_value_of(quantity) if resource == CPU else value_of(quantity))
+    return result

@@ -97,7 +97,10 @@ class Selector:
         if self.nothing:
             return False
         labels = labels or {}
-        return all(r.matches(labels) for r in self.requirements)
+        for requirement in self.requirements:  # a loop, not all(...): this runs per node per pod
+            if not requirement.matches(labels):
+                return False
+        return True
 
     def empty(self) -> bool:
         """Selects everything (labels.Selector.Empty); "nothing" is not empty."""

@@ -14,7 +14,7 @@ confirmed, so the next cycle neither overcommits the node nor hands out its host
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +146,9 @@ class NodeInfo:
     allocatable: Resource = field(default_factory=Resource)
     name: str = field(init=False)
     labels: Mapping[str, str] = field(init=False)
+    # Scores computed from this node's totals alone (see resource_allocation.score), remembered
+    # until a pod is added or removed: between two cycles most nodes do not change.
+    score_memo: dict[Hashable, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.name = helpers.name_of(self.node)
@@ -184,6 +187,7 @@ class NodeInfo:
         return info
 
     def _update(self, info: PodInfo, sign: int) -> None:
+        self.score_memo.clear()
         res = info.resource.resource
         self.requested.milli_cpu += sign * res.milli_cpu
         self.requested.memory += sign * res.memory

@@ -30,6 +30,7 @@ class NodeResourcesBalancedAllocation:
     def __init__(self, handle: Handle) -> None:
         self.resources = handle.profile.args.balanced_allocation_resources or resource_allocation.DEFAULT_SPECS
         resource_allocation.validate_resources(self.resources, "resources")
+        self.memo_key = resource_allocation.scorer_key(NODE_RESOURCES_BALANCED_ALLOCATION, self.resources)
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status | None:
         requests = resource_allocation.pod_requests_list(pod, self.resources, use_requested=True)
@@ -45,7 +46,12 @@ class NodeResourcesBalancedAllocation:
             if not any(requests):
                 return 0, None
         return resource_allocation.score(
-            node_info, self.resources, requests, resource_allocation.balanced_resource_scorer, use_requested=True
+            node_info,
+            self.resources,
+            requests,
+            resource_allocation.balanced_resource_scorer,
+            use_requested=True,
+            memo_key=self.memo_key,
         )
 
     def score_extensions(self) -> ScoreExtensions | None:

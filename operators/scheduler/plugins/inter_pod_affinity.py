@@ -50,6 +50,18 @@ ERR_REASON_AFFINITY = "node(s) didn't match pod affinity rules"
 ERR_REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 _PRE_FILTER_KEY = "PreFilter" + INTER_POD_AFFINITY
 _PRE_SCORE_KEY = "PreScore" + INTER_POD_AFFINITY
+_POD_INFO_KEY = "PodInfo" + INTER_POD_AFFINITY
+
+
+def _incoming_pod_info(state: CycleState, pod: Pod) -> PodInfo:
+    """The incoming pod parsed once per cycle (PreFilter and PreScore both need it)."""
+    cached = state.get(_POD_INFO_KEY)
+    if isinstance(cached, tuple) and cached[0] is pod:
+        info: PodInfo = cached[1]
+        return info
+    info = PodInfo.of(pod)
+    state.write(_POD_INFO_KEY, (pod, info))
+    return info
 
 TopologyPair = tuple[str, str]
 
@@ -178,7 +190,7 @@ class InterPodAffinity:
     def pre_filter(
         self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]
     ) -> tuple[PreFilterResult | None, Status | None]:
-        info = PodInfo.of(pod)
+        info = _incoming_pod_info(state, pod)
         if info.parse_errors:
             return None, Status.unresolvable(f"parsing pod: {'; '.join(info.parse_errors)}")
         namespace_labels = self.snapshot.namespace_labels_of(helpers.namespace_of(pod))
@@ -231,7 +243,7 @@ class InterPodAffinity:
         )
         if self.ignore_preferred_terms_of_existing_pods and not has_preferred:
             return Status.skip()
-        info = PodInfo.of(pod)
+        info = _incoming_pod_info(state, pod)
         if info.parse_errors:
             return Status.error(f"failed to parse pod: {'; '.join(info.parse_errors)}")
         preferred = [

@@ -69,14 +69,19 @@ def fits_request(
         )
     if request.is_zero():
         return result
-
-    def check(name: str, wanted: int, have: int, taken: int) -> None:
-        if wanted > 0 and wanted > have - taken:
-            result.append(InsufficientResource(name, insufficient_reason(name), wanted, taken, have, wanted > have))
-
-    check(resources.CPU, request.milli_cpu, allocatable.milli_cpu, used.milli_cpu)
-    check(resources.MEMORY, request.memory, allocatable.memory, used.memory)
-    check(resources.EPHEMERAL_STORAGE, request.ephemeral_storage, allocatable.ephemeral_storage, used.ephemeral_storage)
+    # cpu, memory, ephemeral-storage, spelled out: this runs for every node of every cycle.
+    wanted, have, taken = request.milli_cpu, allocatable.milli_cpu, used.milli_cpu
+    if wanted > 0 and wanted > have - taken:
+        result.append(InsufficientResource(resources.CPU, _INSUFFICIENT_CPU, wanted, taken, have, wanted > have))
+    wanted, have, taken = request.memory, allocatable.memory, used.memory
+    if wanted > 0 and wanted > have - taken:
+        result.append(InsufficientResource(resources.MEMORY, _INSUFFICIENT_MEMORY, wanted, taken, have, wanted > have))
+    wanted, have, taken = request.ephemeral_storage, allocatable.ephemeral_storage, used.ephemeral_storage
+    if wanted > 0 and wanted > have - taken:
+        name = resources.EPHEMERAL_STORAGE
+        result.append(InsufficientResource(name, _INSUFFICIENT_EPHEMERAL, wanted, taken, have, wanted > have))
+    if not request.scalar:
+        return result
     for name in sorted(request.scalar):
         wanted = request.scalar[name]
         if wanted == 0:
@@ -89,6 +94,11 @@ def fits_request(
         if wanted > have - taken:
             result.append(InsufficientResource(name, insufficient_reason(name), wanted, taken, have, wanted > have))
     return result
+
+
+_INSUFFICIENT_CPU = insufficient_reason(resources.CPU)
+_INSUFFICIENT_MEMORY = insufficient_reason(resources.MEMORY)
+_INSUFFICIENT_EPHEMERAL = insufficient_reason(resources.EPHEMERAL_STORAGE)
 
 
 @dataclass
@@ -116,6 +126,7 @@ class NodeResourcesFit:
         else:
             raise ValueError(f"scoring strategy {strategy.type} is not supported")
         self.strategy = strategy.type
+        self.memo_key = resource_allocation.scorer_key(strategy.type, self.resources, strategy.shape)
 
     def pre_filter(
         self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]
@@ -148,7 +159,9 @@ class NodeResourcesFit:
         requests = state.get(_PRE_SCORE_KEY)
         if requests is None:
             requests = resource_allocation.pod_requests_list(pod, self.resources, use_requested=False)
-        return resource_allocation.score(node_info, self.resources, requests, self.scorer, use_requested=False)
+        return resource_allocation.score(
+            node_info, self.resources, requests, self.scorer, use_requested=False, memo_key=self.memo_key
+        )
 
     def score_extensions(self) -> ScoreExtensions | None:
         return None

@@ -32,7 +32,7 @@ def validate_resources(specs: Sequence[ResourceSpec], field: str) -> None:
 
 
 def pod_requests_list(pod: Pod, specs: Sequence[ResourceSpec], *, use_requested: bool) -> list[int]:
-    return [resources.scoring_request(pod, spec.name, use_requested=use_requested) for spec in specs]
+    return resources.scoring_requests(pod, [spec.name for spec in specs], use_requested=use_requested)
 
 
 def allocatable_and_requested(
@@ -54,6 +54,16 @@ def allocatable_and_requested(
     return 0, 0
 
 
+# How many remembered scores a node keeps (distinct pod request shapes since its last change).
+_MEMO_LIMIT = 64
+
+
+def scorer_key(kind: str, specs: Sequence[ResourceSpec], shape: Sequence[tuple[int, int]] = ()) -> str:
+    """A string naming a scorer by everything its result depends on besides the node and the pod's
+    requests (a string: its hash is computed once, unlike a tuple's)."""
+    return repr((kind, [(spec.name, spec.weight) for spec in specs], list(shape)))
+
+
 def score(
     node_info: NodeInfo,
     specs: Sequence[ResourceSpec],
@@ -61,22 +71,56 @@ def score(
     scorer: Scorer,
     *,
     use_requested: bool,
+    memo_key: str | None = None,
 ) -> tuple[int, Status | None]:
+    """The node's score for a pod requesting `pod_requests`. With `memo_key` (a `scorer_key`
+    naming `scorer` exactly), the score is remembered on the NodeInfo until its pods change: it
+    depends only on the node's allocatable and requested totals and on the pod's requests."""
     if not specs:
         return 0, Status.error("resources not found")
-    requested = [0] * len(specs)
-    allocatable = [0] * len(specs)
-    for i, spec in enumerate(specs):
-        alloc, req = allocatable_and_requested(node_info, spec.name, pod_requests[i], use_requested=use_requested)
+    if memo_key is None:
+        return _score(node_info, specs, pod_requests, scorer, use_requested), None
+    key = (memo_key, use_requested, tuple(pod_requests))
+    memo = node_info.score_memo
+    value = memo.get(key)
+    if value is None:
+        value = _score(node_info, specs, pod_requests, scorer, use_requested)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = value
+    return value, None
+
+
+def _score(
+    node_info: NodeInfo, specs: Sequence[ResourceSpec], pod_requests: Sequence[int], scorer: Scorer,
+    use_requested: bool,
+) -> int:
+    requested: list[int] = []
+    allocatable: list[int] = []
+    node_allocatable = node_info.allocatable
+    node_requested = node_info.requested if use_requested else node_info.non_zero_requested
+    for spec, pod_request in zip(specs, pod_requests, strict=False):
+        # cpu and memory (nearly always the only ones) inline; the rest as allocatable_and_requested.
+        name = spec.name
+        if name == resources.CPU:
+            alloc, req = node_allocatable.milli_cpu, node_requested.milli_cpu + pod_request
+        elif name == resources.MEMORY:
+            alloc, req = node_allocatable.memory, node_requested.memory + pod_request
+        else:
+            alloc, req = allocatable_and_requested(node_info, name, pod_request, use_requested=use_requested)
         if alloc == 0:
-            continue
-        allocatable[i], requested[i] = alloc, req
-    return scorer(requested, allocatable), None
+            alloc = req = 0
+        allocatable.append(alloc)
+        requested.append(req)
+    return scorer(requested, allocatable)
 
 
 def least_requested_score(requested: int, capacity: int) -> int:
     if capacity == 0 or requested > capacity:
         return 0
+    if capacity > 0:
+        # Both operands are non-negative, so Go's truncating division is Python's floor division.
+        return (capacity - requested) * MAX_NODE_SCORE // capacity
     return go_div((capacity - requested) * MAX_NODE_SCORE, capacity)
 
 
@@ -87,21 +131,42 @@ def most_requested_score(requested: int, capacity: int) -> int:
 
 
 def _weighted(specs: Sequence[ResourceSpec], per_resource: Callable[[int, int], int]) -> Scorer:
+    weights = [spec.weight for spec in specs]
+
     def scorer(requested: Sequence[int], allocatable: Sequence[int]) -> int:
         total = weight_sum = 0
         for i in range(len(requested)):
             if allocatable[i] == 0:
                 continue
-            total += per_resource(requested[i], allocatable[i]) * specs[i].weight
-            weight_sum += specs[i].weight
+            total += per_resource(requested[i], allocatable[i]) * weights[i]
+            weight_sum += weights[i]
         return go_div(total, weight_sum) if weight_sum else 0
 
     return scorer
 
 
 def least_allocated_scorer(specs: Sequence[ResourceSpec]) -> Scorer:
-    """Favours the emptiest node: mean over resources of (free / allocatable) x 100."""
-    return _weighted(specs, least_requested_score)
+    """Favours the emptiest node: mean over resources of (free / allocatable) x 100.
+
+    `_weighted(specs, least_requested_score)` with the per-resource score inlined: the default
+    strategy scores every feasible node of every cycle."""
+    weights = [spec.weight for spec in specs]
+
+    def scorer(requested: Sequence[int], allocatable: Sequence[int]) -> int:
+        total = weight_sum = 0
+        for req, capacity, weight in zip(requested, allocatable, weights, strict=False):
+            if capacity == 0:
+                continue
+            if req <= capacity:
+                # As least_requested_score; floor division equals Go's when capacity > 0.
+                if capacity > 0:
+                    total += (capacity - req) * MAX_NODE_SCORE // capacity * weight
+                else:
+                    total += go_div((capacity - req) * MAX_NODE_SCORE, capacity) * weight
+            weight_sum += weight
+        return go_div(total, weight_sum) if weight_sum else 0
+
+    return scorer
 
 
 def most_allocated_scorer(specs: Sequence[ResourceSpec]) -> Scorer:
@@ -165,11 +230,7 @@ def requested_to_capacity_ratio_scorer(specs: Sequence[ResourceSpec], shape: Seq
 def balanced_resource_scorer(requested: Sequence[int], allocatable: Sequence[int]) -> int:
     """(1 - standard deviation of the requested/allocatable fractions, each capped at 1) x 100;
     for two resources the deviation is |f1 - f2| / 2."""
-    fractions: list[float] = []
-    for i in range(len(requested)):
-        if allocatable[i] == 0:
-            continue
-        fractions.append(min(requested[i] / allocatable[i], 1.0))
+    fractions = [min(r / a, 1.0) for r, a in zip(requested, allocatable, strict=False) if a != 0]
     std = 0.0
     if len(fractions) == 2:
         std = abs((fractions[0] - fractions[1]) / 2)

@@ -52,6 +52,8 @@ class TaintToleration:
         del handle
 
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
+        if not helpers.spec(node_info.node).get("taints"):
+            return None  # most nodes have no taints: no need to list the pod's tolerations
         taint = helpers.find_untolerated_taint(
             helpers.taints_of(node_info.node), helpers.tolerations_of(pod), helpers.does_not_schedule
         )
@@ -69,7 +71,10 @@ class TaintToleration:
         tolerations = state.get(_PRE_SCORE_KEY)
         if tolerations is None:
             return 0, Status.error(f"reading {_PRE_SCORE_KEY!r} from cycleState: not found")
-        return count_intolerable_prefer_no_schedule(helpers.taints_of(node_info.node), tolerations), None
+        taints = helpers.spec(node_info.node).get("taints")
+        if not taints:
+            return 0, None
+        return count_intolerable_prefer_no_schedule(taints, tolerations), None
 
     def score_extensions(self) -> ScoreExtensions | None:
         return self
