@@ -138,7 +138,7 @@ class LeaderElector:
         while not self._stopping:
             try:
                 held = await self.try_acquire_or_renew()
-            except (TimeoutError, ApiError, OSError) as e:
+            except Exception as e:  # any failed attempt counts as not renewed; the renew deadline decides
                 logger.warning("leader election: cannot reach Lease %s/%s: %s", self.namespace, self.name, e)
                 held = False
             if held and not self.leading.is_set():
@@ -169,7 +169,7 @@ class LeaderElector:
                              "renewTime": format_micro_time(utcnow())}
             await self._kube.request("PUT", self._path, body=lease)
             logger.info("leader election: %s released Lease %s/%s", self.me, self.namespace, self.name)
-        except (TimeoutError, ApiError, OSError) as e:
+        except Exception as e:  # shutting down: never let a failed release stop the clean-up
             logger.warning("leader election: could not release Lease %s/%s: %s", self.namespace, self.name, e)
 
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Operator, apply, kubectl, kubectl_json, wait_for
+from tests.integration.conftest import BIN, ENV, Operator, apply, kubectl, kubectl_json, wait_for
 
 SCHEDULER = "kubeplane-scheduler"
 ISOLATION_TAINT = "kubeplane-test/scheduler"
@@ -544,14 +546,27 @@ def test_restart_mid_burst_loses_no_pod_and_overcommits_no_node(
     nodes = [make_node(s, cpu="4") for s in ("r1", "r2")]
     selector = {"kubeplane-test/run": run_id}
     count = 200  # 200 x 40m = the 8 cpu of both nodes: every pod fits, with no room for a double booking
-    apply({"apiVersion": "v1", "kind": "List",
-           "items": [pod(f"burst-{i}", run_id, cpu="40m", node_selector=selector) for i in range(count)]}, namespace)
+    burst = {"apiVersion": "v1", "kind": "List",
+             "items": [pod(f"burst-{i}", run_id, cpu="40m", node_selector=selector) for i in range(count)]}
 
-    def some_bound() -> int:
-        items = kubectl_json("get", "pods", "-n", namespace)["items"]
-        return sum(1 for p in items if p["spec"].get("nodeName"))
-    bound_at_kill = wait_for(lambda: some_bound() or None, timeout=30, interval=0.05, what="the first binding")
+    def scheduled() -> int:
+        # The scheduler's own counter, read in milliseconds (a kubectl listing of 200 pods takes longer than
+        # the whole burst may): kill as soon as its first decisions are made.
+        with urllib.request.urlopen(f"http://127.0.0.1:{scheduler.metrics_port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+        found = re.search(r'^kubeplane_scheduler_attempts_total\{result="scheduled"\} (\S+)$', text, re.M)
+        return int(float(found.group(1))) if found else 0
+    baseline = scheduled()
+    # kubectl creates the pods one by one while the scheduler already places them: kill at its first decision.
+    creating = subprocess.Popen([str(BIN / "kubectl"), "apply", "-n", namespace, "-f", "-"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, env=ENV, text=True)
+    assert creating.stdin is not None
+    creating.stdin.write(json.dumps(burst))
+    creating.stdin.close()
+    wait_for(lambda: scheduled() > baseline, timeout=30, interval=0.005, what="the first decisions")
     scheduler.kill()
+    assert creating.wait(timeout=120) == 0
+    bound_at_kill = sum(1 for p in kubectl_json("get", "pods", "-n", namespace)["items"] if p["spec"].get("nodeName"))
     assert bound_at_kill < count, "the kill must land mid-burst"
     scheduler.start()
     scheduler.wait_live()
