@@ -28,7 +28,7 @@ from operators.backup.restore_run import run_restore
 from operators.backup.storage import ObjectStore, StorageError
 from operators.core.events import EventRecorder
 from operators.core.kube import ApiError, Kube
-from operators.core.leader import LeaderElector, elector_for, when_leading
+from operators.core.leader import LeaderElector, campaign, elector_for, shut_down, when_leading
 from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
 from operators.core.workqueue import RetryLater, WorkQueue
@@ -83,17 +83,11 @@ class BackupOperator:
                                 name="backup workers"),
             asyncio.create_task(self.events.run(), name="backup events"),
             asyncio.create_task(when_leading(self.leader, self.collect_garbage_forever), name="backup gc"),
+            *campaign(self.leader),
         ]
-        if self.leader is not None:
-            self.tasks.append(asyncio.create_task(self.leader.run(), name="leader election"))
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.leader is not None:
-            await self.leader.release()
-        await self.kube.close()
+        await shut_down(self.tasks, self.leader, self.kube)
 
     # --- shared helpers ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +199,23 @@ def elector_for(kube: Kube, component: str) -> LeaderElector | None:
         return None
     namespace = os.environ.get("KUBEPLANE_NAMESPACE") or os.environ.get("POD_NAMESPACE") or "kubeplane-system"
     return LeaderElector(kube, namespace, component, on_lost=exit_process, timing=timing_from_env())
+
+
+def campaign(elector: LeaderElector | None) -> list[asyncio.Task[None]]:
+    """The election loop as a task to keep with the operator's others (none without an elector)."""
+    return [] if elector is None else [asyncio.create_task(elector.run(), name="leader election")]
+
+
+async def shut_down(tasks: Iterable[asyncio.Task[Any]], elector: LeaderElector | None, kube: Kube) -> None:
+    """An operator's clean stop: cancel its tasks and wait for them, give the Lease up so a standby
+    leads at once, then close the client."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if elector is not None:
+        await elector.release()
+    await kube.close()
 
 
 async def when_leading(elector: LeaderElector | None, work: Callable[[], Awaitable[None]]) -> None:

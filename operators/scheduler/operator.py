@@ -55,7 +55,7 @@ import kopf
 from operators.core import conditions, metrics
 from operators.core.events import EventRecorder
 from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
-from operators.core.leader import LeaderElector, elector_for
+from operators.core.leader import LeaderElector, campaign, elector_for, shut_down
 from operators.core.settings import configure_common
 from operators.core.timeutil import format_time, now, parse_time
 from operators.scheduler import gang, helpers, profiles
@@ -205,16 +205,10 @@ class Scheduler:
             asyncio.create_task(self.events.run(), name="scheduler events"),
             asyncio.create_task(self.group_status_loop(), name="pod group status"),
         ]
-        if self.leader is not None:
-            self._loops.append(asyncio.create_task(self.leader.run(), name="leader election"))
+        self._loops += campaign(self.leader)
 
     async def stop(self) -> None:
-        for task in [*self._loops, *self._tasks]:
-            task.cancel()
-        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
-        if self.leader is not None:
-            await self.leader.release()
-        await self.kube.close()
+        await shut_down([*self._loops, *self._tasks], self.leader, self.kube)
 
     def leading(self) -> bool:
         return self.leader is None or self.leader.leading.is_set()

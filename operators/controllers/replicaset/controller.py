@@ -23,7 +23,7 @@ from operators.core.events import EventRecorder
 from operators.core.expectations import Expectations
 from operators.core.kube import STRATEGIC_PATCH, ApiError, Kube, resource_path
 from operators.core.labels import selector_matches
-from operators.core.leader import LeaderElector, elector_for, when_leading
+from operators.core.leader import LeaderElector, campaign, elector_for, shut_down, when_leading
 from operators.core.pods import Pod
 from operators.core.timeutil import now
 from operators.core.workqueue import RetryLater, WorkQueue
@@ -59,17 +59,11 @@ class ReplicaSetController:
                                 name="replicaset workers"),
             asyncio.create_task(self.resync_forever(), name="replicaset resync"),
             asyncio.create_task(self.events.run(), name="replicaset events"),
+            *campaign(self.leader),
         ]
-        if self.leader is not None:
-            self.tasks.append(asyncio.create_task(self.leader.run(), name="leader election"))
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.leader is not None:
-            await self.leader.release()
-        await self.kube.close()
+        await shut_down(self.tasks, self.leader, self.kube)
 
     # --- observing -----------------------------------------------------------------------------
 
