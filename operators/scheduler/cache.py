@@ -1,7 +1,7 @@
-"""The scheduler cache: a `Snapshot` kept up to date from the Kopf indexes, plus assumed pods.
+"""The scheduler cache: a `Snapshot` kept up to date from the informers' views, plus assumed pods.
 
-The indexes (nodes by name, assigned pods by node name, nominated pods by node name, namespace
-labels) are the watch-fed truth. Event handlers only mark nodes dirty; at the start of each
+The views (nodes by name, assigned pods by node name, nominated pods by node name, namespace
+labels; see informers.py) are the watch-fed truth. Event handlers only mark nodes dirty; at the start of each
 scheduling cycle `refresh()` rebuilds the NodeInfo of the dirty nodes alone, so a cycle costs
 what changed, not the cluster size.
 
@@ -26,7 +26,7 @@ Obj = Mapping[str, Any]
 
 
 class Index(Protocol):
-    """What we read of a kopf.Index: key -> a store of values."""
+    """What we read of a view (informers.Buckets, or a kopf.Index): key -> a store of values."""
 
     def get(self, key: Any, default: Any = None) -> Any: ...
 

@@ -24,7 +24,7 @@ Where upstream is nondeterministic, kubeplane is deterministic and says how:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -362,6 +362,47 @@ class NodeScores:
     total: int = 0
 
 
+class ScoreTable(Mapping[str, NodeScores]):
+    """Every scored node's scores, kept as run_score computed them: one column per plugin.
+
+    Choosing the host needs only the totals; the per-node rows (`NodeScores`) are built when
+    someone reads them (`explain`), because building them for every node of every attempt cost
+    more than a sixth of a scheduling cycle."""
+
+    def __init__(self, nodes: list[str], plugins: list[str], weights: list[int], raw: list[list[int]],
+                 normalized: list[list[int]], totals: list[int]) -> None:
+        self.nodes = nodes
+        self.totals = totals
+        self._plugins = plugins
+        self._weights = weights
+        self._raw = raw
+        self._normalized = normalized
+        self._index = {name: i for i, name in enumerate(nodes)}
+
+    @classmethod
+    def empty(cls) -> ScoreTable:
+        return cls([], [], [], [], [], [])
+
+    def best(self) -> list[str]:
+        """The nodes with the highest total, in name order."""
+        top = max(self.totals)
+        return sorted(name for name, total in zip(self.nodes, self.totals, strict=True) if total == top)
+
+    def __getitem__(self, node: str) -> NodeScores:
+        i = self._index[node]
+        return NodeScores(node, [
+            PluginScore(plugin, raw[i], normalized[i], weight)
+            for plugin, weight, raw, normalized in zip(self._plugins, self._weights, self._raw, self._normalized,
+                                                       strict=True)
+        ], self.totals[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
 FEASIBLE = "Feasible"
 REJECTED = "Rejected"
 NOT_EVALUATED = "NotEvaluated"
@@ -427,7 +468,7 @@ class Result:
     suggested_host: str | None = None
     message: str = ""
     verdicts: dict[str, Verdict] = field(default_factory=dict)
-    scores: dict[str, NodeScores] = field(default_factory=dict)
+    scores: Mapping[str, NodeScores] = field(default_factory=dict)
     feasible_nodes: list[str] = field(default_factory=list)
     evaluated_nodes: int = 0
     num_all_nodes: int = 0
@@ -787,7 +828,7 @@ class Framework:
 
     def run_score(
         self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]
-    ) -> tuple[list[NodeScores], Status | None]:
+    ) -> tuple[ScoreTable, Status | None]:
         """Each plugin scores each node, normalizes over the nodes, and is weighted."""
         plugins = [p for p in self.score_plugins if p.name not in state.skip_score_plugins]
         names = [node.name for node in nodes]
@@ -798,7 +839,7 @@ class Framework:
             for node in nodes:
                 value, status = score(state, pod, node)
                 if status is not None and status.code is not Code.SUCCESS:
-                    return [], Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
+                    return ScoreTable.empty(), Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
                 values.append(value)
             raw.append(values)
         normalized: list[list[int]] = []
@@ -811,27 +852,23 @@ class Framework:
             status = extensions.normalize_score(state, pod, scores)
             if not is_success(status):
                 assert status is not None
-                return [], Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
+                return ScoreTable.empty(), Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
             normalized.append([s.score for s in scores])
         if any(v < MIN_NODE_SCORE or v > MAX_NODE_SCORE for values in normalized for v in values):
             # Report the first out-of-range score in (node, plugin) order, as upstream does.
             for index in range(len(nodes)):
                 for plugin, values in zip(plugins, normalized, strict=True):
                     if not MIN_NODE_SCORE <= values[index] <= MAX_NODE_SCORE:
-                        return [], Status.error(
+                        return ScoreTable.empty(), Status.error(
                             f"plugin \"{plugin.name}\" returns an invalid score {values[index]}, it should in the "
                             f"range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
                         )
-        # Built plugin by plugin (column-wise), then transposed to one row of scores per node.
         totals = [0] * len(nodes)
-        columns: list[list[PluginScore]] = []
-        for plugin, raw_values, values in zip(plugins, raw, normalized, strict=True):
-            name, weight = plugin.name, self.weights[plugin.name]
-            columns.append([PluginScore(name, r, n, weight) for r, n in zip(raw_values, values, strict=True)])
+        weights = [self.weights[plugin.name] for plugin in plugins]
+        for weight, values in zip(weights, normalized, strict=True):
             for index, value in enumerate(values):
                 totals[index] += value * weight
-        rows = zip(*columns, strict=True) if columns else ([] for _ in nodes)
-        return [NodeScores(name, list(row), total) for name, row, total in zip(names, rows, totals, strict=True)], None
+        return ScoreTable(names, [p.name for p in plugins], weights, raw, normalized, totals), None
 
     # Reserve and Permit (driven by the caller after the pod is assumed).
 
@@ -937,7 +974,9 @@ def schedule_one(
         if status is not None:
             result.status, result.message = status, status.message()
             return result
-        result.scores = {s.node: s for s in scored}
+        result.scores = scored
+        result.suggested_host = tie_break(scored.best())
+        return result
     best = max(s.total for s in result.scores.values())
     result.suggested_host = tie_break(sorted(name for name, s in result.scores.items() if s.total == best))
     return result

@@ -4,9 +4,10 @@ Pods opt in with `spec.schedulerName: kubeplane-scheduler` (or the name in the e
 variable KUBEPLANE_SCHEDULER_NAME, e.g. to run a second scheduler beside the first). The I/O
 around the pure core (framework.schedule_one) is upstream's scheduleOne:
 
-- Kopf indexes are the informers: nodes, assigned pods by node, nominated pods by node,
-  pending pods of ours, namespace labels. Event handlers only enqueue (the scheduling queue)
-  and mark cache entries dirty.
+- Raw informers (list+watch, informers.py) keep the views of pods (by node, nominated, pending
+  ones of ours, PodGroup members), nodes and namespace labels; Kopf watches only the low-volume
+  PodGroups and SchedulerProfiles. Event handlers only enqueue (the scheduling queue) and mark
+  cache entries dirty.
 - One scheduling loop, cycles strictly serial: pop the highest-priority pod, refresh the
   snapshot (dirty nodes only), `schedule_one`, and on success assume the pod in the cache and
   bind it in a separate asyncio task (the binding cycle), so the next cycle starts at once and
@@ -54,6 +55,7 @@ import kopf
 
 from operators.core import conditions, metrics
 from operators.core.events import EventRecorder
+from operators.core.informer import Informer
 from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.leader import LeaderElector, campaign, elector_for, shut_down
 from operators.core.settings import configure_common
@@ -61,6 +63,7 @@ from operators.core.timeutil import format_time, now, parse_time
 from operators.scheduler import gang, helpers, profiles
 from operators.scheduler.cache import Index, SchedulerCache, first
 from operators.scheduler.framework import Profile, Result, at_random, default_profile, schedule_one
+from operators.scheduler.informers import ByName, PodViews, is_terminal, pod_name
 from operators.scheduler.messages import truncate_message
 from operators.scheduler.plugins import REGISTRY
 from operators.scheduler.queue import SchedulingQueue
@@ -113,10 +116,6 @@ def trim_node(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def is_terminal(pod: Mapping[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
 def is_pending_for_us(pod: Mapping[str, Any]) -> bool:
     spec = pod.get("spec") or {}
     return (
@@ -125,11 +124,6 @@ def is_pending_for_us(pod: Mapping[str, Any]) -> bool:
         and not (pod.get("metadata") or {}).get("deletionTimestamp")
         and not is_terminal(pod)
     )
-
-
-def _key(pod: Mapping[str, Any]) -> Key:
-    meta = pod.get("metadata") or {}
-    return (meta.get("namespace") or "", meta.get("name") or "")
 
 
 def _pod_path(namespace: str, name: str) -> str:
@@ -199,8 +193,10 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
+    def start(self, tasks: list[asyncio.Task[None]] | None = None) -> None:
+        """Run the scheduling loop and its helpers (and `tasks`, e.g. the informers, until stop())."""
         self._loops = [
+            *(tasks or ()),
             asyncio.create_task(self.run(), name="scheduling loop"),
             asyncio.create_task(self.events.run(), name="scheduler events"),
             asyncio.create_task(self.group_status_loop(), name="pod group status"),
@@ -227,7 +223,7 @@ class Scheduler:
             self.queue.move_all_to_active()
 
     def on_pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        key = _key(body)
+        key = pod_name(body)
         deleted = event_type == "DELETED"
         group = gang.group_key(body)
         if group is not None:
@@ -646,15 +642,15 @@ class Scheduler:
             patch["nominatedNodeName"] = nominated or None
         if not patch:
             return
-        namespace, name = _key(pod)
+        namespace, name = pod_name(pod)
         await self.kube.patch(_pod_path(namespace, name) + "/status", {"status": patch}, content_type=STRATEGIC_PATCH)
 
     async def _preempt(self, pod: Mapping[str, Any], result: Result) -> None:
         """Evict the victims preemption chose (upstream deletes them; the deletions retry the pod)."""
-        namespace, name = _key(pod)
+        namespace, name = pod_name(pod)
 
         async def evict(victim: Mapping[str, Any]) -> None:
-            v_ns, v_name = _key(victim)
+            v_ns, v_name = pod_name(victim)
             uid = (victim.get("metadata") or {}).get("uid")
             body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
             try:
@@ -673,64 +669,41 @@ class Scheduler:
         await asyncio.gather(*(evict(v) for v in result.victims))
 
 
-# --- Kopf wiring -----------------------------------------------------------------------------
+# --- wiring ---------------------------------------------------------------------------------
 
 _scheduler: Scheduler | None = None
 
 
-@kopf.index("", "v1", "nodes")
-async def scheduler_nodes(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {body.metadata.name or "": trim_node(body)}
+def _informers(kube: Kube, pods: PodViews, nodes: ByName, namespaces: ByName) -> list[Informer]:
+    """Pods, nodes and namespaces come from raw informers; each event updates the views first,
+    then tells the scheduler (which enqueues and marks cache entries dirty)."""
+
+    def on_pod(kind: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
+        pods.apply(kind, pod, old)
+        if _scheduler is not None:
+            _scheduler.on_pod_event(kind, pod)
+
+    def on_node(kind: str, node: dict[str, Any], old: dict[str, Any] | None) -> None:
+        nodes.apply(kind, node, old)
+        if _scheduler is not None:
+            _scheduler.on_node_event(kind, node)
+
+    return [
+        Informer(kube, "/api/v1/pods", on_pod, transform=trim_pod, name="pods"),
+        Informer(kube, "/api/v1/nodes", on_node, transform=trim_node, name="nodes"),
+        Informer(kube, "/api/v1/namespaces", namespaces.apply, name="namespaces"),
+    ]
 
 
-@kopf.index("", "v1", "pods")
-async def scheduler_pods_by_node(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
-    """Assigned, unfinished pods count on their node (the scheduler cache's view)."""
-    node = (body.get("spec") or {}).get("nodeName")
-    if not node or is_terminal(body):
-        return None
-    return {node: trim_pod(body)}
-
-
-@kopf.index("", "v1", "pods")
-async def scheduler_nominated_pods(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]] | None:
-    """Unassigned pods nominated to a node by preemption (upstream's nominator)."""
-    nominated = (body.get("status") or {}).get("nominatedNodeName")
-    if not nominated or (body.get("spec") or {}).get("nodeName") or is_terminal(body):
-        return None
-    return {nominated: trim_pod(body)}
-
-
-@kopf.index("", "v1", "pods")
-async def scheduler_pending_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
-    if not is_pending_for_us(body):
-        return None
-    return {_key(body): trim_pod(body)}
-
-
-@kopf.index("", "v1", "pods")
-async def scheduler_group_members(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]] | None:
-    """Non-terminal pods of each PodGroup, bound or not (PreFilter's count, the group's status)."""
-    group = gang.group_key(body)
-    if group is None or not gang.is_member(body):
-        return None
-    meta = body.get("metadata") or {}
-    return {group: {
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "labels") if k in meta},
-        "spec": {k: v for k, v in (body.get("spec") or {}).items() if k in ("nodeName", "containers",
-                 "initContainers", "overhead", "resources")},
-        "status": {k: v for k, v in (body.get("status") or {}).items() if k == "phase"},
-    }}
+async def _synced(informers: list[Informer], scheduler: Scheduler) -> None:
+    await asyncio.gather(*(i.synced.wait() for i in informers))
+    logger.info("scheduler caches synced: %s", ", ".join(f"{len(i.store)} {i.name}" for i in informers))
+    scheduler.synced.set()
 
 
 @kopf.index(gang.GROUP, gang.VERSION, gang.PLURAL)
 async def scheduler_pod_groups(body: kopf.Body, **_: Any) -> dict[gang.GroupKey, dict[str, Any]]:
     return {(body.metadata.namespace or "", body.metadata.name or ""): gang.trim_pod_group(body)}
-
-
-@kopf.index("", "v1", "namespaces")
-async def scheduler_namespaces(body: kopf.Body, **_: Any) -> dict[str, dict[str, str]]:
-    return {body.metadata.name or "": dict(body.metadata.labels or {})}
 
 
 @kopf.on.startup()
@@ -742,38 +715,31 @@ async def start_scheduler(settings: kopf.OperatorSettings, **kwargs: Any) -> Non
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kube = await Kube.connect(pool_size=128)
     elector = elector_for(kube, SCHEDULER_NAME)
+    pods = PodViews(is_pending_for_us)
+    nodes = ByName()
+    namespaces = ByName(lambda ns: dict((ns.get("metadata") or {}).get("labels") or {}))
     _scheduler = Scheduler(
         kube,
-        nodes=kwargs["scheduler_nodes"],
-        pods_by_node=kwargs["scheduler_pods_by_node"],
-        nominated=kwargs["scheduler_nominated_pods"],
-        pending=kwargs["scheduler_pending_pods"],
-        namespaces=kwargs["scheduler_namespaces"],
+        nodes=nodes,
+        pods_by_node=pods.by_node,
+        nominated=pods.nominated,
+        pending=pods.pending,
+        namespaces=namespaces,
         leader=elector,
         pod_groups=kwargs.get("scheduler_pod_groups"),
-        group_members=kwargs["scheduler_group_members"],
+        group_members=pods.group_members,
     )
-    _scheduler.start()
+    informers = _informers(kube, pods, nodes, namespaces)
+    _scheduler.start([
+        *(asyncio.create_task(i.run(), name=f"informer {i.name}") for i in informers),
+        asyncio.create_task(_synced(informers, _scheduler), name="informers synced"),
+    ])
 
 
 @kopf.on.cleanup()
 async def stop_scheduler(**_: Any) -> None:
     if _scheduler is not None:
         await _scheduler.stop()
-
-
-@kopf.on.event("", "v1", "nodes")
-async def scheduler_node_event(body: kopf.Body, type: str | None, **_: Any) -> None:
-    assert _scheduler is not None
-    _scheduler.synced.set()
-    _scheduler.on_node_event(type, body)
-
-
-@kopf.on.event("", "v1", "pods")
-async def scheduler_pod_event(body: kopf.Body, type: str | None, **_: Any) -> None:
-    assert _scheduler is not None
-    _scheduler.synced.set()
-    _scheduler.on_pod_event(type, body)
 
 
 @kopf.on.event(gang.GROUP, gang.VERSION, gang.PLURAL)
@@ -786,9 +752,3 @@ async def scheduler_pod_group_event(body: kopf.Body, type: str | None, **_: Any)
 async def scheduler_profile_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     assert _scheduler is not None
     _scheduler.on_profile_event(type, body)
-
-
-@kopf.on.event("", "v1", "namespaces")
-async def scheduler_namespace_event(**_: Any) -> None:
-    assert _scheduler is not None
-    _scheduler.synced.set()

@@ -328,4 +328,4 @@ def scores(
     scored, error = framework.run_score(state, pod_obj, nodes)
     if error is not None:
         return error
-    return {s.node: s.plugins[0].normalized for s in scored}
+    return {node: s.plugins[0].normalized for node, s in scored.items()}
