@@ -77,7 +77,7 @@ bench: export NODES ?= 12
 bench: bench-replicaset bench-scheduler ## Benchmarks against the upstream components (ReplicaSet, scheduler), same cluster
 bench-replicaset: up ## kubeplane ReplicaSet vs kube-controller-manager: 0 -> 500 replicas
 	@$(PY) -m bench.replicaset
-bench-scheduler: up ## kubeplane-scheduler vs kube-scheduler: a burst of 2000 pods over 200 extra KWOK nodes
+bench-scheduler: up ## kubeplane-scheduler vs kube-scheduler (default and lifted client limits): 2000 pods, 200 extra KWOK nodes
 	@$(PY) -m bench.scheduler
 bench-backup: up ## kubeplane backup/restore vs Velero 1.17 (builds Velero from Go modules): 10,000 objects
 	@$(PY) -m bench.backup

@@ -76,7 +76,8 @@ class Kube:
         # the way client-go does (HTTPS_PROXY / NO_PROXY), and never use netrc.
         self._session = aiohttp.ClientSession(connector=rest.pool_manager.connector, connector_owner=False,
                                               read_bufsize=2**21)
-        self._extra: dict[str, Any] = {"proxy": api.configuration.proxy or _env_proxy(str(api.configuration.host or ""))}
+        host = str(api.configuration.host or "")
+        self._extra: dict[str, Any] = {"proxy": api.configuration.proxy or _env_proxy(host)}
         if rest.server_hostname:
             self._extra["server_hostname"] = rest.server_hostname
 

@@ -24,10 +24,10 @@ Where upstream is nondeterministic, kubeplane is deterministic and says how:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 from operators.scheduler import helpers
 from operators.scheduler.messages import NO_NODES_REGISTERED, fit_error_message
@@ -285,6 +285,17 @@ class FilterPlugin(Plugin, Protocol):
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None: ...
 
 
+class NodeStatic(Protocol):
+    """A plugin whose Filter verdict and Score read only the pod's spec and the Node object, never
+    the pods on the node. `static_key(pod)` sums up what it reads of the pod; the framework then
+    remembers its results per Node object (Snapshot.static_memo), so a burst of alike pods costs
+    these plugins one evaluation per node, not one per pod per node."""
+
+    name: str
+
+    def static_key(self, pod: Pod) -> Hashable: ...
+
+
 @runtime_checkable
 class PostFilterPlugin(Plugin, Protocol):
     def post_filter(
@@ -422,6 +433,10 @@ class Verdict:
             result.update(self.status.as_dict())
         return result
 
+
+# Node-static results kept per node before its memo starts over.
+STATIC_MEMO_KEYS = 64
+_UNKNOWN: Any = object()
 
 # Verdicts are immutable, so every node without a status shares these two.
 _NOT_EVALUATED_VERDICT = Verdict(NOT_EVALUATED)
@@ -634,6 +649,29 @@ class Framework:
                 return Status.error(f"running RemovePod on PreFilter plugin \"{name}\": {status.message()}")
         return None
 
+    # Node-static results (see NodeStatic).
+
+    def _static_results(self, node: NodeInfo) -> dict[Any, Any]:
+        """The remembered node-static results for this node, valid for its current Node object."""
+        memo = self.snapshot.static_memo
+        entry = memo.get(node.name)
+        if entry is None or entry[0] is not node.node or entry[1] is not self.profile:
+            entry = memo[node.name] = (node.node, self.profile, {})
+        elif len(entry[2]) > STATIC_MEMO_KEYS:
+            entry[2].clear()  # many different pods: start over rather than grow without bound
+        return entry[2]
+
+    @staticmethod
+    def _static_prefix(filters: Sequence[FilterPlugin]) -> int:
+        """How many filters, from the first, are node-static (only a prefix can be remembered:
+        the first filter that rejects a node names the reason, so the order must stay)."""
+        count = 0
+        for plugin in filters:
+            if not callable(getattr(plugin, "static_key", None)):
+                break
+            count += 1
+        return count
+
     # Filter.
 
     def _active_filters(self, state: CycleState) -> list[FilterPlugin]:
@@ -768,15 +806,32 @@ class Framework:
         # Without nominated pods anywhere, filtering with them is filtering once: take the short
         # way, with the cycle's active filters listed once instead of once per node.
         filters = None if self.snapshot.nominated else self._active_filters(state)
+        static: Sequence[FilterPlugin] = ()
+        rest: Sequence[FilterPlugin] = filters or ()
+        key: Hashable = None
+        if filters:
+            prefix = self._static_prefix(filters)
+            static, rest = filters[:prefix], filters[prefix:]
+            if static:
+                key = ("filter", *((p.name, cast(NodeStatic, p).static_key(pod)) for p in static))
         count = len(nodes)
         for i in range(count):
             if len(feasible) >= to_find:
                 break
             node = nodes[(start_index + i) % count]
-            if filters is not None:
-                status = self._run_filters(filters, state, pod, node)
-            else:
+            if filters is None:
                 status = self.run_filter_with_nominated_pods(state, pod, node)
+            elif static:
+                results = self._static_results(node)
+                status = results.get(key, _UNKNOWN)
+                if status is _UNKNOWN:
+                    status = self._run_filters(static, state, pod, node)
+                    if status is None or status.code is not Code.ERROR:
+                        results[key] = status
+                if status is None and rest:
+                    status = self._run_filters(rest, state, pod, node)
+            else:
+                status = self._run_filters(filters, state, pod, node)
             if status is None or status.code is Code.SUCCESS:
                 feasible.append(node)
                 verdicts[node.name] = _FEASIBLE_VERDICT
@@ -836,10 +891,20 @@ class Framework:
         for plugin in plugins:
             score = plugin.score
             values: list[int] = []
+            static_key = getattr(plugin, "static_key", None)
+            key = ("score", plugin.name, static_key(pod)) if callable(static_key) else None
             for node in nodes:
+                if key is not None:
+                    results = self._static_results(node)
+                    remembered = results.get(key)
+                    if remembered is not None:
+                        values.append(remembered)
+                        continue
                 value, status = score(state, pod, node)
                 if status is not None and status.code is not Code.SUCCESS:
                     return ScoreTable.empty(), Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
+                if key is not None:
+                    results[key] = value
                 values.append(value)
             raw.append(values)
         normalized: list[list[int]] = []

@@ -4,6 +4,7 @@ tolerations (k8s.io/api core/v1 toleration.go, component-helpers scheduling/core
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -86,6 +87,11 @@ def tolerates(toleration: Obj, taint: Obj) -> bool:
 
 def tolerations_tolerate_taint(tolerations: Iterable[Obj], taint: Obj) -> bool:
     return any(tolerates(t, taint) for t in tolerations)
+
+
+def spec_key(*parts: Any) -> str:
+    """A hashable summary of parts of a pod's spec (a node-static plugin's memo key)."""
+    return json.dumps(parts, sort_keys=True, separators=(",", ":"))
 
 
 def tolerations_of(pod: Obj) -> list[Obj]:

@@ -235,6 +235,10 @@ class Snapshot:
     controllers: dict[tuple[str, str, str], Obj] = field(default_factory=dict)
     pdbs: list[Obj] = field(default_factory=list)
     nominated: dict[str, list[PodInfo]] = field(default_factory=dict)
+    # Verdicts and scores of the plugins that read only the pod's spec and the Node object, by
+    # node name: (the Node object they were computed on, the profile, {pod key: result}). See
+    # Framework's "node-static" plugins; a new Node object or profile starts the entry afresh.
+    static_memo: dict[str, tuple[Any, Any, dict[Any, Any]]] = field(default_factory=dict)
 
     @classmethod
     def build(

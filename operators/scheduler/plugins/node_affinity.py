@@ -91,6 +91,9 @@ class NodeAffinity:
     def pre_filter_extensions(self) -> PreFilterExtensions | None:
         return None
 
+    def static_key(self, pod: Pod) -> str:
+        return helpers.spec_key(helpers.spec(pod).get("nodeSelector"), _node_affinity(pod))
+
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
         if self.added_node_selector is not None and not self.added_node_selector.matches(node_info.node):
             return Status.unresolvable(ERR_REASON_ENFORCED)

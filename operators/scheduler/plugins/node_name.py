@@ -21,5 +21,8 @@ class NodeName:
     def __init__(self, handle: Handle) -> None:
         del handle
 
+    def static_key(self, pod: Pod) -> str:
+        return str(helpers.spec(pod).get("nodeName") or "")
+
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
         return None if fits(pod, node_info) else Status.unresolvable(ERR_REASON)

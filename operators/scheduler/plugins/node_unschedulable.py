@@ -18,6 +18,9 @@ class NodeUnschedulable:
     def __init__(self, handle: Handle) -> None:
         del handle
 
+    def static_key(self, pod: Pod) -> str:
+        return helpers.spec_key(helpers.spec(pod).get("tolerations"))
+
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
         if not helpers.spec(node_info.node).get("unschedulable"):
             return None

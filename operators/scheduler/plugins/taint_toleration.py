@@ -51,6 +51,9 @@ class TaintToleration:
     def __init__(self, handle: Handle) -> None:
         del handle
 
+    def static_key(self, pod: Pod) -> str:
+        return helpers.spec_key(helpers.spec(pod).get("tolerations"))
+
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
         if not helpers.spec(node_info.node).get("taints"):
             return None  # most nodes have no taints: no need to list the pod's tolerations
