@@ -808,12 +808,14 @@ class Framework:
         filters = None if self.snapshot.nominated else self._active_filters(state)
         static: Sequence[FilterPlugin] = ()
         rest: Sequence[FilterPlugin] = filters or ()
-        key: Hashable = None
+        key = ""
+        memo, profile = self.snapshot.static_memo, self.profile
         if filters:
             prefix = self._static_prefix(filters)
             static, rest = filters[:prefix], filters[prefix:]
             if static:
-                key = ("filter", *((p.name, cast(NodeStatic, p).static_key(pod)) for p in static))
+                # One string: its hash is computed once, a tuple's at every lookup.
+                key = "\x00".join(["filter", *(f"{p.name}={cast(NodeStatic, p).static_key(pod)}" for p in static)])
         count = len(nodes)
         for i in range(count):
             if len(feasible) >= to_find:
@@ -822,7 +824,11 @@ class Framework:
             if filters is None:
                 status = self.run_filter_with_nominated_pods(state, pod, node)
             elif static:
-                results = self._static_results(node)
+                entry = memo.get(node.name)
+                if entry is None or entry[0] is not node.node or entry[1] is not profile:
+                    results = self._static_results(node)
+                else:
+                    results = entry[2]
                 status = results.get(key, _UNKNOWN)
                 if status is _UNKNOWN:
                     status = self._run_filters(static, state, pod, node)
@@ -892,7 +898,7 @@ class Framework:
             score = plugin.score
             values: list[int] = []
             static_key = getattr(plugin, "static_key", None)
-            key = ("score", plugin.name, static_key(pod)) if callable(static_key) else None
+            key = f"score\x00{plugin.name}={static_key(pod)}" if callable(static_key) else None
             for node in nodes:
                 if key is not None:
                     results = self._static_results(node)

@@ -43,6 +43,7 @@ Not here yet: the Services / controllers / PDBs that default topology spreading 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -55,7 +56,7 @@ import kopf
 
 from operators.core import conditions, metrics
 from operators.core.events import EventRecorder
-from operators.core.informer import Informer
+from operators.core.informer import MODIFIED, Informer
 from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.leader import LeaderElector, campaign, elector_for, shut_down
 from operators.core.settings import configure_common
@@ -78,6 +79,7 @@ Key = tuple[str, str]
 EXPLANATIONS_KEPT = 1000
 EVENT_REPEAT_SECONDS = 60.0
 GROUP_STATUS_DEBOUNCE_SECONDS = 0.2
+GC_THRESHOLD = 20_000
 
 
 # --- what the indexes keep -------------------------------------------------------------------
@@ -684,6 +686,11 @@ def _informers(kube: Kube, pods: PodViews, nodes: ByName, namespaces: ByName) ->
             _scheduler.on_pod_event(kind, pod)
 
     def on_node(kind: str, node: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if kind == MODIFIED and old is not None and node == old:
+            # A heartbeat (status conditions): nothing the scheduler reads changed. Keeping the
+            # old object keeps the node's NodeInfo and its remembered verdicts; on a thousand
+            # nodes heartbeats alone are dozens of events a second.
+            return
         nodes.apply(kind, node, old)
         if _scheduler is not None:
             _scheduler.on_node_event(kind, node)
@@ -698,6 +705,12 @@ def _informers(kube: Kube, pods: PodViews, nodes: ByName, namespaces: ByName) ->
 async def _synced(informers: list[Informer], scheduler: Scheduler) -> None:
     await asyncio.gather(*(i.synced.wait() for i in informers))
     logger.info("scheduler caches synced: %s", ", ".join(f"{len(i.store)} {i.name}" for i in informers))
+    # The caches are the bulk of the heap and live as long as the process: keep the cyclic
+    # garbage collector from walking them again and again (each full pass grows with them),
+    # and let it run less often, as a cycle allocates thousands of short-lived objects.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
     scheduler.synced.set()
 
 
