@@ -40,6 +40,15 @@ def namespace_of(obj: Obj) -> str:
     return str(metadata(obj).get("namespace") or "")
 
 
+def namespaced_name(obj: Obj) -> tuple[str, str]:
+    return (namespace_of(obj), name_of(obj))
+
+
+def is_terminal(pod: Obj) -> bool:
+    """Finished (Succeeded or Failed): it no longer occupies its node."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def labels_of(obj: Obj) -> Mapping[str, str]:
     labels: Mapping[str, str] = metadata(obj).get("labels") or {}
     return labels

@@ -48,15 +48,6 @@ class Buckets:
         return len(self._buckets)
 
 
-def is_terminal(pod: Mapping[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def pod_name(pod: Mapping[str, Any]) -> tuple[str, str]:
-    meta = pod.get("metadata") or {}
-    return (meta.get("namespace") or "", meta.get("name") or "")
-
-
 class PodViews:
     """Every view of pods the scheduler reads, from one stream of pod events.
 
@@ -82,7 +73,7 @@ class PodViews:
     def _places(self, pod: Mapping[str, Any]) -> list[tuple[Buckets, Hashable]]:
         spec = pod.get("spec") or {}
         node = spec.get("nodeName")
-        terminal = is_terminal(pod)
+        terminal = helpers.is_terminal(pod)
         places: list[tuple[Buckets, Hashable]] = []
         if node and not terminal:
             places.append((self.by_node, node))
@@ -90,7 +81,7 @@ class PodViews:
         if nominated and not node and not terminal:
             places.append((self.nominated, nominated))
         if self.is_pending(pod):
-            places.append((self.pending, pod_name(pod)))
+            places.append((self.pending, helpers.namespaced_name(pod)))
         group = gang.group_key(pod)
         if group is not None and gang.is_member(pod):
             places.append((self.group_members, group))
@@ -107,28 +98,16 @@ class PodViews:
             buckets.remove(key, uid)
 
 
-class ByName:
-    """name -> [value] for cluster-scoped objects (nodes, namespace labels)."""
+class ByName(Buckets):
+    """name -> [value] for cluster-scoped objects (nodes, namespace labels): one-object buckets."""
 
     def __init__(self, value: Callable[[JSON], Any] = lambda obj: obj) -> None:
+        super().__init__()
         self.value = value
-        self._items: dict[str, list[Any]] = {}
 
     def apply(self, kind: str, obj: JSON, old: JSON | None) -> None:
         name = (obj.get("metadata") or {}).get("name") or ""
         if kind == DELETED:
-            self._items.pop(name, None)
+            self.remove(name, name)
         else:
-            self._items[name] = [self.value(obj)]
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self._items.get(key, default)
-
-    def keys(self) -> Iterable[str]:
-        return self._items.keys()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
+            self.put(name, name, self.value(obj))

@@ -64,7 +64,7 @@ from operators.core.timeutil import format_time, now, parse_time
 from operators.scheduler import gang, helpers, profiles
 from operators.scheduler.cache import Index, SchedulerCache, first
 from operators.scheduler.framework import Profile, Result, at_random, default_profile, schedule_one
-from operators.scheduler.informers import ByName, PodViews, is_terminal, pod_name
+from operators.scheduler.informers import ByName, PodViews
 from operators.scheduler.messages import truncate_message
 from operators.scheduler.plugins import REGISTRY
 from operators.scheduler.queue import SchedulingQueue
@@ -124,7 +124,7 @@ def is_pending_for_us(pod: Mapping[str, Any]) -> bool:
         spec.get("schedulerName") == SCHEDULER_NAME
         and not spec.get("nodeName")
         and not (pod.get("metadata") or {}).get("deletionTimestamp")
-        and not is_terminal(pod)
+        and not helpers.is_terminal(pod)
     )
 
 
@@ -225,7 +225,7 @@ class Scheduler:
             self.queue.move_all_to_active()
 
     def on_pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        key = pod_name(body)
+        key = helpers.namespaced_name(body)
         deleted = event_type == "DELETED"
         group = gang.group_key(body)
         if group is not None:
@@ -248,7 +248,7 @@ class Scheduler:
             self.explanations.pop(key, None)
             if node:
                 self.queue.move_all_to_active()
-        elif node and is_terminal(body):
+        elif node and helpers.is_terminal(body):
             self.queue.move_all_to_active()
 
     def on_pod_group_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -644,15 +644,15 @@ class Scheduler:
             patch["nominatedNodeName"] = nominated or None
         if not patch:
             return
-        namespace, name = pod_name(pod)
+        namespace, name = helpers.namespaced_name(pod)
         await self.kube.patch(_pod_path(namespace, name) + "/status", {"status": patch}, content_type=STRATEGIC_PATCH)
 
     async def _preempt(self, pod: Mapping[str, Any], result: Result) -> None:
         """Evict the victims preemption chose (upstream deletes them; the deletions retry the pod)."""
-        namespace, name = pod_name(pod)
+        namespace, name = helpers.namespaced_name(pod)
 
         async def evict(victim: Mapping[str, Any]) -> None:
-            v_ns, v_name = pod_name(victim)
+            v_ns, v_name = helpers.namespaced_name(victim)
             uid = (victim.get("metadata") or {}).get("uid")
             body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
             try:

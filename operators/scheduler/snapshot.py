@@ -217,10 +217,6 @@ class NodeInfo:
         )
 
 
-def _is_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
 def _controller_key(kind: str, namespace: str, name: str) -> tuple[str, str, str]:
     return (kind, namespace, name)
 
@@ -263,7 +259,7 @@ class Snapshot:
         for node in sorted(nodes, key=helpers.name_of):
             snapshot.nodes[helpers.name_of(node)] = NodeInfo.of(node)
         for pod in pods:
-            if _is_terminal(pod):
+            if helpers.is_terminal(pod):
                 continue
             node_name = helpers.spec(pod).get("nodeName") or ""
             if node_name:

@@ -86,6 +86,6 @@ def test_by_name_keeps_the_latest_value() -> None:
     labels = ByName(lambda ns: ns["metadata"].get("labels") or {})
     labels.apply("ADDED", {"metadata": {"name": "ns"}}, None)
     labels.apply("MODIFIED", {"metadata": {"name": "ns", "labels": {"team": "a"}}}, None)
-    assert labels.get("ns") == [{"team": "a"}] and list(labels.keys()) == ["ns"]
+    assert list(labels.get("ns")) == [{"team": "a"}] and list(labels.keys()) == ["ns"]
     labels.apply("DELETED", {"metadata": {"name": "ns"}}, None)
     assert "ns" not in labels and labels.get("ns") is None
