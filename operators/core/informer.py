@@ -15,7 +15,9 @@ reflector and store in miniature:
 
 The handler is a plain function called on the event loop, once per change, with the event type and
 the new and old objects (after `transform`, which trims what the consumer does not read): it must
-not block and should only record or enqueue.
+not block and should only record or enqueue. A change is what the transformed object shows: an
+update that `transform` trims away entirely (a node's heartbeat, when the conditions are not kept)
+is not told, and the store keeps the object the consumer already holds.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def object_key(obj: Mapping[str, Any]) -> str:
     return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
 
 
-def _resource_version(obj: Mapping[str, Any]) -> str:
+def _resource_version(obj: Mapping[str, Any]) -> str:  # of a raw object: transform may drop it
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
@@ -70,7 +72,6 @@ class Informer:
         self.store: dict[str, JSON] = {}
         self.synced = asyncio.Event()  # set once the first list has been replayed
         self.lists = 0
-        self.watches = 0
 
     async def run(self) -> None:
         version = ""
@@ -109,15 +110,16 @@ class Informer:
             old = previous.get(key)
             if old is None:
                 self._tell(ADDED, obj, None)
-            elif _resource_version(old) != _resource_version(obj):
+            elif old != obj:
                 self._tell(MODIFIED, obj, old)
+            else:
+                self.store[key] = old  # unchanged as the consumer sees it: keep the object it holds
         self.synced.set()
         return version
 
     async def watch(self, version: str) -> str:
         """One watch request from `version`; return the last version seen ("" when it is gone)."""
         seconds = random.randint(*WATCH_SECONDS)
-        self.watches += 1
         async for event in self.kube.watch(
             self.path, read_timeout=seconds + 30, resourceVersion=version, allowWatchBookmarks="true",
             timeoutSeconds=seconds,
@@ -137,6 +139,8 @@ class Informer:
                 self._tell(DELETED, obj, self.store.pop(key, None))
             elif kind in (ADDED, MODIFIED):
                 old = self.store.get(key)
+                if old == obj:
+                    continue  # a change `transform` drops (a node's heartbeat): nothing to tell
                 self.store[key] = obj
                 self._tell(MODIFIED if old is not None else ADDED, obj, old)
         return version

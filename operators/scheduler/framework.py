@@ -809,7 +809,6 @@ class Framework:
         static: Sequence[FilterPlugin] = ()
         rest: Sequence[FilterPlugin] = filters or ()
         key = ""
-        memo, profile = self.snapshot.static_memo, self.profile
         if filters:
             prefix = self._static_prefix(filters)
             static, rest = filters[:prefix], filters[prefix:]
@@ -824,11 +823,7 @@ class Framework:
             if filters is None:
                 status = self.run_filter_with_nominated_pods(state, pod, node)
             elif static:
-                entry = memo.get(node.name)
-                if entry is None or entry[0] is not node.node or entry[1] is not profile:
-                    results = self._static_results(node)
-                else:
-                    results = entry[2]
+                results = self._static_results(node)
                 status = results.get(key, _UNKNOWN)
                 if status is _UNKNOWN:
                     status = self._run_filters(static, state, pod, node)

@@ -56,7 +56,7 @@ import kopf
 
 from operators.core import conditions, metrics
 from operators.core.events import EventRecorder
-from operators.core.informer import MODIFIED, Informer
+from operators.core.informer import Informer
 from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.leader import LeaderElector, campaign, elector_for, shut_down
 from operators.core.settings import configure_common
@@ -686,11 +686,9 @@ def _informers(kube: Kube, pods: PodViews, nodes: ByName, namespaces: ByName) ->
             _scheduler.on_pod_event(kind, pod)
 
     def on_node(kind: str, node: dict[str, Any], old: dict[str, Any] | None) -> None:
-        if kind == MODIFIED and old is not None and node == old:
-            # A heartbeat (status conditions): nothing the scheduler reads changed. Keeping the
-            # old object keeps the node's NodeInfo and its remembered verdicts; on a thousand
-            # nodes heartbeats alone are dozens of events a second.
-            return
+        # Heartbeats never get here: trim_node drops the conditions, and the informer does not
+        # tell changes its transform hides. So a node's NodeInfo and its remembered verdicts
+        # survive them; on a thousand nodes heartbeats alone are dozens of events a second.
         nodes.apply(kind, node, old)
         if _scheduler is not None:
             _scheduler.on_node_event(kind, node)

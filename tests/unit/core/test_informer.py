@@ -120,3 +120,34 @@ async def test_other_failures_keep_the_version_and_a_bad_handler_does_not_stop_t
     assert kube.watched_from == ["10", "10", "10", "12"]
     assert seen == [("ADDED", "fine", None)]
     assert sorted(informer.store) == ["ns/boom", "ns/fine"]
+
+
+async def test_a_change_the_transform_drops_is_not_told_on_watch_or_relist() -> None:
+    def node(name: str, version: int, heartbeat: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        return {"metadata": {"name": name, "resourceVersion": str(version), "labels": labels or {}},
+                "status": {"heartbeat": heartbeat}}
+
+    def trim(obj: dict[str, Any]) -> dict[str, Any]:  # keeps the labels only, as trim_node drops conditions
+        return {"metadata": {"name": obj["metadata"]["name"], "labels": obj["metadata"]["labels"]}}
+
+    kube = ScriptedKube(
+        lists=[([node("a", 1, "t0"), node("b", 2, "t0")], "10"),
+               ([node("a", 20, "t3"), node("b", 21, "t3", {"zone": "z"})], "30")],
+        watches=[[{"type": "MODIFIED", "object": node("a", 11, "t1")},
+                  {"type": "MODIFIED", "object": node("a", 12, "t2", {"disk": "ssd"})}],
+                 ApiError(410, None, "gone")],
+    )
+    seen_events: list[tuple[str, str, dict[str, str]]] = []
+
+    def record(kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        seen_events.append((kind, obj["metadata"]["name"], obj["metadata"]["labels"]))
+
+    informer = Informer(kube, "/x", record, transform=trim)  # type: ignore[arg-type]
+    await run_until_idle(informer, kube)
+    # The heartbeat of "a" on the watch is not told; its relabel is. After the 410, the relist
+    # compares what the consumer sees: "a" lost its label (told), "b" gained one (told).
+    assert seen_events == [
+        ("ADDED", "a", {}), ("ADDED", "b", {}),
+        ("MODIFIED", "a", {"disk": "ssd"}),
+        ("MODIFIED", "a", {}), ("MODIFIED", "b", {"zone": "z"}),
+    ]
