@@ -125,11 +125,7 @@ class Kube:
         async with response:
             text = await response.text()
             if response.status >= 400:
-                try:
-                    decoded = json.loads(text)
-                except ValueError:
-                    decoded = None
-                raise ApiError(response.status, decoded if isinstance(decoded, dict) else None, text)
+                raise _api_error(response.status, text)
             return cast(JSON, json.loads(text)) if text else {}
 
     async def watch(self, path: str, *, read_timeout: float, **params: str | int) -> AsyncIterator[JSON]:
@@ -145,12 +141,7 @@ class Kube:
                                                **self._extra)
         async with response:
             if response.status >= 400:
-                text = await response.text()
-                try:
-                    decoded = json.loads(text)
-                except ValueError:
-                    decoded = None
-                raise ApiError(response.status, decoded if isinstance(decoded, dict) else None, text)
+                raise _api_error(response.status, await response.text())
             buffer = b""
             async for chunk in response.content.iter_any():
                 buffer += chunk
@@ -193,6 +184,15 @@ class Kube:
             if not token:
                 # Every page of a paginated list is served at the first page's resourceVersion.
                 return items, str(meta.get("resourceVersion") or "")
+
+
+def _api_error(status: int, text: str) -> ApiError:
+    """The error for a failed answer, with the API server's Status object when the body is one."""
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    return ApiError(status, decoded if isinstance(decoded, dict) else None, text)
 
 
 def _env_proxy(host: str) -> str | None:
