@@ -73,6 +73,7 @@ class Outcome:
     phase: str  # Completed | PartiallyFailed | Failed
     items: int
     results: Results
+    completed: str  # the completionTimestamp written to the bucket; the status must show the same
     failure_reason: str = ""
 
 
@@ -197,13 +198,14 @@ async def run_backup(
     await store.put_bytes(keys.logs, seal(_gzip("\n".join(results.log).encode())))
 
     # Last, and only once: the metadata object that makes this a complete backup.
+    completed = format_time(now())
     final: dict[str, Any] = {
         "apiVersion": backup.get("apiVersion"), "kind": "Backup",
         "metadata": {k: v for k, v in backup["metadata"].items() if k in ("name", "namespace", "labels", "uid")},
         "spec": spec,
         "status": {
             "phase": phase, "formatVersion": archive.FORMAT_VERSION, "storageLocation": location.name,
-            "startTimestamp": format_time(started), "completionTimestamp": format_time(now()),
+            "startTimestamp": format_time(started), "completionTimestamp": completed,
             "expiration": format_time(expiration), "progress": {"totalItems": count, "itemsBackedUp": count},
             "errors": results.error_count, "warnings": results.warning_count,
             "encrypted": location.encryption_key is not None,
@@ -212,7 +214,7 @@ async def run_backup(
     if reason:
         final["status"]["failureReason"] = reason
     await store.put_bytes(keys.metadata, json.dumps(final, indent=1).encode())
-    return Outcome(phase, count, results, reason)
+    return Outcome(phase, count, results, completed, reason)
 
 
 async def take_all(collector: _Collector, items: list[dict[str, Any]], resource: ApiResource) -> None:

@@ -324,7 +324,7 @@ class BackupOperator:
                 self.queue.add(("backupstoragelocations", location.name))
             return
         final: dict[str, Any] = {
-            "phase": outcome.phase, "completionTimestamp": format_time(now()),
+            "phase": outcome.phase, "completionTimestamp": outcome.completed,
             "errors": outcome.results.error_count, "warnings": outcome.results.warning_count,
             "progress": {"totalItems": outcome.items, "itemsBackedUp": outcome.items},
         }
