@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.common import ENV, ROOT, apply, kubectl, print_table, wait_until
+from bench.common import ENV, ROOT, apply, kubectl, print_table, require_cluster, wait_until
 
 LABEL = "kubeplane.dev/bench"
 KP_NS = "kubeplane-system"
@@ -284,6 +284,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per backup or restore")
     parser.add_argument("--no-velero", action="store_true", help="kubeplane only (Velero column n/a)")
     args = parser.parse_args()
+    require_cluster()
     n, m = args.namespaces, args.per_namespace
     run = uuid.uuid4().hex[:6]
     prefixes = ("bench-bk-", "kp-r-", "v-r-")

@@ -25,6 +25,15 @@ def kubectl(*args: str, input: str | None = None) -> str:
     return result.stdout
 
 
+def require_cluster() -> None:
+    """Stop at once, saying what to run, when there is no cluster to measure on."""
+    result = subprocess.run(["kubectl", "get", "--raw", "/readyz"], capture_output=True, text=True, env=ENV,
+                            check=False, timeout=30)
+    if result.returncode != 0:
+        raise SystemExit(f"no cluster answers at KUBECONFIG={ENV['KUBECONFIG']}: start the embedded one with "
+                         f"`hack/cluster.sh up` (the make bench-* targets do)\n{result.stderr.strip()}")
+
+
 def apply(obj: dict[str, Any]) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(obj))
 

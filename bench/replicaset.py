@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import apply, kubectl, print_table, wait_until
+from bench.common import apply, kubectl, print_table, require_cluster, wait_until
 
 CONTENDERS = {
     "kube-controller-manager (apps/v1)": "apps/v1",
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    require_cluster()
 
     times: dict[str, list[float]] = {label: [] for label in CONTENDERS}
     for _ in range(args.rounds):

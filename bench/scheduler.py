@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import ENV, ROOT, kubectl, print_table, wait_until
+from bench.common import ENV, ROOT, kubectl, print_table, require_cluster, wait_until
 from operators.core.kube import Kube
 
 UPSTREAM = "kube-scheduler"
@@ -226,6 +226,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["ours", "upstream"],
                         help="run one side only (while working on it; prints no ratio)")
     args = parser.parse_args()
+    require_cluster()
     labels = [label for label in SCHEDULER_NAMES if args.only is None or (label == OURS) == (args.only == "ours")]
     nodes = [f"bench-sched-{i}" for i in range(args.nodes)]
     print(f"adding {args.nodes} KWOK nodes", flush=True)
