@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The embedded cluster unless told otherwise, for kubectl and for the in-process clients alike.
+os.environ.setdefault("KUBECONFIG", str(ROOT / ".kubeplane/kubeconfig"))
 ENV = {
     **os.environ,
-    "KUBECONFIG": os.environ.get("KUBECONFIG", str(ROOT / ".kubeplane/kubeconfig")),
     "PATH": f"{ROOT / 'bin'}:{os.environ['PATH']}",
 }
 

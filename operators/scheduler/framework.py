@@ -23,6 +23,8 @@ Where upstream is nondeterministic, kubeplane is deterministic and says how:
 
 from __future__ import annotations
 
+import itertools
+import operator
 import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -317,6 +319,15 @@ class ScorePlugin(Plugin, Protocol):
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status | None]: ...
 
     def score_extensions(self) -> ScoreExtensions | None: ...
+
+
+class ScoresInBulk(Protocol):
+    """A Score plugin that can score many nodes in one call, with the same values `score` gives
+    one by one (it saves a call per node, which matters when the value is remembered)."""
+
+    def score_nodes(
+        self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]
+    ) -> tuple[list[int], Status | None]: ...
 
 
 @runtime_checkable
@@ -740,7 +751,7 @@ class Framework:
         """PreFilter, then Filter over the nodes from `start_index` on (findNodesThatFitPod)."""
         all_nodes = self.snapshot.node_list()
         diagnosis = Diagnosis()
-        verdicts = dict.fromkeys((n.name for n in all_nodes), _NOT_EVALUATED_VERDICT)
+        verdicts = dict.fromkeys(self.snapshot.nodes, _NOT_EVALUATED_VERDICT)  # keyed by node name, in order
         narrowed, status, plugins_with_nodes = self.run_pre_filter(state, pod)
         diagnosis.unschedulable_plugins = set(plugins_with_nodes)
         if not is_success(status):
@@ -889,24 +900,33 @@ class Framework:
         plugins = [p for p in self.score_plugins if p.name not in state.skip_score_plugins]
         names = [node.name for node in nodes]
         raw: list[list[int]] = []
+        remembered_per_node: list[dict[Any, Any]] | None = None  # looked up once, shared by the static plugins
         for plugin in plugins:
             score = plugin.score
             values: list[int] = []
             static_key = getattr(plugin, "static_key", None)
-            key = f"score\x00{plugin.name}={static_key(pod)}" if callable(static_key) else None
-            for node in nodes:
-                if key is not None:
-                    results = self._static_results(node)
-                    remembered = results.get(key)
-                    if remembered is not None:
-                        values.append(remembered)
-                        continue
-                value, status = score(state, pod, node)
+            if callable(static_key):
+                key = f"score\x00{plugin.name}={static_key(pod)}"
+                if remembered_per_node is None:
+                    remembered_per_node = [self._static_results(node) for node in nodes]
+                for node, results in zip(nodes, remembered_per_node, strict=True):
+                    value = results.get(key)
+                    if value is None:
+                        value, status = score(state, pod, node)
+                        if status is not None and status.code is not Code.SUCCESS:
+                            return ScoreTable.empty(), _score_failure(plugin, status)
+                        results[key] = value
+                    values.append(value)
+            elif callable(getattr(plugin, "score_nodes", None)):
+                values, status = cast(ScoresInBulk, plugin).score_nodes(state, pod, nodes)
                 if status is not None and status.code is not Code.SUCCESS:
-                    return ScoreTable.empty(), Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
-                if key is not None:
-                    results[key] = value
-                values.append(value)
+                    return ScoreTable.empty(), _score_failure(plugin, status)
+            else:
+                for node in nodes:
+                    value, status = score(state, pod, node)
+                    if status is not None and status.code is not Code.SUCCESS:
+                        return ScoreTable.empty(), _score_failure(plugin, status)
+                    values.append(value)
             raw.append(values)
         normalized: list[list[int]] = []
         for plugin, values in zip(plugins, raw, strict=True):
@@ -920,7 +940,7 @@ class Framework:
                 assert status is not None
                 return ScoreTable.empty(), Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
             normalized.append([s.score for s in scores])
-        if any(v < MIN_NODE_SCORE or v > MAX_NODE_SCORE for values in normalized for v in values):
+        if any(min(values) < MIN_NODE_SCORE or max(values) > MAX_NODE_SCORE for values in normalized if values):
             # Report the first out-of-range score in (node, plugin) order, as upstream does.
             for index in range(len(nodes)):
                 for plugin, values in zip(plugins, normalized, strict=True):
@@ -932,8 +952,8 @@ class Framework:
         totals = [0] * len(nodes)
         weights = [self.weights[plugin.name] for plugin in plugins]
         for weight, values in zip(weights, normalized, strict=True):
-            for index, value in enumerate(values):
-                totals[index] += value * weight
+            # Column by column, in C: this runs over every scored node of every cycle.
+            totals = list(map(operator.add, totals, map(operator.mul, values, itertools.repeat(weight))))
         return ScoreTable(names, [p.name for p in plugins], weights, raw, normalized, totals), None
 
     # Reserve and Permit (driven by the caller after the pod is assumed).
@@ -973,6 +993,10 @@ class Framework:
         if waits:
             return Status(Code.WAIT, ["one or more plugins asked to wait and no plugin rejected pod"]), waits
         return None, {}
+
+
+def _score_failure(plugin: ScorePlugin, status: Status) -> Status:
+    return Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
 
 
 def schedule_one(

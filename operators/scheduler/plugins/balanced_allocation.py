@@ -40,18 +40,18 @@ class NodeResourcesBalancedAllocation:
         return None
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status | None]:
+        values, status = self.score_nodes(state, pod, [node_info])
+        return (values[0] if values else 0), status
+
+    def score_nodes(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> tuple[list[int], Status | None]:
         requests = state.get(_PRE_SCORE_KEY)
         if requests is None:
             requests = resource_allocation.pod_requests_list(pod, self.resources, use_requested=True)
             if not any(requests):
-                return 0, None
-        return resource_allocation.score(
-            node_info,
-            self.resources,
-            requests,
-            resource_allocation.balanced_resource_scorer,
-            use_requested=True,
-            memo_key=self.memo_key,
+                return [0] * len(nodes), None
+        return resource_allocation.score_nodes(
+            nodes, self.resources, requests, resource_allocation.balanced_resource_scorer,
+            use_requested=True, memo_key=self.memo_key,
         )
 
     def score_extensions(self) -> ScoreExtensions | None:

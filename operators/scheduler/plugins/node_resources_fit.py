@@ -156,11 +156,15 @@ class NodeResourcesFit:
         return None
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status | None]:
+        values, status = self.score_nodes(state, pod, [node_info])
+        return (values[0] if values else 0), status
+
+    def score_nodes(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> tuple[list[int], Status | None]:
         requests = state.get(_PRE_SCORE_KEY)
         if requests is None:
             requests = resource_allocation.pod_requests_list(pod, self.resources, use_requested=False)
-        return resource_allocation.score(
-            node_info, self.resources, requests, self.scorer, use_requested=False, memo_key=self.memo_key
+        return resource_allocation.score_nodes(
+            nodes, self.resources, requests, self.scorer, use_requested=False, memo_key=self.memo_key
         )
 
     def score_extensions(self) -> ScoreExtensions | None:

@@ -51,3 +51,20 @@ def test_scorers_with_different_settings_do_not_share_scores() -> None:
     assert resource_allocation.scorer_key("RequestedToCapacityRatio", SPECS, ((0, 0), (100, 10))) != (
         resource_allocation.scorer_key("RequestedToCapacityRatio", SPECS, ((0, 10), (100, 0)))
     )
+
+
+def test_scoring_in_bulk_gives_what_scoring_one_by_one_gives() -> None:
+    # Nodes of different sizes and loads, some already remembering a score and some not: the
+    # bulk path must agree with the plain computation node for node.
+    infos = [NodeInfo.of(node(f"n{i}", capacity={"cpu": str(2 + i), "memory": f"{4 + 2 * i}Gi"})) for i in range(6)]
+    for i, info in enumerate(infos[::2]):
+        info.add_pod(pod(f"p{i}", requests=[{"cpu": f"{500 * (i + 1)}m", "memory": "1Gi"}], node_name=info.name))
+    score(infos[1], memo=True)
+    plain = [score(info, memo=False) for info in infos]
+    assert len(set(plain)) > 2  # the nodes really differ
+    for _ in range(2):  # cold, then remembered
+        values, status = resource_allocation.score_nodes(infos, SPECS, REQUEST, SCORER, use_requested=False,
+                                                         memo_key=KEY)
+        assert status is None and values == plain
+    _, status = resource_allocation.score_nodes(infos, (), REQUEST, SCORER, use_requested=False, memo_key=KEY)
+    assert status is not None and "resources not found" in status.message()
