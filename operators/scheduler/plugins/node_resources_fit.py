@@ -156,8 +156,7 @@ class NodeResourcesFit:
         return None
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status | None]:
-        values, status = self.score_nodes(state, pod, [node_info])
-        return (values[0] if values else 0), status
+        return resource_allocation.single(self.score_nodes(state, pod, [node_info]))
 
     def score_nodes(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> tuple[list[int], Status | None]:
         requests = state.get(_PRE_SCORE_KEY)

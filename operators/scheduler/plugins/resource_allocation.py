@@ -77,12 +77,17 @@ def score(
     naming `scorer` exactly), the score is remembered on the NodeInfo until its pods change: it
     depends only on the node's allocatable and requested totals and on the pod's requests."""
     if memo_key is not None:
-        values, status = score_nodes([node_info], specs, pod_requests, scorer, use_requested=use_requested,
-                                     memo_key=memo_key)
-        return (values[0] if values else 0), status
+        return single(score_nodes([node_info], specs, pod_requests, scorer, use_requested=use_requested,
+                                  memo_key=memo_key))
     if not specs:
         return 0, Status.error("resources not found")
     return _score(node_info, specs, pod_requests, scorer, use_requested), None
+
+
+def single(bulk: tuple[list[int], Status | None]) -> tuple[int, Status | None]:
+    """The one score of a bulk answer for one node (0 with the error when it failed)."""
+    values, status = bulk
+    return (values[0] if values else 0), status
 
 
 def score_nodes(
