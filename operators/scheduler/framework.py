@@ -938,7 +938,7 @@ class Framework:
             status = extensions.normalize_score(state, pod, scores)
             if not is_success(status):
                 assert status is not None
-                return ScoreTable.empty(), Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
+                return ScoreTable.empty(), _score_failure(plugin, status)
             normalized.append([s.score for s in scores])
         if any(min(values) < MIN_NODE_SCORE or max(values) > MAX_NODE_SCORE for values in normalized if values):
             # Report the first out-of-range score in (node, plugin) order, as upstream does.

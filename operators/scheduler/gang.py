@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from operators.scheduler import helpers
 from operators.scheduler.resources import (
     CPU,
     EPHEMERAL_STORAGE,
@@ -130,7 +131,7 @@ def is_member(pod: Obj) -> bool:
         return False
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    return not helpers.is_terminal(pod)
 
 
 # --- PreFilter --------------------------------------------------------------------------------
