@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from operators.backup.naming import GROUP, validate_ttl
-from operators.core.labels import selector_matches
+from operators.core.selectors import label_selector_matches
 
 EXCLUDE_LABEL = f"{GROUP}/exclude-from-backup"
 
@@ -315,9 +315,9 @@ class Selection:
 
     def labels_match(self, labels: Mapping[str, str] | None) -> bool:
         if self.label_selector is not None:
-            return selector_matches(self.label_selector, labels)
+            return label_selector_matches(self.label_selector, labels)
         if self.or_label_selectors:
-            return any(selector_matches(s, labels) for s in self.or_label_selectors)
+            return any(label_selector_matches(s, labels) for s in self.or_label_selectors)
         return True
 
     def has_label_selector(self) -> bool:

@@ -33,21 +33,38 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-n", "--namespace", "namespaces", multiple=True,
               help="Watch only these namespaces (default: the whole cluster).")
-def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, namespaces: tuple[str, ...]) -> None:
+@click.option("--controllers", "controllers", default="*", show_default=True, metavar="LIST",
+              help="controllers only: which to run, kube-controller-manager's syntax (`*`, `name`, `-name`).")
+@click.option("--drop-in", is_flag=True,
+              help="controllers only: also drive the built-in kinds (apps/v1 ReplicaSet, ...); turn the "
+                   "matching kube-controller-manager controllers off first.")
+def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, namespaces: tuple[str, ...],
+        controllers: str, drop_in: bool) -> None:
     """Run one operator until interrupted."""
     import kopf
 
     from operators.core import metrics
 
+    if operator != "controllers" and (drop_in or controllers != "*"):
+        raise click.UsageError("--controllers and --drop-in apply to the controllers operator only")
+    if operator == "controllers":
+        from operators.controllers.registry import default_registry
+
+        try:
+            default_registry().select(controllers)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--controllers") from e
     kopf.configure(verbose=verbose)
     if metrics_port:
         metrics.serve(metrics_port)
     importlib.import_module(OPERATORS[operator])
     kopf.run(
-        standalone=True,  # one replica with a Recreate rollout; no Kopf peering objects needed
+        # Leader election is our own (a Lease per operator): no Kopf peering objects needed.
+        standalone=True,
         clusterwide=not namespaces,
         namespaces=list(namespaces),
         liveness_endpoint=liveness,
+        memo=kopf.Memo(controllers=controllers, drop_in=drop_in, namespaces=list(namespaces)),
     )
 
 

@@ -25,8 +25,12 @@ def set_condition(
     reason: str,
     message: str,
     now: datetime,
+    *,
+    stamps: tuple[str, ...] = (),
 ) -> list[Condition]:
-    """A copy with `type_` set; lastTransitionTime moves only when the status flips."""
+    """A copy with `type_` set; lastTransitionTime moves only when the status flips. `stamps` are
+    further time fields set to `now` on every call (a Deployment's lastUpdateTime, a Job's
+    lastProbeTime)."""
     previous = find(conditions, type_)
     transition = (
         previous["lastTransitionTime"]
@@ -40,6 +44,8 @@ def set_condition(
         "message": message,
         "lastTransitionTime": transition,
     }
+    for stamp in stamps:
+        updated[stamp] = format_time(now)
     return [dict(c) for c in conditions or [] if c.get("type") != type_] + [updated]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
@@ -24,6 +24,10 @@ JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+
+
+class NotLeading(Exception):
+    """A write refused because this process may no longer hold its Lease (see `Kube.fence`)."""
 
 
 class ApiError(Exception):
@@ -43,6 +47,16 @@ class ApiError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+    @property
+    def already_exists(self) -> bool:
+        """409 because the name is taken (a create), not a resourceVersion conflict (an update)."""
+        return self.status == 409 and self.reason == "AlreadyExists"
+
+    @property
+    def invalid(self) -> bool:
+        """422: the object (or a patch's precondition, such as a uid or a JSON patch test) was refused."""
+        return self.status == 422
 
     def has_cause(self, cause_type: str) -> bool:
         """Whether the Status lists this cause (e.g. NamespaceTerminating) in details.causes."""
@@ -80,6 +94,10 @@ class Kube:
         self._extra: dict[str, Any] = {"proxy": api.configuration.proxy or _env_proxy(host)}
         if rest.server_hostname:
             self._extra["server_hostname"] = rest.server_hostname
+        # Called before every write (anything but GET); raises NotLeading when this process must not
+        # act any more. Leader election installs it, so a leader that lost its Lease (a stall past
+        # the renew deadline, a hung connection) writes nothing, whatever work is still in flight.
+        self.fence: Callable[[], None] | None = None
 
     @classmethod
     async def connect(cls, *, pool_size: int = 64) -> Kube:
@@ -113,8 +131,12 @@ class Kube:
         body: Any = None,
         params: Mapping[str, str | int] | None = None,
         content_type: str = "application/json",
+        fenced: bool = True,
     ) -> JSON:
-        """Send one request; return the decoded JSON answer or raise ApiError."""
+        """Send one request; return the decoded JSON answer or raise ApiError. Writes pass the
+        fence first (`fenced=False` only for the Lease itself)."""
+        if fenced and method != "GET" and self.fence is not None:
+            self.fence()
         configuration = self._api.configuration
         url = f"{configuration.host}{path}"
         if params:

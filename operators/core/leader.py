@@ -11,6 +11,13 @@ The protocol is client-go's `leaderelection` package, written for asyncio:
   must stop acting at once (kube-scheduler exits: another replica may already be leading);
 - on a clean shutdown the leader releases the Lease so a successor need not wait for it to expire.
 
+Two guards keep a former leader from acting (client-go's per-attempt timeout, PR #65094, and more):
+every attempt is bounded by what is left of the renew deadline, so a hung connection cannot keep an
+attempt alive for aiohttp's five minutes; and `fence` (installed on the client by `install_fence`)
+refuses every write once the last successful renewal is older than the renew deadline. A process
+stopped past its Lease (SIGSTOP, a VM pause) therefore writes nothing when it wakes up, even before
+its election loop has noticed the loss.
+
 Defaults are kube-scheduler's: lease 15 s, renew deadline 10 s, retry every 2 s.
 """
 
@@ -27,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from operators.core.kube import ApiError, Kube
+from operators.core.kube import ApiError, Kube, NotLeading
 from operators.core.timeutil import format_micro_time
 from operators.core.timeutil import now as utcnow
 
@@ -41,10 +48,17 @@ class LeaseTiming:
     retry_period: float = 2.0
 
 
+_IDENTITY: str | None = None
+
+
 def identity() -> str:
     """This process's candidate name: the host (the pod name in a cluster) plus a random suffix, so a
-    restarted container never mistakes the previous incarnation's Lease for its own."""
-    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    restarted container never mistakes the previous incarnation's Lease for its own. One per process:
+    every elector of the process campaigns under the same name."""
+    global _IDENTITY
+    if _IDENTITY is None:
+        _IDENTITY = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    return _IDENTITY
 
 
 def may_acquire(spec: Mapping[str, Any], me: str, unchanged_for: float, timing: LeaseTiming) -> bool:
@@ -114,7 +128,7 @@ class LeaderElector:
                     "metadata": {"name": self.name, "namespace": self.namespace},
                     "spec": claimed_spec({}, self.me, self.timing, now)}
             try:
-                await self._kube.create(self._collection, body)
+                await self._kube.request("POST", self._collection, body=body, fenced=False)
             except ApiError as create_error:
                 if create_error.status == 409:  # another candidate created it first
                     return False
@@ -125,19 +139,35 @@ class LeaderElector:
         if not may_acquire(spec, self.me, unchanged_for, self.timing):
             return False
         lease["spec"] = claimed_spec(spec, self.me, self.timing, now)
-        try:
-            await self._kube.request("PUT", self._path, body=lease)  # carries the resourceVersion we read
+        try:  # carries the resourceVersion we read
+            await self._kube.request("PUT", self._path, body=lease, fenced=False)
         except ApiError as e:
             if e.status == 409:
                 return False
             raise
         return True
 
+    def holds(self) -> bool:
+        """Whether this process may act: it leads and renewed within the renew deadline (by its own
+        monotonic clock, which keeps counting while the process is stopped)."""
+        return self.leading.is_set() and time.monotonic() - self._last_renew < self.timing.renew_deadline
+
+    def fence(self) -> None:
+        """Raise NotLeading unless `holds()`: installed on the client, it guards every write."""
+        if not self.holds():
+            raise NotLeading(f"{self.me} does not hold Lease {self.namespace}/{self.name}")
+
+    def _attempt_timeout(self) -> float:
+        """What is left of the renew deadline while leading (at least a moment), else the deadline."""
+        if self.leading.is_set():
+            return max(0.2, self.timing.renew_deadline - (time.monotonic() - self._last_renew))
+        return self.timing.renew_deadline
+
     async def run(self) -> None:
         """Campaign until cancelled; renew while leading; call on_lost if renewals fail for too long."""
         while not self._stopping:
             try:
-                held = await self.try_acquire_or_renew()
+                held = await asyncio.wait_for(self.try_acquire_or_renew(), timeout=self._attempt_timeout())
             except Exception as e:  # any failed attempt counts as not renewed; the renew deadline decides
                 logger.warning("leader election: cannot reach Lease %s/%s: %s", self.namespace, self.name, e)
                 held = False
@@ -167,7 +197,7 @@ class LeaderElector:
                 return
             lease["spec"] = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1,
                              "renewTime": format_micro_time(utcnow())}
-            await self._kube.request("PUT", self._path, body=lease)
+            await self._kube.request("PUT", self._path, body=lease, fenced=False)
             logger.info("leader election: %s released Lease %s/%s", self.me, self.namespace, self.name)
         except Exception as e:  # shutting down: never let a failed release stop the clean-up
             logger.warning("leader election: could not release Lease %s/%s: %s", self.namespace, self.name, e)
@@ -191,14 +221,21 @@ def exit_process() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def elector_for(kube: Kube, component: str) -> LeaderElector | None:
+def elector_for(kube: Kube, component: str, on_lost: Callable[[], None] = exit_process) -> LeaderElector | None:
     """The elector for one operator (Lease `component` in the operator's namespace), or None when
-    election is off. The namespace: KUBEPLANE_NAMESPACE, else the pod's (POD_NAMESPACE), else
-    kubeplane-system."""
+    election is off; it fences every write of `kube`. The namespace: KUBEPLANE_NAMESPACE, else the
+    pod's (POD_NAMESPACE), else kubeplane-system."""
     if not enabled():
         return None
     namespace = os.environ.get("KUBEPLANE_NAMESPACE") or os.environ.get("POD_NAMESPACE") or "kubeplane-system"
-    return LeaderElector(kube, namespace, component, on_lost=exit_process, timing=timing_from_env())
+    elector = LeaderElector(kube, namespace, component, on_lost=on_lost, timing=timing_from_env())
+    install_fence(kube, elector)
+    return elector
+
+
+def install_fence(kube: Kube, elector: LeaderElector | None) -> None:
+    """Make every write through `kube` pass `elector.fence` (nothing without an elector)."""
+    kube.fence = elector.fence if elector is not None else None
 
 
 def campaign(elector: LeaderElector | None) -> list[asyncio.Task[None]]:

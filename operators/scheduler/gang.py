@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from operators.scheduler import helpers
+from operators.core import pods as podutil
 from operators.scheduler.resources import (
     CPU,
     EPHEMERAL_STORAGE,
@@ -131,7 +131,7 @@ def is_member(pod: Obj) -> bool:
         return False
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    return not helpers.is_terminal(pod)
+    return not podutil.is_terminal(pod)
 
 
 # --- PreFilter --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ tolerations (k8s.io/api core/v1 toleration.go, component-helpers scheduling/core
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +13,6 @@ from operators.core.timeutil import parse_time
 
 Obj = Mapping[str, Any]
 
-TAINT_NODE_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
-NO_SCHEDULE = "NoSchedule"
-NO_EXECUTE = "NoExecute"
-PREFER_NO_SCHEDULE = "PreferNoSchedule"
 DEFAULT_BIND_ALL_HOST_IP = "0.0.0.0"
 LABEL_HOSTNAME = "kubernetes.io/hostname"
 LABEL_TOPOLOGY_ZONE = "topology.kubernetes.io/zone"
@@ -44,11 +40,6 @@ def namespaced_name(obj: Obj) -> tuple[str, str]:
     return (namespace_of(obj), name_of(obj))
 
 
-def is_terminal(pod: Obj) -> bool:
-    """Finished (Succeeded or Failed): it no longer occupies its node."""
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
 def labels_of(obj: Obj) -> Mapping[str, str]:
     labels: Mapping[str, str] = metadata(obj).get("labels") or {}
     return labels
@@ -72,68 +63,9 @@ def pod_start_time(pod: Obj, now: datetime) -> datetime:
     return started if started is not None else now
 
 
-def is_terminating(pod: Obj) -> bool:
-    return bool(metadata(pod).get("deletionTimestamp"))
-
-
-# Taints and tolerations.
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Toleration.ToleratesTaint: empty effect matches all effects, empty key (with Exists) all
-    keys; the operator defaults to Equal."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != (taint.get("effect") or ""):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != (taint.get("key") or ""):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return operator == "Exists"
-
-
-def tolerations_tolerate_taint(tolerations: Iterable[Obj], taint: Obj) -> bool:
-    return any(tolerates(t, taint) for t in tolerations)
-
-
 def spec_key(*parts: Any) -> str:
     """A hashable summary of parts of a pod's spec (a node-static plugin's memo key)."""
     return json.dumps(parts, sort_keys=True, separators=(",", ":"))
-
-
-def tolerations_of(pod: Obj) -> list[Obj]:
-    return list(spec(pod).get("tolerations") or [])
-
-
-def taints_of(node: Obj) -> list[Obj]:
-    return list(spec(node).get("taints") or [])
-
-
-def does_not_schedule(taint: Obj) -> bool:
-    """The taints that keep a pod off a node at filter time (NoSchedule, NoExecute)."""
-    return taint.get("effect") in (NO_SCHEDULE, NO_EXECUTE)
-
-
-def find_untolerated_taint(
-    taints: Sequence[Obj], tolerations: Sequence[Obj], include: Callable[[Obj], bool] | None = None
-) -> Obj | None:
-    """The first taint (among those `include` selects) no toleration tolerates."""
-    for taint in taints:
-        if include is not None and not include(taint):
-            continue
-        if not tolerations_tolerate_taint(tolerations, taint):
-            return taint
-    return None
-
-
-def taint_to_string(taint: Obj) -> str:
-    """Taint.ToString: key=value:effect, key:effect, key=value: or key."""
-    key, value, effect = taint.get("key") or "", taint.get("value") or "", taint.get("effect") or ""
-    if not effect:
-        return f"{key}={value}:" if value else key
-    return f"{key}={value}:{effect}" if value else f"{key}:{effect}"
 
 
 # Host ports.

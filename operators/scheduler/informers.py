@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
+from operators.core import pods as podutil
 from operators.core.informer import DELETED
 from operators.scheduler import gang, helpers
 
@@ -73,7 +74,7 @@ class PodViews:
     def _places(self, pod: Mapping[str, Any]) -> list[tuple[Buckets, Hashable]]:
         spec = pod.get("spec") or {}
         node = spec.get("nodeName")
-        terminal = helpers.is_terminal(pod)
+        terminal = podutil.is_terminal(pod)
         places: list[tuple[Buckets, Hashable]] = []
         if node and not terminal:
             places.append((self.by_node, node))

@@ -54,7 +54,8 @@ from typing import Any
 
 import kopf
 
-from operators.core import conditions, metrics
+from operators.core import conditions, metrics, trim
+from operators.core import pods as podutil
 from operators.core.events import EventRecorder
 from operators.core.informer import Informer
 from operators.core.kube import MERGE_PATCH, STRATEGIC_PATCH, ApiError, Kube
@@ -85,46 +86,13 @@ GC_THRESHOLD = 20_000
 # --- what the indexes keep -------------------------------------------------------------------
 
 
-def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-
-
-def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the plugins, preemption and the status write read of a pod."""
-    spec = {k: v for k, v in (body.get("spec") or {}).items() if k not in ("volumes",)}
-    status = body.get("status") or {}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": _meta(body),
-        "spec": spec,
-        "status": {
-            k: status[k]
-            for k in ("phase", "nominatedNodeName", "startTime", "conditions", "qosClass", "resize")
-            if k in status
-        },
-    }
-
-
-def trim_node(body: Mapping[str, Any]) -> dict[str, Any]:
-    status = body.get("status") or {}
-    meta = _meta(body)
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {k: meta[k] for k in ("name", "uid", "labels", "annotations") if k in meta},
-        "spec": dict(body.get("spec") or {}),
-        "status": {k: status[k] for k in ("allocatable", "capacity", "images") if k in status},
-    }
-
-
 def is_pending_for_us(pod: Mapping[str, Any]) -> bool:
     spec = pod.get("spec") or {}
     return (
         spec.get("schedulerName") == SCHEDULER_NAME
         and not spec.get("nodeName")
         and not (pod.get("metadata") or {}).get("deletionTimestamp")
-        and not helpers.is_terminal(pod)
+        and not podutil.is_terminal(pod)
     )
 
 
@@ -248,7 +216,7 @@ class Scheduler:
             self.explanations.pop(key, None)
             if node:
                 self.queue.move_all_to_active()
-        elif node and helpers.is_terminal(body):
+        elif node and podutil.is_terminal(body):
             self.queue.move_all_to_active()
 
     def on_pod_group_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -694,8 +662,8 @@ def _informers(kube: Kube, pods: PodViews, nodes: ByName, namespaces: ByName) ->
             _scheduler.on_node_event(kind, node)
 
     return [
-        Informer(kube, "/api/v1/pods", on_pod, transform=trim_pod, name="pods"),
-        Informer(kube, "/api/v1/nodes", on_node, transform=trim_node, name="nodes"),
+        Informer(kube, "/api/v1/pods", on_pod, transform=trim.trim_pod, name="pods"),
+        Informer(kube, "/api/v1/nodes", on_node, transform=trim.trim_node, name="nodes"),
         Informer(kube, "/api/v1/namespaces", namespaces.apply, name="namespaces"),
     ]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal, localcontext
 from typing import Any
 
-from operators.scheduler.validation import is_qualified_name
+from operators.core.validation import is_qualified_name
 
 Obj = Mapping[str, Any]
 ResourceList = dict[str, Decimal]

@@ -18,10 +18,11 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from operators.core import pods as podutil
+from operators.core.selectors import Selector, SelectorError, from_label_selector
 from operators.scheduler import helpers
 from operators.scheduler.helpers import HostPort, HostPortInfo
 from operators.scheduler.resources import PodResource, Resource, calculate_pod_resource, resource_list
-from operators.scheduler.selectors import Selector, SelectorError, from_label_selector
 
 Obj = Mapping[str, Any]
 
@@ -259,7 +260,7 @@ class Snapshot:
         for node in sorted(nodes, key=helpers.name_of):
             snapshot.nodes[helpers.name_of(node)] = NodeInfo.of(node)
         for pod in pods:
-            if helpers.is_terminal(pod):
+            if podutil.is_terminal(pod):
                 continue
             node_name = helpers.spec(pod).get("nodeName") or ""
             if node_name:

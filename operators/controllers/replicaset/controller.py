@@ -1,293 +1,245 @@
-"""The ReplicaSet controller's I/O: Kopf handlers that enqueue, and the sync that acts.
+"""The ReplicaSet controller's I/O: informer handlers that enqueue, and the sync that acts.
 
-Handlers never reconcile: they put `(namespace, name)` on the work queue. One `sync` per key
-observes (indexes), decides (logic.py), acts (API calls), then writes status, like upstream's
-syncReplicaSet. Pod events find their ReplicaSet through the controller reference, or, for
-orphans, through every ReplicaSet in the namespace whose selector matches.
+Read side by side with pkg/controller/replicaset/replica_set.go:
+
+- handlers (`_on_set`, `_on_pod`) only enqueue and settle expectations, as addPod/updatePod/deletePod
+  do: a pod's controller reference finds its set (kind, name and uid must match); an orphan wakes
+  every set of its namespace whose selector matches it; a pod turning Ready wakes its set again after
+  minReadySeconds + 1 s;
+- `sync` observes (the set, the pods it controls and the namespace's orphans, the related pods for
+  the deletion ranking), calls `logic.plan` once, carries the plan out (releases, adoptions after a
+  fresh read of the set, creates in slow-start batches or deletes, through PodControl), writes the
+  status the plan computes, and returns when to look again.
+
+The same class drives kubeplane's ReplicaSet (`apps.kubeplane.dev`), and in drop-in mode the
+built-in apps/v1 ReplicaSet, whose status has no `selector` or `terminatingReplicas` fields.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import kopf
-
-from operators.controllers.informers import PodIndex
+from operators.controllers import caches
+from operators.controllers.common.expectations import Expectations
+from operators.controllers.common.loop import Controller
+from operators.controllers.common.ownership import OwnerGone, Patcher
+from operators.controllers.common.podcontrol import PodControl
+from operators.controllers.manager import ControllerManager
 from operators.controllers.replicaset import logic
-from operators.core import metrics
 from operators.core import pods as podutil
+from operators.core.apis import PODS, Resource
 from operators.core.events import EventRecorder
-from operators.core.expectations import Expectations
-from operators.core.kube import STRATEGIC_PATCH, ApiError, Kube, resource_path
-from operators.core.labels import selector_matches
-from operators.core.leader import LeaderElector, campaign, elector_for, shut_down, when_leading
-from operators.core.pods import Pod
+from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
+from operators.core.kube import ApiError
+from operators.core.owners import controller_ref, controller_uid
+from operators.core.selectors import Selector, SelectorError, from_label_selector
+from operators.core.status import status_patch
 from operators.core.timeutil import now
-from operators.core.workqueue import RetryLater, WorkQueue
+from operators.core.workqueue import RetryLater
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str]
-ReplicaSetIndex = kopf.Index[Key, dict[str, Any]]
-
+Obj = Mapping[str, Any]
 WORKERS = 5  # kube-controller-manager's --concurrent-replicaset-syncs
-RESYNC_SECONDS = 60.0
+COMPONENT = "replicaset-controller"
 
 
-class ReplicaSetController:
-    def __init__(self, kube: Kube, replicasets: ReplicaSetIndex, pods: PodIndex) -> None:
-        self.kube = kube
-        self.replicasets = replicasets
-        self.pods = pods
-        self.queue: WorkQueue[Key] = WorkQueue("replicaset")
-        self.events = EventRecorder(kube, "replicaset-controller")
+def _semantic(status: Obj | None) -> dict[str, Any]:
+    """A status with zero values dropped: the API server omits them for built-in kinds."""
+    return {k: v for k, v in (status or {}).items() if v not in (None, 0, "", [], {})}
+
+
+class ReplicaSetController(Controller):
+    workers = WORKERS
+
+    def __init__(self, manager: ControllerManager, resource: Resource, name: str, *,
+                 extended_status: bool = True) -> None:
+        super().__init__(name)
+        self.kube = manager.kube
+        self.resource = resource
+        self.extended_status = extended_status
+        self.sets = manager.informers.informer(resource)
+        self.pods = manager.informers.informer(PODS)
+        self.sets.add_handler(self._on_set)
+        self.pods.add_handler(self._on_pod)
         self.expectations = Expectations()
-        # Set by the first handler call: Kopf runs handlers only once every index is complete.
-        self.synced = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.leader: LeaderElector | None = None
+        self.events = EventRecorder(self.kube, COMPONENT)
+        self.recorders.append(self.events)
+        self.pod_control = PodControl(self.kube, self.events, self.expectations, name)
+        self._selectors: dict[str, Selector | None] = {}  # by set uid: selectors are immutable
 
-    def start(self) -> None:
-        # One active replica (a Lease, as kube-controller-manager elects one): standbys keep their
-        # informers and queue filled, and start syncing the moment they lead.
-        self.leader = elector_for(self.kube, "kubeplane-controllers")
-        self.tasks = [
-            asyncio.create_task(when_leading(self.leader, lambda: self.queue.run_workers(self.sync, WORKERS)),
-                                name="replicaset workers"),
-            asyncio.create_task(self.resync_forever(), name="replicaset resync"),
-            asyncio.create_task(self.events.run(), name="replicaset events"),
-            *campaign(self.leader),
-        ]
+    def keys(self) -> list[str]:
+        return list(self.sets.store)
 
-    async def stop(self) -> None:
-        await shut_down(self.tasks, self.leader, self.kube)
+    # --- what the caches say ---------------------------------------------------------------------
 
-    # --- observing -----------------------------------------------------------------------------
-
-    def get(self, key: Key) -> dict[str, Any] | None:
-        store = self.replicasets.get(key)
-        return next(iter(store), None) if store is not None else None
-
-    def pods_in(self, namespace: str) -> list[Pod]:
-        return list(self.pods.get(namespace, []))
-
-    def enqueue_for_pod(self, pod: Mapping[str, Any]) -> None:
-        namespace = pod["metadata"]["namespace"]
-        ref = podutil.controller_ref(pod)
-        if ref is not None:
-            if logic.is_our_kind(ref):
-                key = (namespace, ref["name"])
-                self.expectations.pod_seen(key, pod["metadata"]["name"])
-                self.queue.add(key)
-            return
-        # An orphan: every ReplicaSet that could adopt it takes a look.
-        labels = pod["metadata"].get("labels")
-        for key, store in self.replicasets.items():
-            if key[0] != namespace:
-                continue
-            for rs in store:
-                if selector_matches(rs["spec"].get("selector"), labels):
-                    self.queue.add(key)
-
-    async def resync_forever(self) -> None:
-        """Level-triggered safety net: every ReplicaSet is looked at periodically even without events."""
-        await self.synced.wait()
-        while True:
-            await asyncio.sleep(RESYNC_SECONDS)
-            for key in list(self.replicasets.keys()):
-                self.queue.add(key)
-
-    # --- the sync ------------------------------------------------------------------------------
-
-    async def sync(self, key: Key) -> float | None:
-        rs = self.get(key)
-        if rs is None:
-            self.expectations.forget(key)
-            return None
-        namespace = key[0]
-        claim = logic.claim_pods(rs, self.pods_in(namespace))
-        owned = list(claim.owned)
-        if claim.adopt and await self._can_adopt(rs):
-            owned.extend(await self._patch_pods(rs, claim.adopt, logic.adopt_patch))
-        if claim.release:
-            await self._patch_pods(rs, claim.release, logic.release_patch)
-
-        active = [p for p in owned if podutil.is_active(p)]
-        terminating = [p for p in owned if podutil.is_terminating(p)]
-        self.expectations.observe(
-            key,
-            seen={p["metadata"]["name"] for p in owned},
-            active={p["metadata"]["name"] for p in active},
-        )
-        manage_error: tuple[str, str] | None = None
-        if self.expectations.satisfied(key) and not rs["metadata"].get("deletionTimestamp"):
-            manage_error = await self._manage_replicas(rs, key, active)
-
-        status = logic.compute_status(rs, active, terminating, manage_error, now())
-        patch = logic.status_patch(rs.get("status"), status)
-        if patch is not None:
+    def selector(self, rs: Obj) -> Selector | None:
+        uid = rs["metadata"]["uid"]
+        if uid not in self._selectors:
             try:
-                path = resource_path(logic.GROUP, logic.VERSION, logic.PLURAL, *key) + "/status"
-                await self.kube.patch(path, patch)
-            except ApiError as e:
-                if not e.not_found:
-                    raise
-        if manage_error is not None:
-            raise RetryLater(f"{manage_error[0]}: {manage_error[1]}")
-        return logic.requeue_for_availability(rs, status)
+                self._selectors[uid] = from_label_selector((rs.get("spec") or {}).get("selector"))
+            except SelectorError as e:
+                logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(rs), e)
+                self._selectors[uid] = None
+        return self._selectors[uid]
 
-    async def _can_adopt(self, rs: Mapping[str, Any]) -> bool:
-        """Upstream re-reads the owner before adopting: a cached, since-deleted owner must not adopt."""
+    def resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
+        """resolveControllerRef: the set a controller reference names, if it is ours and still the same."""
+        if ref is None or not self.resource.is_kind_of(ref):
+            return None
+        rs = self.sets.get(f"{namespace}/{ref.get('name')}")
+        if rs is None or rs["metadata"]["uid"] != ref.get("uid"):
+            return None
+        return rs
+
+    def sets_selecting(self, pod: Obj) -> list[Obj]:
+        """getPodReplicaSets: the sets of the pod's namespace whose (non-empty) selector matches it."""
+        labels = pod["metadata"].get("labels") or {}
+        found: list[Obj] = []
+        for rs in self.sets.by_index(caches.NAMESPACE, pod["metadata"].get("namespace") or ""):
+            selector = self.selector(rs)
+            if selector is not None and not selector.empty() and selector.matches(labels):
+                found.append(rs)
+        return found
+
+    def candidates(self, rs: Obj) -> list[Obj]:
+        """FilterPodsByOwner: the pods the set controls, and the orphans of its namespace."""
         meta = rs["metadata"]
-        try:
-            fresh = await self.kube.get(
-                resource_path(logic.GROUP, logic.VERSION, logic.PLURAL, meta["namespace"], meta["name"])
-            )
-        except ApiError as e:
-            if e.not_found:
-                return False
-            raise
-        fresh_meta = fresh["metadata"]
-        return bool(fresh_meta["uid"] == meta["uid"] and not fresh_meta.get("deletionTimestamp"))
+        owned = self.pods.by_index(caches.CONTROLLER, meta["uid"])
+        return [*owned, *self.pods.by_index(caches.ORPHAN, meta["namespace"])]
 
-    async def _patch_pods(
-        self, rs: Mapping[str, Any], targets: list[Pod], make: Callable[[Mapping[str, Any], Pod], Any]
-    ) -> list[Pod]:
-        """Apply an adopt or release patch to each pod; return those that took it."""
+    def related_pods(self, rs: Obj) -> list[Obj]:
+        """getIndirectlyRelatedPods: the pods of every set with the same controller (none for a bare set)."""
+        owner = controller_uid(rs)
+        if owner is None:
+            return []
+        related: list[Obj] = []
+        for sibling in self.sets.by_index(caches.CONTROLLER, owner):
+            related.extend(self.pods.by_index(caches.CONTROLLER, sibling["metadata"]["uid"]))
+        return related
 
-        async def one(pod: Pod) -> Pod | None:
-            meta = pod["metadata"]
-            try:
-                await self.kube.patch(
-                    resource_path("", "v1", "pods", meta["namespace"], meta["name"]),
-                    make(rs, pod),
-                    content_type=STRATEGIC_PATCH,
-                )
-            except ApiError as e:
-                # Gone, or replaced by a pod with another uid (422 from the uid precondition).
-                if e.not_found or e.status == 422:
-                    return None
-                raise
-            return pod
+    # --- handlers: enqueue only --------------------------------------------------------------------
 
-        results = await asyncio.gather(*(one(p) for p in targets))
-        return [p for p in results if p is not None]
+    def _enqueue(self, rs: Obj) -> None:
+        self.queue.add(object_key(rs))
 
-    async def _manage_replicas(
-        self, rs: Mapping[str, Any], key: Key, active: list[Pod]
-    ) -> tuple[str, str] | None:
-        plan = logic.plan_replicas(int(rs["spec"].get("replicas", 1)), active, now())
+    def _on_set(self, kind: str, rs: Obj, old: Obj | None) -> None:
+        if kind == DELETED:
+            self.expectations.forget(rs["metadata"]["uid"])
+            self._selectors.pop(rs["metadata"]["uid"], None)
+        elif kind == MODIFIED and old is not None and old["metadata"]["uid"] != rs["metadata"]["uid"]:
+            self.expectations.forget(old["metadata"]["uid"])  # deleted and recreated under the same name
+            self._selectors.pop(old["metadata"]["uid"], None)
+        self._enqueue(rs)
+
+    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        namespace = pod["metadata"].get("namespace") or ""
+        if kind == DELETED or (kind == ADDED and podutil.is_being_deleted(pod)):
+            self._pod_gone(pod)
+            return
+        if kind == ADDED:
+            rs = self.resolve(namespace, controller_ref(pod))
+            if rs is not None:
+                self.expectations.creation_observed(rs["metadata"]["uid"], pod["metadata"]["name"])
+                self._enqueue(rs)
+            elif controller_ref(pod) is None:
+                for candidate in self.sets_selecting(pod):
+                    self._enqueue(candidate)
+            return
+        assert old is not None
+        change = logic.pod_transition(old, pod)
+        if podutil.is_being_deleted(pod):
+            self._pod_gone(pod)
+            if change.labels_changed:
+                self._pod_gone(old)
+            return
+        if change.controller_changed and change.old_controller is not None:
+            previous = self.resolve(namespace, change.old_controller)
+            if previous is not None:
+                self._enqueue(previous)
+        ref = controller_ref(pod)
+        if ref is not None:
+            rs = self.resolve(namespace, ref)
+            if rs is None:
+                return
+            self._enqueue(rs)
+            min_ready = logic.min_ready_seconds(rs)
+            if change.became_ready and min_ready > 0:
+                self.queue.add_after(object_key(rs), min_ready + 1.0)
+            return
+        if change.labels_changed or change.controller_changed:
+            for candidate in self.sets_selecting(pod):
+                self._enqueue(candidate)
+
+    def _pod_gone(self, pod: Obj) -> None:
+        rs = self.resolve(pod["metadata"].get("namespace") or "", controller_ref(pod))
+        if rs is None:
+            return
+        uid, name = rs["metadata"]["uid"], pod["metadata"]["name"]
+        self.expectations.creation_observed(uid, name)
+        self.expectations.deletion_observed(uid, name)
+        self._enqueue(rs)
+
+    # --- the sync ----------------------------------------------------------------------------------
+
+    async def sync(self, key: str) -> float | None:
+        rs = self.sets.get(key)
+        if rs is None:
+            return None
+        selector = self.selector(rs)
+        if selector is None:
+            return None  # upstream logs and drops an unparsable selector; the schema refuses one
+        uid = rs["metadata"]["uid"]
+        candidates = self.candidates(rs)
+        owned = [p for p in candidates if controller_uid(p) == uid]
+        self.expectations.observe(uid, seen={p["metadata"]["name"] for p in owned},
+                                  active={p["metadata"]["name"] for p in owned if podutil.is_active(p)})
+        observed = logic.Observed(
+            rs=rs, selector=selector, candidates=candidates, related=self.related_pods(rs),
+            expectations_satisfied=self.expectations.satisfied(uid), now=now(),
+            extended_status=self.extended_status,
+        )
+        plan = logic.plan(observed)
+        plan = await self._claim(rs, plan)
+
+        error: str | None = None
         if plan.create:
-            return await self._create_pods(rs, key, plan.create)
-        if plan.delete:
-            return await self._delete_pods(rs, key, list(plan.delete))
-        return None
+            error = (await self.pod_control.create_many(rs, logic.pod_from_template(rs, self.resource),
+                                                        plan.create)).error
+        elif plan.delete:
+            error = (await self.pod_control.delete_many(rs, plan.delete)).error
 
-    async def _create_pods(self, rs: Mapping[str, Any], key: Key, count: int) -> tuple[str, str] | None:
-        self.expectations.expect_creations(key, count)
-        template = logic.pod_from_template(rs)
-        path = resource_path("", "v1", "pods", key[0])
-        errors: list[ApiError] = []
+        status = plan.status(error)
+        if _semantic(rs.get("status")) != _semantic(status):
+            patch = status_patch(rs.get("status"), status)
+            if patch is not None:
+                try:
+                    await self.kube.patch(self.resource.object_path(rs, "status"), patch)
+                except ApiError as e:
+                    if not e.not_found:
+                        raise
+        if error is not None:
+            raise RetryLater(error)
+        return plan.requeue_after(error)
 
-        async def one() -> None:
-            try:
-                pod = await self.kube.create(path, template)
-            except ApiError as e:
-                self.expectations.creation_failed(key)
-                errors.append(e)
-                return
-            self.expectations.created(key, pod["metadata"]["name"])
-            metrics.PODS_CREATED.labels("replicaset").inc()
-            self.events.normal(rs, reason="SuccessfulCreate", message=f"Created pod: {pod['metadata']['name']}")
-
-        batches = logic.slow_start_batches(count)
-        for i, size in enumerate(batches):
-            await asyncio.gather(*(one() for _ in range(size)))
-            if errors:
-                # Stop at the first failing batch; the creates never attempted are no longer expected.
-                for _ in range(sum(batches[i + 1 :])):
-                    self.expectations.creation_failed(key)
-                break
-        # As upstream: a namespace being deleted is no failure worth a condition, an Event or a retry.
-        reportable = [e for e in errors if not e.has_cause("NamespaceTerminating")]
-        if not reportable:
-            return None
-        message = f"Error creating: {reportable[0].message}"
-        self.events.warning(rs, reason="FailedCreate", message=message)
-        return "FailedCreate", message
-
-    async def _delete_pods(
-        self, rs: Mapping[str, Any], key: Key, victims: list[Pod]
-    ) -> tuple[str, str] | None:
-        names = [p["metadata"]["name"] for p in victims]
-        self.expectations.expect_deletions(key, names)
-        errors: list[ApiError] = []
-
-        async def one(name: str) -> None:
-            try:
-                await self.kube.delete(resource_path("", "v1", "pods", key[0], name))
-            except ApiError as e:
-                if e.not_found:
-                    return
-                self.expectations.deletion_failed(key, name)
-                errors.append(e)
-                return
-            metrics.PODS_DELETED.labels("replicaset").inc()
-            self.events.normal(rs, reason="SuccessfulDelete", message=f"Deleted pod: {name}")
-
-        await asyncio.gather(*(one(n) for n in names))
-        if not errors:
-            return None
-        message = f"Error deleting: {errors[0].message}"
-        self.events.warning(rs, reason="FailedDelete", message=message)
-        return "FailedDelete", message
+    async def _claim(self, rs: Obj, plan: logic.Plan) -> logic.Plan:
+        """Carry out the plan's releases and adoptions; a set gone since the cache saw it ends the sync."""
+        if not plan.adopt and not plan.release:
+            return plan
+        patcher = Patcher(self.kube, rs, self.resource, PODS)
+        await asyncio.gather(*(patcher.release(p) for p in plan.release))
+        if not plan.adopt:
+            return plan
+        try:
+            adopted = await asyncio.gather(*(patcher.adopt(p) for p in plan.adopt))
+        except OwnerGone as e:
+            raise RetryLater(str(e)) from e
+        gone = [p for p, ok in zip(plan.adopt, adopted, strict=True) if not ok]
+        return plan.without(gone) if gone else plan
 
 
-# --- Kopf wiring --------------------------------------------------------------------------------
-
-_controller: ReplicaSetController | None = None
-
-
-def _trim_rs(body: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    return {
-        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-        "metadata": metadata, "spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {}),
-    }
-
-
-@kopf.index(logic.GROUP, logic.VERSION, logic.PLURAL)
-async def kubeplane_replicasets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {(body.metadata.namespace or "", body.metadata.name or ""): _trim_rs(body)}
-
-
-@kopf.on.startup()
-async def start_replicaset_controller(**kwargs: Any) -> None:
-    # Kopf passes every index to every handler by the indexing function's name.
-    global _controller
-    kube = await Kube.connect()
-    _controller = ReplicaSetController(kube, kwargs["kubeplane_replicasets"], kwargs["pods_by_namespace"])
-    _controller.start()
-
-
-@kopf.on.cleanup()
-async def stop_replicaset_controller(**_: Any) -> None:
-    if _controller is not None:
-        await _controller.stop()
-
-
-@kopf.on.event(logic.GROUP, logic.VERSION, logic.PLURAL)
-async def replicaset_event(body: kopf.Body, **_: Any) -> None:
-    assert _controller is not None
-    _controller.synced.set()
-    _controller.queue.add((body.metadata.namespace or "", body.metadata.name or ""))
-
-
-@kopf.on.event("", "v1", "pods")
-async def pod_event(body: kopf.Body, **_: Any) -> None:
-    assert _controller is not None
-    _controller.synced.set()
-    _controller.enqueue_for_pod(body)
+def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> ReplicaSetController:
+    return ReplicaSetController(manager, resource, name, extended_status=not builtin)

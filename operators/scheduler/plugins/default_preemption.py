@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from operators.core import pods as podutil
+from operators.core.selectors import SelectorError, from_label_selector
 from operators.scheduler import helpers
 from operators.scheduler.framework import (
     DEFAULT_PREEMPTION,
@@ -45,7 +47,6 @@ from operators.scheduler.framework import (
     default_profile,
 )
 from operators.scheduler.messages import PREEMPTION_PREFIX, fit_error_message
-from operators.scheduler.selectors import SelectorError, from_label_selector
 from operators.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 from operators.scheduler.status import Code, Diagnosis, NodeToStatus, Status, is_success
 
@@ -90,7 +91,7 @@ def _more_important_key(now: datetime) -> Any:
 
 
 def _terminating_by_preemption(pod: Pod) -> bool:
-    if not helpers.is_terminating(pod):
+    if not podutil.is_being_deleted(pod):
         return False
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "DisruptionTarget":

@@ -29,6 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from operators.core.selectors import NOTHING
 from operators.scheduler import helpers
 from operators.scheduler.framework import (
     INTER_POD_AFFINITY,
@@ -41,7 +42,6 @@ from operators.scheduler.framework import (
     PreFilterResult,
     ScoreExtensions,
 )
-from operators.scheduler.selectors import NOTHING
 from operators.scheduler.snapshot import AffinityTerm, NodeInfo, PodInfo, Snapshot, WeightedAffinityTerm
 from operators.scheduler.status import Status
 

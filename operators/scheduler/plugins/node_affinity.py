@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from operators.core.selectors import NAME_FIELD, NodeSelector, PreferredTerms, RequiredNodeAffinity, SelectorError
 from operators.scheduler import helpers
 from operators.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -31,7 +32,6 @@ from operators.scheduler.framework import (
     ScoreExtensions,
 )
 from operators.scheduler.plugins.common import default_normalize_score
-from operators.scheduler.selectors import NAME_FIELD, NodeSelector, PreferredTerms, RequiredNodeAffinity, SelectorError
 from operators.scheduler.snapshot import NodeInfo
 from operators.scheduler.status import Status
 

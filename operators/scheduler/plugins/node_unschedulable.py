@@ -3,13 +3,14 @@ node.kubernetes.io/unschedulable:NoSchedule taint."""
 
 from __future__ import annotations
 
+from operators.core import taints
 from operators.scheduler import helpers
 from operators.scheduler.framework import NODE_UNSCHEDULABLE, CycleState, Handle, Pod
 from operators.scheduler.snapshot import NodeInfo
 from operators.scheduler.status import Status
 
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
-_UNSCHEDULABLE_TAINT = {"key": helpers.TAINT_NODE_UNSCHEDULABLE, "effect": helpers.NO_SCHEDULE}
+_UNSCHEDULABLE_TAINT = {"key": taints.TAINT_NODE_UNSCHEDULABLE, "effect": taints.NO_SCHEDULE}
 
 
 class NodeUnschedulable:
@@ -24,6 +25,6 @@ class NodeUnschedulable:
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
         if not helpers.spec(node_info.node).get("unschedulable"):
             return None
-        if helpers.tolerations_tolerate_taint(helpers.tolerations_of(pod), _UNSCHEDULABLE_TAINT):
+        if taints.tolerations_tolerate_taint(taints.tolerations_of(pod), _UNSCHEDULABLE_TAINT):
             return None
         return Status.unresolvable(ERR_REASON_UNSCHEDULABLE)

@@ -31,6 +31,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from operators.core import pods as podutil
+from operators.core import taints
+from operators.core.owners import controller_ref
+from operators.core.selectors import (
+    RequiredNodeAffinity,
+    Selector,
+    SelectorError,
+    from_label_selector,
+    from_set,
+    merge_set_with_selector,
+)
 from operators.scheduler import helpers
 from operators.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -44,14 +55,6 @@ from operators.scheduler.framework import (
     ScoreExtensions,
 )
 from operators.scheduler.plugins.common import go_round
-from operators.scheduler.selectors import (
-    RequiredNodeAffinity,
-    Selector,
-    SelectorError,
-    from_label_selector,
-    from_set,
-    merge_set_with_selector,
-)
 from operators.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 from operators.scheduler.status import Status
 
@@ -87,8 +90,8 @@ class Constraint:
         if self.node_affinity_policy == HONOR and not required.matches(node):
             return False
         if self.node_taints_policy == HONOR:
-            taint = helpers.find_untolerated_taint(
-                helpers.taints_of(node), helpers.tolerations_of(pod), helpers.does_not_schedule
+            taint = taints.find_untolerated_taint(
+                taints.taints_of(node), taints.tolerations_of(pod), taints.does_not_schedule
             )
             if taint is not None:
                 return False
@@ -121,13 +124,6 @@ def filter_constraints(
     return result
 
 
-def _controller_ref(pod: Pod) -> helpers.Obj | None:
-    for ref in helpers.metadata(pod).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref  # type: ignore[no-any-return]
-    return None
-
-
 def default_selector(pod: Pod, snapshot: Snapshot) -> Selector:
     """helper.DefaultSelector: the selectors of the Services that select the pod, merged, plus
     its controller's (ReplicationController v1, ReplicaSet/StatefulSet apps/v1) selector."""
@@ -142,7 +138,7 @@ def default_selector(pod: Pod, snapshot: Snapshot) -> Selector:
         if from_set(service_selector).matches(labels):
             label_set.update(service_selector)
     selector = from_set(label_set)
-    owner = _controller_ref(pod)
+    owner = controller_ref(pod)
     if owner is None:
         return selector
     api_version, kind, name = owner.get("apiVersion", ""), owner.get("kind", ""), owner.get("name", "")
@@ -170,7 +166,7 @@ def count_matching(pods: Sequence[PodInfo], selector: Selector, namespace: str) 
     return sum(
         1
         for p in pods
-        if not helpers.is_terminating(p.pod)
+        if not podutil.is_being_deleted(p.pod)
         and helpers.namespace_of(p.pod) == namespace
         and selector.matches(helpers.labels_of(p.pod))
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from operators.core import taints
 from operators.scheduler import helpers
 from operators.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -33,15 +34,15 @@ _PRE_SCORE_KEY = "PreScore" + TAINT_TOLERATION
 
 
 def _prefer_no_schedule_tolerations(pod: Pod) -> list[helpers.Obj]:
-    return [t for t in helpers.tolerations_of(pod) if (t.get("effect") or "") in ("", helpers.PREFER_NO_SCHEDULE)]
+    return [t for t in taints.tolerations_of(pod) if (t.get("effect") or "") in ("", taints.PREFER_NO_SCHEDULE)]
 
 
-def count_intolerable_prefer_no_schedule(taints: Sequence[helpers.Obj], tolerations: Sequence[helpers.Obj]) -> int:
+def count_intolerable_prefer_no_schedule(node_taints: Sequence[helpers.Obj], tolerations: Sequence[helpers.Obj]) -> int:
     return sum(
         1
-        for taint in taints
-        if taint.get("effect") == helpers.PREFER_NO_SCHEDULE
-        and not helpers.tolerations_tolerate_taint(tolerations, taint)
+        for taint in node_taints
+        if taint.get("effect") == taints.PREFER_NO_SCHEDULE
+        and not taints.tolerations_tolerate_taint(tolerations, taint)
     )
 
 
@@ -57,13 +58,13 @@ class TaintToleration:
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status | None:
         if not helpers.spec(node_info.node).get("taints"):
             return None  # most nodes have no taints: no need to list the pod's tolerations
-        taint = helpers.find_untolerated_taint(
-            helpers.taints_of(node_info.node), helpers.tolerations_of(pod), helpers.does_not_schedule
+        taint = taints.find_untolerated_taint(
+            taints.taints_of(node_info.node), taints.tolerations_of(pod), taints.does_not_schedule
         )
         if taint is None:
             return None
         status = Status.unresolvable(ERR_REASON_UNTOLERATED)
-        status.details["untoleratedTaint"] = helpers.taint_to_string(taint)
+        status.details["untoleratedTaint"] = taints.taint_to_string(taint)
         return status
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status | None:

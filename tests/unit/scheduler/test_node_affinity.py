@@ -2,8 +2,8 @@
 
 import pytest
 
+from operators.core.selectors import Requirement, SelectorError, new_requirement
 from operators.scheduler.framework import PluginArgs, Profile
-from operators.scheduler.selectors import Requirement, SelectorError, new_requirement
 from operators.scheduler.snapshot import Snapshot
 from operators.scheduler.status import Code
 from tests.unit.scheduler.builders import expr, filter_statuses, node, node_affinity, pod, scores

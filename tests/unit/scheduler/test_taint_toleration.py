@@ -2,7 +2,7 @@
 
 import pytest
 
-from operators.scheduler.helpers import taint_to_string, tolerates
+from operators.core.taints import taint_to_string, tolerates
 from operators.scheduler.snapshot import Snapshot
 from operators.scheduler.status import Code
 from tests.unit.scheduler.builders import filter_statuses, node, pod, scores, taint, toleration

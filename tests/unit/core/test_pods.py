@@ -7,6 +7,7 @@ def names(ranked):
 
 
 def rank(*candidates):
+    """Ranked as a Deployment's ReplicaSet ranks its pods: against related pods (here, themselves)."""
     return names(pods.rank_for_deletion(list(candidates), related=list(candidates), now=NOW))
 
 
@@ -69,9 +70,28 @@ def test_active_excludes_finished_and_terminating():
     assert not pods.is_active(pod("d", deleting=True))
 
 
-def test_available_needs_min_ready_seconds():
+def test_available_needs_more_than_min_ready_seconds():
     p = pod("a", ready_for=5)
     assert pods.is_available(p, 0, NOW)
-    assert pods.is_available(p, 5, NOW)
+    assert pods.is_available(p, 4, NOW)
+    assert not pods.is_available(p, 5, NOW)  # IsPodAvailable: LastTransitionTime + minReady strictly Before(now)
     assert not pods.is_available(p, 6, NOW)
     assert not pods.is_available(pod("b", ready=False), 0, NOW)
+
+
+def test_a_bare_replicaset_has_no_doubled_up_pods():
+    # Without related pods (a ReplicaSet no Deployment controls) every rank is 0: node sharing
+    # never decides, the newer pod goes first.
+    got = names(pods.rank_for_deletion(
+        [pod("alone", node="n1", ready=False, created_ago=10), pod("pair1", node="n2", ready=False, created_ago=5000),
+         pod("pair2", node="n2", ready=False, created_ago=6000)], related=[], now=NOW))
+    assert got == ["alone", "pair1", "pair2"]
+
+
+def test_terminal_terminating_and_being_deleted():
+    assert pods.is_terminal(pod("s", phase="Succeeded")) and pods.is_terminal(pod("f", phase="Failed"))
+    assert not pods.is_terminal(pod("r"))
+    assert pods.is_terminating(pod("d", deleting=True))
+    # IsPodTerminating: a finished pod being deleted is not terminating (its containers are done).
+    assert not pods.is_terminating(pod("done", phase="Succeeded", deleting=True))
+    assert pods.is_being_deleted(pod("done", phase="Succeeded", deleting=True))

@@ -1,10 +1,14 @@
-"""Label and node selectors as the scheduler evaluates them.
+"""Label and node selectors, one implementation for every operator (apimachinery's labels and
+component-helpers' nodeaffinity).
 
 `Selector` mirrors apimachinery's labels.Selector rather than the LabelSelector JSON, because the
 scheduler builds selectors that have no JSON form (a label set merged with a LabelSelector's
 requirements, for matchLabelKeys and default spreading) and relies on the difference between
 "nothing" (a null LabelSelector: matches no object) and "everything" (an empty one: matches all,
 and counts as `empty()`).
+
+`parse` reads the string form (`labels.Parse`: `a=b,c!=d,e in (f,g),!h`) that scale subresources
+put in `status.selector`; `str(selector)` writes it the way `Selector.String()` does.
 
 Node selectors follow component-helpers' nodeaffinity: terms are ORed, a term's expressions
 ANDed, an empty term matches nothing, a term that fails to parse never matches, and
@@ -17,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from operators.scheduler.validation import is_qualified_name, is_valid_label_value
+from operators.core.validation import is_qualified_name, is_valid_label_value
 
 Obj = Mapping[str, Any]
 
@@ -37,7 +41,8 @@ def _parse_int(value: str) -> int | None:
 
 @dataclass(frozen=True)
 class Requirement:
-    """One label requirement; operators In, NotIn, Exists, DoesNotExist, Gt, Lt (Equals is In)."""
+    """One label requirement; operators Equals, NotEquals, In, NotIn, Exists, DoesNotExist, Gt, Lt
+    (selection.Operator; `==` is read as Equals)."""
 
     key: str
     operator: str
@@ -45,9 +50,9 @@ class Requirement:
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         op = self.operator
-        if op == "In":
+        if op == "In" or op == "Equals":
             return self.key in labels and labels[self.key] in self.values
-        if op == "NotIn":
+        if op == "NotIn" or op == "NotEquals":
             return self.key not in labels or labels[self.key] not in self.values
         if op == "Exists":
             return self.key in labels
@@ -62,6 +67,18 @@ class Requirement:
             return have > want if op == "Gt" else have < want
         return False
 
+    def __str__(self) -> str:
+        """Requirement.String(): `!k`, `k`, `k=v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k>n`, `k<n`."""
+        op = self.operator
+        if op == "Exists":
+            return self.key
+        if op == "DoesNotExist":
+            return f"!{self.key}"
+        if op in ("In", "NotIn"):
+            return f"{self.key} {op.lower()} ({','.join(sorted(self.values))})"
+        symbol = {"Equals": "=", "NotEquals": "!=", "Gt": ">", "Lt": "<"}[op]
+        return f"{self.key}{symbol}{self.values[0] if self.values else ''}"
+
 
 def new_requirement(key: str, operator: str, values: Sequence[str] | None) -> Requirement:
     """labels.NewRequirement: a valid label key, values as the operator wants them, valid label
@@ -69,7 +86,10 @@ def new_requirement(key: str, operator: str, values: Sequence[str] | None) -> Re
     vals = tuple(values or ())
     if not is_qualified_name(key):
         raise SelectorError(f"key: Invalid value: {key!r}: must be a qualified name")
-    if operator in ("In", "NotIn"):
+    if operator in ("Equals", "NotEquals"):
+        if len(vals) != 1:
+            raise SelectorError(f"{key}: exact-match compatibility requires one single value")
+    elif operator in ("In", "NotIn"):
         if not vals:
             raise SelectorError(f"{key}: for 'in', 'notin' operators, values set can't be empty")
     elif operator in ("Exists", "DoesNotExist"):
@@ -111,6 +131,10 @@ class Selector:
             return self
         return Selector(self.requirements + tuple(requirements))
 
+    def __str__(self) -> str:
+        """Selector.String(): requirements sorted by key, comma-separated ("" for everything)."""
+        return ",".join(str(r) for r in sorted(self.requirements, key=lambda r: r.key))
+
 
 NOTHING = Selector(nothing=True)
 EVERYTHING = Selector()
@@ -124,7 +148,7 @@ def from_label_selector(selector: Obj | None) -> Selector:
     expressions = selector.get("matchExpressions") or []
     if not match_labels and not expressions:
         return EVERYTHING
-    requirements = [new_requirement(k, "In", (v,)) for k, v in sorted(match_labels.items())]
+    requirements = [new_requirement(k, "Equals", (v,)) for k, v in sorted(match_labels.items())]
     for expression in expressions:
         operator = expression.get("operator", "")
         if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
@@ -135,7 +159,7 @@ def from_label_selector(selector: Obj | None) -> Selector:
 
 def from_set(labels: Mapping[str, str]) -> Selector:
     """labels.SelectorFromSet: every key equals its value ({} selects everything)."""
-    return Selector(tuple(Requirement(k, "In", (v,)) for k, v in sorted(labels.items())))
+    return Selector(tuple(Requirement(k, "Equals", (v,)) for k, v in sorted(labels.items())))
 
 
 def merge_set_with_selector(labels: Mapping[str, str], selector: Selector) -> Selector:
@@ -143,6 +167,100 @@ def merge_set_with_selector(labels: Mapping[str, str], selector: Selector) -> Se
     if selector.nothing:
         return selector
     return from_set(labels).add(*selector.requirements)
+
+
+def label_selector_matches(selector: Obj | None, labels: Mapping[str, str] | None) -> bool:
+    """Whether a metav1.LabelSelector (JSON) selects these labels; null selects nothing, {} everything.
+    Raises SelectorError for a selector the API machinery would refuse."""
+    return from_label_selector(selector).matches(labels)
+
+
+def label_selector_string(selector: Obj | None) -> str:
+    """The string form of a metav1.LabelSelector, as `status.selector` and kubectl show it."""
+    return str(from_label_selector(selector))
+
+
+_TWO_CHAR = ("==", "!=")
+_OPERATOR_WORDS = {"in": "In", "notin": "NotIn"}
+
+
+def parse(text: str) -> Selector:
+    """labels.Parse: the string form back into a selector ("" selects everything).
+
+    Grammar: requirements separated by commas; each is `key`, `!key`, `key=value`, `key==value`,
+    `key!=value`, `key in (v1,v2)`, `key notin (v1,v2)`, `key>n` or `key<n`."""
+    requirements: list[Requirement] = []
+    position = 0
+    length = len(text)
+
+    def skip_spaces() -> None:
+        nonlocal position
+        while position < length and text[position].isspace():
+            position += 1
+
+    def word() -> str:
+        nonlocal position
+        skip_spaces()
+        start = position
+        while position < length and not text[position].isspace() and text[position] not in ",()=!<>":
+            position += 1
+        return text[start:position]
+
+    while True:
+        skip_spaces()
+        if position >= length:
+            if requirements:
+                raise SelectorError(f"found '', expected: identifier after ',' in {text!r}")
+            break
+        negated = text[position] == "!"
+        if negated:
+            position += 1
+        key = word()
+        if not key:
+            raise SelectorError(f"found {text[position:position + 1]!r}, expected: identifier in {text!r}")
+        skip_spaces()
+        if negated:
+            requirements.append(new_requirement(key, "DoesNotExist", None))
+        elif position >= length or text[position] == ",":
+            requirements.append(new_requirement(key, "Exists", None))
+        elif text[position:position + 2] in _TWO_CHAR:
+            operator = "Equals" if text[position] == "=" else "NotEquals"
+            position += 2
+            requirements.append(new_requirement(key, operator, (word(),)))
+        elif text[position] in "=<>":
+            operator = {"=": "Equals", "<": "Lt", ">": "Gt"}[text[position]]
+            position += 1
+            requirements.append(new_requirement(key, operator, (word(),)))
+        else:
+            operator_word = word()
+            if operator_word not in _OPERATOR_WORDS:
+                raise SelectorError(f"found {operator_word!r}, expected: in, notin, =, ==, !=, gt, lt in {text!r}")
+            skip_spaces()
+            if position >= length or text[position] != "(":
+                raise SelectorError(f"found {text[position:position + 1]!r}, expected: '(' in {text!r}")
+            position += 1
+            values: list[str] = []
+            while True:
+                values.append(word())
+                skip_spaces()
+                if position < length and text[position] == ",":
+                    position += 1
+                    continue
+                if position < length and text[position] == ")":
+                    position += 1
+                    break
+                raise SelectorError(f"found {text[position:position + 1]!r}, expected: ',' or ')' in {text!r}")
+            requirements.append(new_requirement(key, _OPERATOR_WORDS[operator_word], values if values != [""] else []))
+        skip_spaces()
+        if position < length:
+            if text[position] != ",":
+                raise SelectorError(f"found {text[position]!r}, expected: ',' in {text!r}")
+            position += 1
+            if position >= length or not text[position:].strip():
+                raise SelectorError(f"found '', expected: identifier after ',' in {text!r}")
+            continue
+        break
+    return Selector(tuple(requirements))
 
 
 # Node selectors (component-helpers/scheduling/corev1/nodeaffinity).

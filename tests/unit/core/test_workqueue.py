@@ -1,6 +1,5 @@
 import asyncio
 
-from operators.core.expectations import Expectations
 from operators.core.workqueue import RetryLater, WorkQueue
 
 
@@ -59,34 +58,3 @@ async def test_sync_can_ask_to_look_again_later():
     await asyncio.sleep(0.3)
     task.cancel()
     assert len(times) == 2 and times[1] - times[0] >= 0.09
-
-
-def test_expectations_settle_on_observation():
-    exp = Expectations()
-    exp.expect_creations("rs", 2)
-    assert not exp.satisfied("rs")
-    exp.created("rs", "p1")
-    exp.created("rs", "p2")
-    exp.observe("rs", seen={"p1"}, active={"p1"})
-    assert not exp.satisfied("rs")
-    exp.pod_seen("rs", "p2")  # created and already deleted before the cache listed it
-    assert exp.satisfied("rs")
-    exp.expect_deletions("rs", ["p1"])
-    exp.observe("rs", seen={"p1"}, active={"p1"})
-    assert not exp.satisfied("rs")
-    exp.observe("rs", seen={"p1"}, active=set())  # terminating
-    assert exp.satisfied("rs")
-
-
-def test_expectations_expire():
-    exp = Expectations(timeout=0.0)
-    exp.expect_creations("rs", 1)
-    assert exp.satisfied("rs")
-
-
-def test_failed_creates_are_not_expected():
-    exp = Expectations()
-    exp.expect_creations("rs", 2)
-    exp.creation_failed("rs")
-    exp.creation_failed("rs")
-    assert exp.satisfied("rs")

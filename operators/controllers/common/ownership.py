@@ -1,0 +1,162 @@
+"""Ownership: which objects a controller claims, adopts and releases (controller_ref_manager.go).
+
+`claim` is upstream's `claimObject` as a pure function over a list of candidates:
+
+- controlled by another owner: not ours, never touched;
+- controlled by us and selected: ours;
+- controlled by us, no longer selected: released, unless we are being deleted (then left alone:
+  the garbage collector is about to act on it);
+- an orphan that is selected, not being deleted, in our namespace, while we are not being deleted:
+  adopted.
+
+Callers filter the candidates first as upstream does (a ReplicaSet claims active pods only; a Job
+claims finished pods too).
+
+`Patcher` carries adoptions and releases out. Built-in kinds take upstream's strategic merge patches;
+custom resources (a kubeplane ReplicaSet adopted by a kubeplane Deployment) refuse those with 415, so
+they get JSON patches. Either way the patch names the target's uid, so a same-named replacement is
+never touched (422), and before the first adoption of a sync the owner is read afresh from the API
+server: an owner deleted since the cache saw it must not adopt (upstream's RecheckDeletionTimestamp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from operators.core.apis import Resource
+from operators.core.kube import JSON_PATCH, STRATEGIC_PATCH, ApiError, Kube
+from operators.core.owners import controller_ref, owner_reference
+
+Obj = Mapping[str, Any]
+
+
+@dataclass
+class Claim:
+    owned: list[Obj] = field(default_factory=list)
+    adopt: list[Obj] = field(default_factory=list)
+    release: list[Obj] = field(default_factory=list)
+
+    @property
+    def claimed(self) -> list[Obj]:
+        """Ours once the adoptions succeed: what upstream's Claim* returns."""
+        return self.owned + self.adopt
+
+
+def claim(owner: Obj, candidates: Iterable[Obj], selects: Callable[[Obj], bool]) -> Claim:
+    meta = owner["metadata"]
+    uid, namespace = meta["uid"], meta.get("namespace")
+    deleting = bool(meta.get("deletionTimestamp"))
+    result = Claim()
+    for obj in candidates:
+        obj_meta = obj["metadata"]
+        ref = controller_ref(obj)
+        if ref is not None:
+            if ref.get("uid") != uid:
+                continue
+            if selects(obj):
+                result.owned.append(obj)
+            elif not deleting:
+                result.release.append(obj)
+            continue
+        if deleting or not selects(obj) or obj_meta.get("deletionTimestamp"):
+            continue
+        if namespace and obj_meta.get("namespace") != namespace:
+            continue
+        result.adopt.append(obj)
+    return result
+
+
+# --- patches -------------------------------------------------------------------------------------
+
+
+def adopt_patch(owner: Obj, owner_resource: Resource, obj: Obj, target: Resource) -> tuple[Any, str]:
+    """(body, content type) that makes `owner` the controller of `obj`, guarded by obj's uid."""
+    ref = owner_reference(owner, owner_resource)
+    meta = obj["metadata"]
+    if target.builtin:
+        return {"metadata": {"ownerReferences": [ref], "uid": meta["uid"]}}, STRATEGIC_PATCH
+    existing = list(meta.get("ownerReferences") or [])
+    operations: list[dict[str, Any]] = [
+        {"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
+        # The list is written whole: refuse if anybody changed the object since our cache saw it.
+        {"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
+        {"op": "add", "path": "/metadata/ownerReferences", "value": [*existing, ref]},
+    ]
+    return operations, JSON_PATCH
+
+
+def release_patch(owner: Obj, obj: Obj, target: Resource) -> tuple[Any, str]:
+    """(body, content type) that removes `owner`'s reference from `obj`, guarded by obj's uid."""
+    owner_uid = owner["metadata"]["uid"]
+    meta = obj["metadata"]
+    if target.builtin:
+        return ({"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": meta["uid"]}},
+                STRATEGIC_PATCH)
+    refs = list(meta.get("ownerReferences") or [])
+    index = next((i for i, r in enumerate(refs) if r.get("uid") == owner_uid), None)
+    operations: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": meta["uid"]}]
+    if index is not None:
+        path = f"/metadata/ownerReferences/{index}"
+        operations += [{"op": "test", "path": f"{path}/uid", "value": owner_uid}, {"op": "remove", "path": path}]
+    return operations, JSON_PATCH
+
+
+class OwnerGone(Exception):
+    """The owner was deleted (or is being deleted) since the cache saw it: it must not adopt."""
+
+
+class Patcher:
+    """Adopts and releases objects of `target` for one owner during one sync."""
+
+    def __init__(self, kube: Kube, owner: Obj, owner_resource: Resource, target: Resource) -> None:
+        self.kube = kube
+        self.owner = owner
+        self.owner_resource = owner_resource
+        self.target = target
+        self._recheck: asyncio.Task[bool] | None = None
+
+    async def can_adopt(self) -> bool:
+        """Read the owner from the API server once per sync (concurrent adoptions share the read):
+        same uid and not being deleted."""
+        if self._recheck is None:
+            self._recheck = asyncio.ensure_future(self._read_owner())
+        return await asyncio.shield(self._recheck)
+
+    async def _read_owner(self) -> bool:
+        meta = self.owner["metadata"]
+        try:
+            fresh = await self.kube.get(self.owner_resource.path(meta.get("namespace"), meta["name"]))
+        except ApiError as e:
+            if not e.not_found:
+                raise
+            return False
+        fresh_meta = fresh.get("metadata") or {}
+        return bool(fresh_meta.get("uid") == meta["uid"] and not fresh_meta.get("deletionTimestamp"))
+
+    async def adopt(self, obj: Obj) -> bool:
+        """True when adopted; False when the object is gone. Raises OwnerGone, or the API's error."""
+        if not await self.can_adopt():
+            meta = self.owner["metadata"]
+            raise OwnerGone(f"{self.owner_resource.kind} {meta.get('namespace')}/{meta['name']} "
+                            f"(uid {meta['uid']}) is gone or being deleted; not adopting")
+        body, content_type = adopt_patch(self.owner, self.owner_resource, obj, self.target)
+        try:
+            await self.kube.patch(self.target.object_path(obj), body, content_type=content_type)
+        except ApiError as e:
+            if e.not_found:
+                return False
+            raise
+        return True
+
+    async def release(self, obj: Obj) -> None:
+        """Remove our reference; an object gone or replaced (404, 422) needs no release."""
+        body, content_type = release_patch(self.owner, obj, self.target)
+        try:
+            await self.kube.patch(self.target.object_path(obj), body, content_type=content_type)
+        except ApiError as e:
+            if e.not_found or e.invalid:
+                return
+            raise
