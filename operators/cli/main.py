@@ -8,7 +8,7 @@ import sys
 import click
 
 from operators import __version__
-from operators.cli import backups, scheduler
+from operators.cli import backups, controllers, scheduler
 
 # One image, one entry point: the operator name picks which handlers Kopf loads.
 OPERATORS = {
@@ -68,7 +68,7 @@ def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, n
     )
 
 
-for _group in [*backups.GROUPS, *scheduler.GROUPS]:
+for _group in [*backups.GROUPS, *scheduler.GROUPS, *controllers.GROUPS]:
     main.add_command(_group)
 
 
