@@ -87,14 +87,25 @@ def test_scale_up_down_and_status(controllers: Operator, namespace: str) -> None
     assert "web" in kubectl("get", "kubeplane", "-n", namespace).stdout
 
 
+def _metric(port: int, name: str, labels: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}}"):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_metrics_endpoint(controllers: Operator, namespace: str) -> None:
+    # Measured over this test's own window: the operator is shared by the session.
+    created = ("kubeplane_controller_pods_created_total", 'controller="replicaset"')
+    syncs = ("kubeplane_sync_duration_seconds_count", 'name="replicaset"')
+    before = _metric(controllers.metrics_port, *created), _metric(controllers.metrics_port, *syncs)
     apply(manifest(replicas=2), namespace)
     wait_status(namespace, "web", 2)
-    url = f"http://127.0.0.1:{controllers.metrics_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    created = [line for line in text.splitlines() if line.startswith("kubeplane_controller_pods_created_total")]
-    assert created and float(created[0].split()[-1]) >= 2
-    assert 'kubeplane_sync_duration_seconds_count{name="replicaset"}' in text
+    events = kubectl_json("get", "events", "-n", namespace, "--field-selector", "reason=SuccessfulCreate")["items"]
+    assert len(events) == 2
+    assert _metric(controllers.metrics_port, *created) - before[0] >= 2
+    assert _metric(controllers.metrics_port, *syncs) > before[1]
 
 
 def test_deleted_pod_is_replaced(controllers: Operator, namespace: str) -> None:
@@ -143,6 +154,13 @@ def test_schema_rejects_bad_specs(cluster: Any, namespace: str) -> None:
     del no_selector["spec"]["selector"]
     result = apply(no_selector, namespace, check=False)
     assert result.returncode != 0 and "selector" in result.stderr
+
+    # apps/v1: the selector cannot change once set (the template's labels may grow).
+    apply(manifest(replicas=0), namespace)
+    moved = manifest(replicas=0)
+    moved["spec"]["selector"] = {"matchLabels": {"app": "web", "tier": "web"}}
+    result = apply(moved, namespace, check=False)
+    assert result.returncode != 0 and "field is immutable" in result.stderr, result.stderr
 
 
 def test_replica_failure_condition_and_event(controllers: Operator, namespace: str) -> None:
