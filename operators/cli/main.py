@@ -10,6 +10,11 @@ import click
 from operators import __version__
 from operators.cli import backups, controllers, scheduler
 
+# Client-side rate limits per operator when no --kube-api-qps is given (0: none). The controllers are
+# as polite as kube-scheduler is by default (50/100; kube-controller-manager's own are 20/30); the
+# scheduler and the backup operator are not limited, as before.
+DEFAULT_QPS = {"controllers": (50.0, 100), "backup": (0.0, 0), "scheduler": (0.0, 0)}
+
 # One image, one entry point: the operator name picks which handlers Kopf loads.
 OPERATORS = {
     "controllers": "operators.controllers.operator",
@@ -35,15 +40,28 @@ def main() -> None:
               help="Watch only these namespaces (default: the whole cluster).")
 @click.option("--controllers", "controllers", default="*", show_default=True, metavar="LIST",
               help="controllers only: which to run, kube-controller-manager's syntax (`*`, `name`, `-name`).")
+@click.option("--kube-api-qps", type=float, default=None, metavar="QPS",
+              help="Client-side limit on API requests per second (0: none). Default: 50 for controllers, "
+                   "none for the others.")
+@click.option("--kube-api-burst", type=int, default=None, metavar="N",
+              help="Requests allowed in a burst above --kube-api-qps. Default: 100 for controllers.")
 @click.option("--drop-in", is_flag=True,
               help="controllers only: also drive the built-in kinds (apps/v1 ReplicaSet, ...); turn the "
                    "matching kube-controller-manager controllers off first.")
 def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, namespaces: tuple[str, ...],
-        controllers: str, drop_in: bool) -> None:
+        controllers: str, drop_in: bool, kube_api_qps: float | None, kube_api_burst: int | None) -> None:
     """Run one operator until interrupted."""
+    import os
+
     import kopf
 
     from operators.core import metrics
+    from operators.core.kube import BURST_ENV, QPS_ENV
+
+    default_qps, default_burst = DEFAULT_QPS[operator]
+    qps = default_qps if kube_api_qps is None else kube_api_qps
+    burst = default_burst if kube_api_burst is None else kube_api_burst
+    os.environ[QPS_ENV], os.environ[BURST_ENV] = str(qps), str(burst)
 
     if operator != "controllers" and (drop_in or controllers != "*"):
         raise click.UsageError("--controllers and --drop-in apply to the controllers operator only")

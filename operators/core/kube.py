@@ -19,6 +19,11 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
+from operators.core import ratelimit
+from operators.core.ratelimit import TokenBucket
+
+QPS_ENV, BURST_ENV = "KUBEPLANE_KUBE_API_QPS", "KUBEPLANE_KUBE_API_BURST"
+
 JSON = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -94,6 +99,10 @@ class Kube:
         self._extra: dict[str, Any] = {"proxy": api.configuration.proxy or _env_proxy(host)}
         if rest.server_hostname:
             self._extra["server_hostname"] = rest.server_hostname
+        # client-go's token bucket (`--kube-api-qps`, `--kube-api-burst`): None sends at once.
+        # The Lease's requests are not limited (kube-controller-manager gives leader election a
+        # client of its own, so a busy controller never starves its renewals).
+        self.limiter: TokenBucket | None = None
         # Called before every write (anything but GET); raises NotLeading when this process must not
         # act any more. Leader election installs it, so a leader that lost its Lease (a stall past
         # the renew deadline, a hung connection) writes nothing, whatever work is still in flight.
@@ -101,10 +110,15 @@ class Kube:
 
     @classmethod
     async def connect(cls, *, pool_size: int = 64) -> Kube:
+        """A client for the configured cluster, rate-limited as KUBEPLANE_KUBE_API_QPS and
+        KUBEPLANE_KUBE_API_BURST say (`kubeplane run --kube-api-qps/--kube-api-burst` set them)."""
         configuration = await load_config()
         # aiohttp's connector caps concurrent requests; bulk pod creation needs more than the default.
         configuration.connection_pool_maxsize = pool_size
-        return cls(k8s_client.ApiClient(configuration))
+        kube = cls(k8s_client.ApiClient(configuration))
+        qps, burst = os.environ.get(QPS_ENV), os.environ.get(BURST_ENV)
+        kube.limiter = ratelimit.from_settings(float(qps) if qps else None, int(burst) if burst else None)
+        return kube
 
     async def close(self) -> None:
         await self._session.close()
@@ -137,6 +151,10 @@ class Kube:
         fence first (`fenced=False` only for the Lease itself)."""
         if fenced and method != "GET" and self.fence is not None:
             self.fence()
+        if fenced and self.limiter is not None:
+            await self.limiter.acquire()
+            if method != "GET" and self.fence is not None:
+                self.fence()  # the wait may have outlasted the Lease
         configuration = self._api.configuration
         url = f"{configuration.host}{path}"
         if params:
@@ -155,6 +173,8 @@ class Kube:
 
         Lines are split here rather than with readline(): one event can be larger than aiohttp's
         line limit (a pod with big annotations)."""
+        if self.limiter is not None:
+            await self.limiter.acquire()
         url = f"{self._api.configuration.host}{path}?" + urlencode({**params, "watch": "true"})
         # No total timeout: a watch lasts as long as the server's timeoutSeconds; a stalled
         # connection is noticed by the read timeout instead.

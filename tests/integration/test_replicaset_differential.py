@@ -108,6 +108,8 @@ def adoption_then_scale_down(s: Side) -> None:
     for replicas in (3, 1):
         s.kubectl("scale", s.flavour.resource, "web", f"--replicas={replicas}")
         wait_settled(s, replicas)
+        # Events are posted after the deletes, asynchronously: one per deleted pod, on both sides.
+        s.wait(lambda r=replicas: s.event_reasons("web")["SuccessfulDelete"] >= 8 - r, what="the delete events")
         s.record(f"scaled to {replicas}", survivors=sorted(s.active_pods()), created=s.created_count(),
                  events=s.event_reasons("web"))
 
@@ -131,7 +133,8 @@ def exhausted_quota(s: Side) -> None:
     s.apply_workload(replicaset(4))
     s.wait(lambda: any(c[0] == "ReplicaFailure" for c in s.conditions("web")) and len(s.active_pods()) == 2,
            what="ReplicaFailure with two pods")
-    s.wait(lambda: s.event_reasons("web")["FailedCreate"] >= 1, what="a FailedCreate event")
+    s.wait(lambda: s.event_reasons("web")["FailedCreate"] >= 1 and s.event_reasons("web")["SuccessfulCreate"] >= 2,
+           what="the create and FailedCreate events")
     s.record("quota exhausted", conditions=s.conditions("web"), pods=len(s.active_pods()),
              created=s.created_count(), event_kinds=sorted(s.event_reasons("web")),
              failed_create_messages=s.event_messages("web", "FailedCreate"),
@@ -158,6 +161,7 @@ def relabel_releases(s: Side) -> None:
     s.kubectl("label", "pod", stray, "app=elsewhere", "--overwrite")
     s.wait(lambda: stray in s.live_pods() and not s.owners()[stray] and settled(s, 2)
            and len(s.active_pods()) == 3, what="the stray released and replaced")
+    s.wait(lambda: s.event_reasons("web")["SuccessfulCreate"] >= 3, what="the create events")
     s.record("released", stray_owner=s.owners()[stray], created=s.created_count(),
              owned=sum(1 for o in s.owners().values() if o == ["ReplicaSet/web"]),
              events=s.event_reasons("web"))
