@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -54,6 +55,25 @@ def wait_until(done: Callable[[], tuple[bool, str]], timeout: float, label: str)
             print(f"  ... {label}: {progress} after {now - start:.0f}s", flush=True)
             last_print = now
         time.sleep(0.25)
+
+
+def cluster_sh(command: str, **env: str) -> str:
+    """hack/cluster.sh COMMAND (stop-operators prints the names of those it stopped)."""
+    result = subprocess.run([str(ROOT / "hack/cluster.sh"), command], env={**ENV, **env}, check=True,
+                            capture_output=True, text=True)
+    return result.stdout
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def print_table(title: str, rows: list[tuple[str, ...]]) -> None:

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -44,7 +42,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import ENV, ROOT, kubectl, print_table, require_cluster, wait_until
+from bench.common import (
+    ENV,
+    ROOT,
+    cluster_sh,
+    cpu_seconds,
+    free_port,
+    kubectl,
+    print_table,
+    require_cluster,
+    wait_until,
+)
 from operators.core.kube import Kube
 
 UPSTREAM = "kube-scheduler"
@@ -130,31 +138,12 @@ class BindWatch:
                 self.bound[name] = now
 
 
-def _cluster(command: str, **env: str) -> str:
-    """hack/cluster.sh COMMAND (stop-operators prints the names of those it stopped)."""
-    result = subprocess.run([str(ROOT / "hack/cluster.sh"), command], env={**ENV, **env}, check=True,
-                            capture_output=True, text=True)
-    return result.stdout
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def scheduler_process(label: str, scheduler_name: str, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run one scheduler, serving only `scheduler_name`, until the block ends; its log goes to workdir."""
     log_path = workdir / f"{scheduler_name}.log"
     if label == OURS:
-        command = [str(ROOT / ".venv/bin/kubeplane"), "run", "scheduler", f"--metrics-port={_free_port()}"]
+        command = [str(ROOT / ".venv/bin/kubeplane"), "run", "scheduler", f"--metrics-port={free_port()}"]
         env = {**ENV, "KUBEPLANE_SCHEDULER_NAME": scheduler_name, "KUBEPLANE_LEADER_ELECT": "false",
                "PYTHONUNBUFFERED": "1"}
     else:
@@ -167,7 +156,7 @@ leaderElection: {{leaderElect: false}}
 profiles: [{{schedulerName: {scheduler_name}}}]
 """)
         command = [str(ROOT / "bin/kube-scheduler"), f"--config={config}", "--bind-address=127.0.0.1",
-                   f"--secure-port={_free_port()}"]
+                   f"--secure-port={free_port()}"]
         env = ENV
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -235,7 +224,7 @@ def main() -> None:
                         f"{n}/{args.nodes} Ready"), 300, "nodes")
     workdir = Path(tempfile.mkdtemp(prefix="bench-scheduler-"))
     print(f"scheduler logs in {workdir}", flush=True)
-    paused = _cluster("stop-operators").split()
+    paused = cluster_sh("stop-operators").split()
     if paused:
         print(f"paused the cluster's kubeplane operators for the run: {' '.join(paused)}", flush=True)
     try:
@@ -246,7 +235,7 @@ def main() -> None:
         wait_until(lambda: (not (n := kubectl("get", "nodes", "-l", LABEL, "-o", "name").split()), f"{len(n)} left"),
                    600, "bench nodes")
         if paused:
-            _cluster("start-operators", OPERATORS=" ".join(paused))
+            cluster_sh("start-operators", OPERATORS=" ".join(paused))
     rows = [("scheduler", "pods/s", "p50 / p99 to bound (s)", "first / last bound (s)", "CPU ms per pod")]
     rows += [(label, f"{r['pods_per_second']:.0f}", f"{r['p50']:.1f} / {r['p99']:.1f}",
               f"{r['first']:.1f} / {r['last']:.1f}", f"{r['cpu_ms_per_pod']:.1f}") for label, r in results.items()]
