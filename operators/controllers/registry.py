@@ -90,4 +90,10 @@ def default_registry() -> Registry:
         "replicaset", replicaset.build, apis.REPLICASETS, builtin=apis.APPS_REPLICASETS,
         replaces=("replicaset-controller",),
     ))
+    # Drop-in only: there is no kubeplane ReplicationController, the built-in one runs on the
+    # ReplicaSet's code as it does upstream.
+    registry.register(Registration(
+        "replicationcontroller", replicaset.build, None, builtin=apis.REPLICATION_CONTROLLERS,
+        replaces=("replicationcontroller-controller",),
+    ))
     return registry

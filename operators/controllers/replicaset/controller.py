@@ -12,7 +12,9 @@ Read side by side with pkg/controller/replicaset/replica_set.go:
   status the plan computes, and returns when to look again.
 
 The same class drives kubeplane's ReplicaSet (`apps.kubeplane.dev`), and in drop-in mode the
-built-in apps/v1 ReplicaSet, whose status has no `selector` or `terminatingReplicas` fields.
+built-in apps/v1 ReplicaSet, whose status has no `selector` or `terminatingReplicas` fields, and the
+core/v1 ReplicationController, whose selector is a plain label map (upstream, too, runs the
+ReplicationController through the ReplicaSet controller's code, `replication_controller.go`).
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ from operators.controllers.common.podcontrol import PodControl
 from operators.controllers.manager import ControllerManager
 from operators.controllers.replicaset import logic
 from operators.core import pods as podutil
-from operators.core.apis import PODS, Resource
+from operators.core.apis import PODS, REPLICATION_CONTROLLERS, Resource
 from operators.core.events import EventRecorder
 from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
 from operators.core.kube import ApiError
 from operators.core.owners import controller_ref, controller_uid
-from operators.core.selectors import Selector, SelectorError, from_label_selector
+from operators.core.selectors import Selector, SelectorError, from_label_selector, from_set
 from operators.core.status import status_patch
 from operators.core.timeutil import now
 from operators.core.workqueue import RetryLater
@@ -43,7 +45,8 @@ from operators.core.workqueue import RetryLater
 logger = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
-WORKERS = 5  # kube-controller-manager's --concurrent-replicaset-syncs
+WORKERS = 5  # kube-controller-manager's --concurrent-replicaset-syncs (and -rc-syncs)
+COMPONENTS = {REPLICATION_CONTROLLERS: "replication-controller"}  # the Events' source; else:
 COMPONENT = "replicaset-controller"
 
 
@@ -66,7 +69,7 @@ class ReplicaSetController(Controller):
         self.sets.add_handler(self._on_set)
         self.pods.add_handler(self._on_pod)
         self.expectations = Expectations()
-        self.events = EventRecorder(self.kube, COMPONENT)
+        self.events = EventRecorder(self.kube, COMPONENTS.get(resource, COMPONENT))
         self.recorders.append(self.events)
         self.pod_control = PodControl(self.kube, self.events, self.expectations, name)
         self._selectors: dict[str, Selector | None] = {}  # by set uid: selectors are immutable
@@ -79,8 +82,11 @@ class ReplicaSetController(Controller):
     def selector(self, rs: Obj) -> Selector | None:
         uid = rs["metadata"]["uid"]
         if uid not in self._selectors:
+            raw = (rs.get("spec") or {}).get("selector")
             try:
-                self._selectors[uid] = from_label_selector((rs.get("spec") or {}).get("selector"))
+                # A ReplicationController's selector is a label map (defaulted to the template's labels).
+                self._selectors[uid] = from_set(raw or {}) if self.resource == REPLICATION_CONTROLLERS \
+                    else from_label_selector(raw)
             except SelectorError as e:
                 logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(rs), e)
                 self._selectors[uid] = None
