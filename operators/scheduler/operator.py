@@ -579,10 +579,17 @@ class Scheduler:
         """PodScheduled=False, a FailedScheduling event, and preemption's nomination and victims."""
         namespace, name = key
         message = result.message or result.status.message()
-        try:
-            if result.nominated_node and result.victims:
+        nominated = result.nominated_node
+        if nominated and result.victims:
+            try:
                 await self._preempt(pod, result)
-            await self._patch_status(pod, message, result.nominated_node)
+            except Exception as e:
+                # As upstream, a preemption that could not evict nominates nothing; the pod says why.
+                logger.warning("preemption for %s/%s failed: %s", namespace, name, e)
+                message = f"{message}; preemption failed: {e.message if isinstance(e, ApiError) else e}"
+                nominated = None
+        try:
+            await self._patch_status(pod, message, nominated)
         except ApiError as e:
             if not e.not_found:
                 logger.warning("recording the failure of %s/%s: %s", namespace, name, e)

@@ -365,6 +365,7 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
     assert_rbac(f"{prefix}-scheduler", ns, allowed=[
         *[(v, r, None) for v in ("get", "list", "watch") for r in ("pods", "nodes", "namespaces")],
         ("create", "pods/binding", None), ("patch", "pods/status", None), ("update", "pods/status", None),
+        ("delete", "pods", "default"),  # preemption's victims
         *[(v, PODGROUPS, None) for v in ("get", "list", "watch")],
         *[(v, f"{PODGROUPS}/status", None) for v in ("patch", "update")],
         *[(v, PROFILES, None) for v in ("get", "list", "watch")],
@@ -374,7 +375,7 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         *[(v, "leases.coordination.k8s.io", ns) for v in ("get", "create", "update", "patch")],
     ], denied=[
         ("get", "secrets", None), ("list", "secrets", None), ("watch", "secrets", None), ("get", "secrets", ns),
-        ("create", "pods", "default"), ("delete", "pods", "default"), ("patch", "nodes", None),
+        ("create", "pods", "default"), ("deletecollection", "pods", "default"), ("patch", "nodes", None),
         ("update", "leases.coordination.k8s.io", "kube-system"), ("create", "leases.coordination.k8s.io", "default"),
         ("get", "configmaps", "default"), ("list", KPRS, None), ("create", "pods/eviction", "default"),
         ("create", PODGROUPS, "default"), ("delete", PODGROUPS, "default"), ("patch", PODGROUPS, "default"),

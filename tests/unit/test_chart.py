@@ -439,8 +439,10 @@ def test_scheduler_rbac_binds_and_posts_events_but_never_reads_secrets() -> None
     for _, rule in grants(objs, sa, NAMESPACE):
         assert not rule_allows(rule, "get", "", "secrets") and not rule_allows(rule, "list", "", "secrets"), rule
         assert not rule_allows(rule, "watch", "", "secrets"), rule
-    for verb, group, resource in [("create", "", "pods"), ("delete", "", "pods"), ("patch", "", "nodes"),
-                                  ("get", "", "configmaps")]:
+    # Preemption deletes its victims, exactly as system:kube-scheduler may; nothing more.
+    assert allowed(objs, sa, "delete", "", "pods", namespace="default")
+    for verb, group, resource in [("create", "", "pods"), ("patch", "", "nodes"), ("get", "", "configmaps"),
+                                  ("deletecollection", "", "pods"), ("create", "", "pods/eviction")]:
         assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, group, resource)
 
 

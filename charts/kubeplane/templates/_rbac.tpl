@@ -103,9 +103,10 @@ finalizers or progress annotations on objects.
 {{- end }}
 
 {{- define "kubeplane.scheduler.namespacedRules" -}}
+# delete: preemption evicts lower-priority victims, as system:kube-scheduler may.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 # Binding a pod to a node, and PodScheduled=False/nominatedNodeName on pods that do not fit.
 - apiGroups: [""]
   resources: ["pods/binding"]
