@@ -44,9 +44,8 @@ manifests-check: venv ## Fail if crds/ (or the chart's copy) is out of date with
 	@$(PY) hack/gen_crds.py --check
 	@hack/sync-chart-crds.sh --check
 
-install: ## Apply the CRDs to the cluster in KUBECONFIG
-	kubectl apply --server-side -f crds/
-	kubectl wait --for=condition=Established --timeout=60s -f crds/
+install: ## Apply the CRDs to the cluster in KUBECONFIG (owned as the Helm release `kubeplane` would own them)
+	@hack/crds.sh apply
 
 uninstall: ## Delete the CRDs (and every kubeplane object) from the cluster in KUBECONFIG
 	kubectl delete --ignore-not-found -f crds/

@@ -327,19 +327,15 @@ up_crds() {
   stage_start
   kc create namespace kubeplane-system --dry-run=client -o yaml | kc apply -f - >/dev/null
   shopt -s nullglob
-  local files=("$root"/crds/*.yaml) fargs=() f
+  local files=("$root"/crds/*.yaml)
   shopt -u nullglob
   if ((${#files[@]} == 0)); then
     stage_done "namespace kubeplane-system; no CRDs in crds/"
     return
   fi
-  for f in "${files[@]}"; do fargs+=(-f "$f"); done
-  kc apply --server-side --field-manager=kubeplane-hack --force-conflicts "${fargs[@]}" >/dev/null ||
-    die "applying crds/*.yaml failed (see kubectl's message above)"
-  # Retry: right after creation a CRD has no status.conditions yet, and `kubectl wait` then errors
-  # out ("accessor error") instead of waiting.
-  retry 60 kc wait --for=condition=Established --timeout=10s "${fargs[@]}" ||
-    die "CRDs not Established after 60s: $(kc wait --for=condition=Established --timeout=1s "${fargs[@]}" 2>&1)"
+  # As the Helm chart owns them, so that `helm install` on this cluster adopts them (hack/crds.sh).
+  KUBECONFIG=$kubeconfig "$root/hack/crds.sh" apply ||
+    die "applying or waiting for crds/*.yaml failed (see kubectl's message above)"
   stage_done "namespace kubeplane-system; ${#files[@]} CRD file(s) applied and Established"
 }
 

@@ -5,6 +5,7 @@
   uninstalls, a bad value is refused before anything is installed, `helm test` runs;
 - installing with the CRD templates on (crds.enabled=true) over CRDs that `kubectl apply` created: Helm
   refuses to adopt them unless told to (`--take-ownership`), then upgrades and uninstalls keep them;
+  the CRDs `make up` applies (hack/crds.sh) are adopted by the README's `helm install` as they are;
 - RBAC: `kubectl auth can-i --as=system:serviceaccount:...` for every verb each operator needs, and a
   list of what each must not do;
 - the controllers operator (`kubeplane run controllers`) run locally under the chart's controllers
@@ -304,6 +305,32 @@ def test_crds_enabled_on_crds_applied_by_kubectl(chart_ns: str, tmp_path: Path) 
             assert _crd_state(name)["generation"] == before[name]["generation"]
         assert kubectl_json("get", KPRS, "kept", "-n", chart_ns)["metadata"]["uid"] == uid
     finally:
+        for name in crds:
+            _restore_crd_metadata(name, before[name])
+
+
+def test_the_readme_install_adopts_the_crds_make_up_applied(tmp_path: Path) -> None:
+    """One CRD install path: `make up` and `make install` apply the CRDs with hack/crds.sh, marked as
+    the release the README installs would own them, so that exact `helm install kubeplane
+    charts/kubeplane -n kubeplane-system` adopts them with no flag (it used to fail: "exists and cannot
+    be imported into the current release"), and `helm uninstall` keeps them."""
+    release, namespace = "kubeplane", "kubeplane-system"
+    crds = chart_crd_names()
+    subprocess.run([str(ROOT / "hack/crds.sh"), "apply"], env=ENV, check=True, capture_output=True)
+    before = {name: _crd_state(name) for name in crds}
+    assert helm("list", "-n", namespace, "-q").stdout.split() == [], "a release is already installed here"
+    try:
+        helm("install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "180s")
+        for name in crds:
+            meta = _crd_state(name)
+            assert meta["labels"]["app.kubernetes.io/instance"] == release, name  # the chart's labels now
+            assert meta["generation"] == before[name]["generation"], f"{name}: the spec changed"
+        out = helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "120s").stdout
+        assert "kept due to the resource policy" in out, out
+        for name in crds:
+            kubectl("get", "crd", name)
+    finally:
+        helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "120s", check=False)
         for name in crds:
             _restore_crd_metadata(name, before[name])
 
