@@ -6,6 +6,7 @@
 - installing with the CRD templates on (crds.enabled=true) over CRDs that `kubectl apply` created: Helm
   refuses to adopt them unless told to (`--take-ownership`), then upgrades and uninstalls keep them;
   the CRDs `make up` applies (hack/crds.sh) are adopted by the README's `helm install` as they are;
+- Pod Security "restricted" enforced on the namespace admits every pod the chart makes;
 - RBAC: `kubectl auth can-i --as=system:serviceaccount:...` for every verb each operator needs, and a
   list of what each must not do;
 - the controllers operator (`kubeplane run controllers`) run locally under the chart's controllers
@@ -307,6 +308,27 @@ def test_crds_enabled_on_crds_applied_by_kubectl(chart_ns: str, tmp_path: Path) 
     finally:
         for name in crds:
             _restore_crd_metadata(name, before[name])
+
+
+def test_everything_installs_into_a_restricted_namespace(chart_ns: str, tmp_path: Path) -> None:
+    """Pod Security "restricted" enforced on the release namespace: every pod the chart makes (the
+    three operators, MinIO, the bucket Job, the `helm test` pod) is admitted. The apiserver's
+    PodSecurity admission refuses a non-compliant pod at creation, so --wait would time out and
+    `helm test` fail."""
+    kubectl("label", "namespace", chart_ns, "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/enforce-version=latest", "--overwrite")
+    # No ServiceMonitor (no prometheus-operator here) and no MinIO PVC (no provisioner on KWOK).
+    values = {**everything_on(chart_ns), "crds": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": False}},
+              "minio": {"enabled": True, "persistence": {"enabled": False}}}
+    helm("install", chart_ns, str(CHART), "-n", chart_ns, "--wait", "--wait-for-jobs", "--timeout", "240s",
+         *values_args(values, tmp_path))
+    helm("test", chart_ns, "-n", chart_ns, "--timeout", "120s")
+    refused = [e["message"] for e in kubectl_json("get", "events", "-n", chart_ns)["items"]
+               if "violates PodSecurity" in e.get("message", "")]
+    assert not refused, refused
+    pods = kubectl_json("get", "pods", "-n", chart_ns)["items"]
+    assert {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in pods} >= {
+        "controllers", "scheduler", "backup", "minio"}
 
 
 def test_the_readme_install_adopts_the_crds_make_up_applied(tmp_path: Path) -> None:
