@@ -10,8 +10,11 @@ Needs the embedded cluster (`make up`). Every contender runs alone, as a process
   leader election, once at its default client limits (QPS 20, burst 30) and once with them lifted
   (QPS and burst 100000), and measures an apps/v1 ReplicaSet;
 - kubeplane's controllers operator (the cluster's is paused) with `--kube-api-qps/--kube-api-burst`
-  as given (default: its own defaults, 50/100), beside a kube-controller-manager at default limits for
-  everything else, measures an apps.kubeplane.dev ReplicaSet.
+  as given (default: its own defaults, 50/100), and again with no client limit (`--kube-api-qps=0`),
+  beside a kube-controller-manager at default limits for everything else, measures an
+  apps.kubeplane.dev ReplicaSet.
+
+Ratios: kubeplane at its limits against kube-controller-manager at its defaults, and both lifted.
 
 Each contender first scales a warm-up set to 1 (its caches are synced and its connection open), then
 the measured set is applied. Two times per run: until N pods exist (the controller's own work, counted
@@ -50,6 +53,7 @@ from tests.watch import Watch
 KCM_DEFAULT = "kube-controller-manager (QPS 20, burst 30)"
 KCM_LIFTED = "kube-controller-manager (limits lifted)"
 KUBEPLANE = "kubeplane"
+KUBEPLANE_LIFTED = "kubeplane (limits lifted)"
 APPS, KUBEPLANE_APPS = "apps/v1", "apps.kubeplane.dev/v1alpha1"
 
 
@@ -178,15 +182,18 @@ def main() -> None:
         ours.append(f"--kube-api-qps={args.kubeplane_qps}")
     if args.kubeplane_burst is not None:
         ours.append(f"--kube-api-burst={args.kubeplane_burst}")
-    times: dict[str, list[dict[str, float]]] = {KCM_DEFAULT: [], KCM_LIFTED: [], KUBEPLANE: []}
+    lifted = [a for a in ours if not a.startswith("--kube-api-")] + ["--kube-api-qps=0"]
+    times: dict[str, list[dict[str, float]]] = {KCM_DEFAULT: [], KCM_LIFTED: [], KUBEPLANE: [], KUBEPLANE_LIFTED: []}
+    env = {**ENV, "KUBEPLANE_LEADER_ELECT": "false", "PYTHONUNBUFFERED": "1"}
     try:
         for _ in range(args.rounds):
             with process(kcm_command(kcm_argv, None), workdir / "kcm-default.log", ENV) as kcm:
                 times[KCM_DEFAULT].append(measure(KCM_DEFAULT, APPS, args.replicas, kcm))
                 # kube-controller-manager at its defaults keeps collecting garbage and namespaces.
-                with process(ours, workdir / "kubeplane.log",
-                             {**ENV, "KUBEPLANE_LEADER_ELECT": "false", "PYTHONUNBUFFERED": "1"}) as kubeplane:
+                with process(ours, workdir / "kubeplane.log", env) as kubeplane:
                     times[KUBEPLANE].append(measure(KUBEPLANE, KUBEPLANE_APPS, args.replicas, kubeplane))
+                with process(lifted, workdir / "kubeplane-lifted.log", env) as kubeplane:
+                    times[KUBEPLANE_LIFTED].append(measure(KUBEPLANE_LIFTED, KUBEPLANE_APPS, args.replicas, kubeplane))
             with process(kcm_command(kcm_argv, 100000), workdir / "kcm-lifted.log", ENV) as kcm:
                 times[KCM_LIFTED].append(measure(KCM_LIFTED, APPS, args.replicas, kcm))
     finally:
@@ -199,17 +206,18 @@ def main() -> None:
         return statistics.median(r[key] for r in times[label])
 
     qps = f"QPS {args.kubeplane_qps or 50:g}, burst {args.kubeplane_burst or 100}"
-    labels = {KCM_DEFAULT: KCM_DEFAULT, KCM_LIFTED: KCM_LIFTED, KUBEPLANE: f"kubeplane ({qps})"}
+    labels = {KCM_DEFAULT: KCM_DEFAULT, KCM_LIFTED: KCM_LIFTED, KUBEPLANE: f"kubeplane ({qps})",
+              KUBEPLANE_LIFTED: KUBEPLANE_LIFTED}
     rows = [("controller", f"to {args.replicas} created", f"to {args.replicas} Running", "created/s", "CPU s")]
     rows += [(labels[label], f"{median(label, 'created'):.1f}s", f"{median(label, 'running'):.1f}s",
               f"{args.replicas / median(label, 'created'):.0f}", f"{median(label, 'cpu'):.1f}") for label in times]
     print_table(f"ReplicaSet 0 -> {args.replicas} (median of {args.rounds})", rows)
     print()
-    for upstream in (KCM_DEFAULT, KCM_LIFTED):
-        ratio = median(KUBEPLANE, "created") / median(upstream, "created")
-        print(f"time ratio kubeplane / {upstream}: {ratio:.2f} (pods created; "
+    for ours_label, upstream in ((KUBEPLANE, KCM_DEFAULT), (KUBEPLANE_LIFTED, KCM_LIFTED)):
+        ratio = median(ours_label, "created") / median(upstream, "created")
+        print(f"time ratio {labels[ours_label]} / {upstream}: {ratio:.2f} (pods created; "
               f"{'faster' if ratio < 1 else 'slower'}), to Running: "
-              f"{median(KUBEPLANE, 'running') / median(upstream, 'running'):.2f}")
+              f"{median(ours_label, 'running') / median(upstream, 'running'):.2f}")
 
 
 if __name__ == "__main__":
