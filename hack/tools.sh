@@ -2,7 +2,7 @@
 # Builds the pinned toolchain from Go modules into a cache outside the checkout, keyed by version,
 # and points ./bin at it. Idempotent: a tool whose versioned directory exists is not rebuilt.
 #
-#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio velero coredns flannel crictl
+#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle
 #                                (default: the embedded cluster's five; velero is for bench/backup.py,
 #                                kind/coredns/flannel/crictl for the kind node image, hack/kind/)
 #
@@ -86,6 +86,9 @@ build_flannel() {
     github.com/containernetworking/plugins/plugins/meta/flannel@"$FLANNEL_CNI_VERSION" || return 1
   mv "$1/cni/flannel" "$1/cni-flannel" && rmdir "$1/cni"
 }
+# cron-oracle: a 60-line program of ours that answers with robfig/cron/v3 itself (the module Kubernetes
+# pins), so tests can hold operators/core/cron.py to it. Keyed by its source, so an edit rebuilds it.
+build_cron_oracle() { (cd "$root/hack/tools/cron-oracle" && go build -trimpath -ldflags "-s -w" -o "$1/cron-oracle" .); }
 build_helm() {
   local v=${KUBERNETES_VERSION#v} k8s_minor
   k8s_minor=${v#*.}; k8s_minor=${k8s_minor%%.*}
@@ -99,7 +102,7 @@ build_helm() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kwok helm minio kubernetes)
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kwok helm minio kubernetes cron-oracle)
 total=$SECONDS
 for t in "${tools[@]}"; do
   case $t in
@@ -109,8 +112,10 @@ for t in "${tools[@]}"; do
     velero) key=$VELERO_VERSION-aws-$VELERO_AWS_PLUGIN_VERSION ;;
     coredns) key=$COREDNS_VERSION ;; crictl) key=$CRICTL_VERSION ;;
     flannel) key=$FLANNEL_VERSION-cni-$FLANNEL_CNI_VERSION ;;
-    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl)"; exit 2 ;;
+    cron-oracle) key=$(cat "$root"/hack/tools/cron-oracle/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12) ;;
+    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle)"
+       exit 2 ;;
   esac
-  build "$t" "$key" "build_$t"
+  build "$t" "$key" "build_${t//-/_}"
 done
 say "toolchain ready in bin/ ($((SECONDS - total))s)"

@@ -26,6 +26,7 @@ from operators.backup.backup_run import run_backup
 from operators.backup.locations import GROUP, VERSION, Location, LocationError
 from operators.backup.restore_run import run_restore
 from operators.backup.storage import ObjectStore, StorageError
+from operators.core import cron
 from operators.core.events import EventRecorder
 from operators.core.kube import ApiError, Kube
 from operators.core.leader import LeaderElector, campaign, elector_for, shut_down, when_leading
@@ -401,7 +402,7 @@ class BackupOperator:
             await self.patch_status("schedules", name, {"phase": "Enabled", "validationErrors": None})
         if spec.get("paused"):
             return None
-        cron = naming.CronSchedule.parse(spec["schedule"])
+        timetable = cron.parse_standard(spec["schedule"])
         current = now()
         last_backup = parse_time(status.get("lastBackup"))
         last_skipped = parse_time(status.get("lastSkipped"))
@@ -409,11 +410,11 @@ class BackupOperator:
             # A new (or never-run) schedule backs up at once, unless told to wait for its first slot.
             if spec.get("skipImmediately"):
                 await self.patch_status("schedules", name, {"lastSkipped": format_time(current)})
-                return self._seconds_until(cron.next(current), current)
+                return self._seconds_until(timetable.next(current), current)
             due, upcoming = True, None
         else:
             created = parse_time(schedule["metadata"].get("creationTimestamp")) or current
-            due, upcoming = naming.is_due(cron, current, created=created, last_backup=last_backup,
+            due, upcoming = naming.is_due(timetable, current, created=created, last_backup=last_backup,
                                           last_skipped=last_skipped)
         if not due:
             return self._seconds_until(upcoming, current)
@@ -439,7 +440,7 @@ class BackupOperator:
                 raise
         self.events.normal(schedule, "BackupCreated", f"created backup {backup_name}")
         await self.patch_status("schedules", name, {"lastBackup": format_time(current)})
-        return self._seconds_until(cron.next(current), current)
+        return self._seconds_until(timetable.next(current), current)
 
     @staticmethod
     def _seconds_until(when: datetime | None, current: datetime) -> float | None:

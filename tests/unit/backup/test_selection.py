@@ -262,7 +262,7 @@ def test_valid_specs_have_no_errors():
     ({"labelSelector": {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}},
      "takes no values"),
     ({"orLabelSelectors": [{"matchExpressions": [{"key": "a", "operator": "Near"}]}]}, "unknown operator"),
-    ({"ttl": "30d"}, "invalid duration"),
+    ({"ttl": "30d"}, "not a valid duration"),
     ({"ttl": "-1h"}, "negative"),
     ({"includedResources": ["events"]}, "never backed up"),
     ({"includedResources": ["no"]}, "never backed up"),
