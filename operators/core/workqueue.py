@@ -104,8 +104,7 @@ class WorkQueue(Generic[K]):
             try:
                 again = await sync(key)
             except asyncio.CancelledError:
-                self.done(key)
-                raise
+                raise  # `finally` marks the key done (once: a dirty key must not be queued twice)
             except RetryLater as e:
                 metrics.SYNC_ERRORS.labels(self.name).inc()
                 logger.warning("sync of %s: %s; retrying with backoff", key, e)

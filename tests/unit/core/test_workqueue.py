@@ -58,3 +58,20 @@ async def test_sync_can_ask_to_look_again_later():
     await asyncio.sleep(0.3)
     task.cancel()
     assert len(times) == 2 and times[1] - times[0] >= 0.09
+
+
+async def test_a_cancelled_sync_leaves_a_dirty_key_queued_once():
+    queue: WorkQueue[str] = WorkQueue()
+    started = asyncio.Event()
+
+    async def sync(key: str) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never returns: cancelled below
+
+    queue.add("k")
+    task = asyncio.create_task(queue.run_workers(sync, 1))
+    await started.wait()
+    queue.add("k")  # dirty while processing
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert queue._queue.qsize() == 1
