@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     get_pod,
     http_pod,
     kubectl,
+    kubectl_json,
     wait_for,
     wait_ready,
 )
@@ -91,3 +92,53 @@ def test_taint_keeps_intolerant_pods_off_and_admits_tolerant_ones(namespace: str
     intolerant = get_pod(namespace, "intolerant")
     assert not intolerant["spec"].get("nodeName"), f"bound to {intolerant['spec']['nodeName']} despite the taint"
     assert intolerant["status"]["phase"] == "Pending"
+
+
+@pytest.fixture
+def slotted_worker(namespace: str) -> Iterator[str]:
+    """WORKERS[1] advertises two `kubeplane.dev/slot-<namespace>` (an extended resource, patched into the
+    node's status as Kubernetes documents it): pods asking for slots fill the node exactly."""
+    node = WORKERS[1]
+    resource = f"kubeplane.dev~1slot-{namespace}"  # JSON pointer: "/" is "~1"
+    kubectl("patch", "node", node, "--subresource=status", "--type=json",
+            "-p", f'[{{"op": "add", "path": "/status/capacity/{resource}", "value": "2"}}]')
+    try:
+        yield node
+    finally:
+        kubectl("patch", "node", node, "--subresource=status", "--type=json",
+                "-p", f'[{{"op": "remove", "path": "/status/capacity/{resource}"}}]', check=False)
+
+
+def test_preemption_under_the_charts_service_account(namespace: str, slotted_worker: str) -> None:
+    """The scheduler the chart installs (its ServiceAccount, its RBAC) evicts the one low-priority pod a
+    high-priority pod needs, nominates the node, and the kubelet runs the preemptor there."""
+    low, high = f"{namespace}-low", f"{namespace}-high"
+    for name, value in ((low, 10), (high, 1000)):
+        apply({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+               "value": value})
+    try:
+        resource = f"kubeplane.dev/slot-{namespace}"
+        slot = {"requests": {resource: "1"}, "limits": {resource: "1"}}
+        pinned = {"kubernetes.io/hostname": slotted_worker}
+
+        def slotted(name: str, priority: str) -> dict[str, Any]:
+            pod = http_pod(name, schedulerName=KUBEPLANE_SCHEDULER, nodeSelector=pinned, priorityClassName=priority,
+                           terminationGracePeriodSeconds=1)
+            pod["spec"]["containers"][0]["resources"] = slot
+            return pod
+
+        for i in range(2):
+            apply(slotted(f"low-{i}", low), namespace)
+        for i in range(2):
+            wait_ready(namespace, f"low-{i}")
+        apply(slotted("urgent", high), namespace)
+        pod = wait_ready(namespace, "urgent", timeout=120)
+        assert pod["spec"]["nodeName"] == slotted_worker
+        low_pods = [p for p in kubectl_json("get", "pods", "-n", namespace)["items"]
+                    if p["metadata"]["name"].startswith("low-") and not p["metadata"].get("deletionTimestamp")]
+        assert len(low_pods) == 1, "one victim is enough: the fewest that make room"
+        preempted = wait_for(lambda: [e for n in ("low-0", "low-1") for e in events_for(namespace, n)
+                                      if e.get("reason") == "Preempted"], timeout=30, what="a Preempted event")
+        assert len(preempted) == 1 and f"on node {slotted_worker}" in preempted[0]["message"]
+    finally:
+        kubectl("delete", "priorityclass", low, high, "--ignore-not-found", check=False)
