@@ -386,6 +386,28 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
     assert not any("*" in r.get("resources", []) or "*" in r["verbs"] for _, r in grants(objs, sa, NAMESPACE))
 
 
+def test_drop_in_adds_the_flag_and_exactly_the_builtin_kinds_rbac() -> None:
+    sa = "kp-kubeplane-controllers"
+    plain = render()
+    assert not allowed(plain, sa, "list", "apps", "replicasets"), "no built-in kinds unless dropIn"
+    objs = render({"operators": {"controllers": {"dropIn": True}}})
+    pod_spec = named(objs, "Deployment", "kp-kubeplane-controllers")["spec"]["template"]["spec"]
+    command = pod_spec["containers"][0]["command"]
+    assert "--drop-in" in command
+    for group, plural in (("apps", "replicasets"), ("", "replicationcontrollers")):
+        for verb in ("get", "list", "watch"):
+            assert allowed(objs, sa, verb, group, plural, namespace="default"), (verb, plural)
+        assert allowed(objs, sa, "update", group, f"{plural}/status", namespace="default")
+        assert allowed(objs, sa, "update", group, f"{plural}/finalizers", namespace="default")
+        # The controller never creates, deletes or rescales the built-in objects themselves.
+        for verb in ("create", "delete", "update", "patch"):
+            assert not allowed(objs, sa, verb, group, plural, namespace="default"), (verb, plural)
+    for verb, group, resource in [("create", "apps", "deployments"), ("update", "apps", "deployments/status"),
+                                  ("update", "apps", "daemonsets/status")]:
+        assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, resource)
+    assert not any("*" in r.get("resources", []) or "*" in r["verbs"] for _, r in grants(objs, sa, NAMESPACE))
+
+
 def test_controllers_watching_namespaces_get_roles_there_only() -> None:
     objs = render({"operators": {"controllers": {"watchNamespaces": ["team-a", "team-b"]}}})
     sa = "kp-kubeplane-controllers"

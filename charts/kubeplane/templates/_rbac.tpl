@@ -76,6 +76,28 @@ finalizers or progress annotations on objects.
     - {{ . }}/finalizers
     {{- end }}
   verbs: ["update"]
+{{- if .root.Values.operators.controllers.dropIn }}
+# Drop-in mode: the built-in kinds whose kube-controller-manager controllers kubeplane replaces, with
+# what system:controller:replicaset-controller and replication-controller hold for them.
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["replicasets/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["replicasets/finalizers"]
+  verbs: ["update"]
+- apiGroups: [""]
+  resources: ["replicationcontrollers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["replicationcontrollers/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: [""]
+  resources: ["replicationcontrollers/finalizers"]
+  verbs: ["update"]
+{{- end }}
 {{ include "kubeplane.rules.events" . }}
 {{- end }}
 
