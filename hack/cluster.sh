@@ -19,6 +19,11 @@
 # Environment:
 #   NODES=3                       number of fake nodes (up adds missing ones, never deletes any)
 #   OPERATORS="controllers backup scheduler"  operators to run (`kubeplane run <name>`), space or comma separated
+#   DROP_IN=1                     drop-in mode: create kube-controller-manager with the controllers kubeplane
+#                                 replaces turned off (`kubeplane controllers replaced`: --controllers=*,-...),
+#                                 and run `kubeplane run controllers --drop-in`, which drives the built-in kinds
+#                                 instead. Only takes effect when the cluster is created (recorded in
+#                                 .kubeplane/drop-in), so `down` first to change it.
 #   KUBEPLANE_NO_QPS_LIMITS=1     create the cluster with --disable-qps-limits (off by default: we benchmark
 #                                 against kube-controller-manager's default client limits). Only takes
 #                                 effect when the cluster is created, so `down` first to change it.
@@ -207,6 +212,9 @@ up_cluster() {
     if [[ ${KUBEPLANE_NO_QPS_LIMITS:-} == 1 ]] && ! grep -q 'disableQPSLimits: true' "$kwok_home/kwok.yaml"; then
       warn "KUBEPLANE_NO_QPS_LIMITS=1 only applies at creation; run 'hack/cluster.sh down' first"
     fi
+    if [[ ${DROP_IN:-} == 1 && ! -s $state/drop-in ]]; then
+      warn "DROP_IN=1 only applies at creation (this cluster runs kube-controller-manager's own controllers); run 'hack/cluster.sh down' first"
+    fi
   else
     how=created
     local args=(
@@ -222,10 +230,17 @@ up_cluster() {
       --timeout 3m
     )
     [[ ${KUBEPLANE_NO_QPS_LIMITS:-} == 1 ]] && args+=(--disable-qps-limits)
+    rm -f "$state/drop-in"
+    if [[ ${DROP_IN:-} == 1 ]]; then
+      local replaced
+      replaced=$("$kubeplane_cli" controllers replaced) || die "cannot ask $kubeplane_cli which controllers it replaces"
+      args+=(--extra-args "kube-controller-manager=controllers=*,-${replaced//,/,-}")
+    fi
     # KWOK_KUBE_VERSION: kwokctl derives component flags from the version; ours is not its default.
     KWOK_KUBE_VERSION=$KUBERNETES_VERSION kwokctl create cluster "${args[@]}" >"$logs/kwokctl.log" 2>&1 ||
       { cat "$logs/kwokctl.log" >&2; die "kwokctl create cluster failed (log: $logs/kwokctl.log)"; }
     cluster_fresh=1
+    [[ ${DROP_IN:-} == 1 ]] && echo "$replaced" >"$state/drop-in"
   fi
   # Always rewrite the kubeconfig from kwokctl, so a deleted or stale file heals itself.
   kwokctl get kubeconfig --name "$cluster" >"$kubeconfig.tmp" && mv "$kubeconfig.tmp" "$kubeconfig"
@@ -351,8 +366,10 @@ start_operators() {
       already+=("$name:$pid")
       continue
     fi
+    local extra=()
+    [[ $name == controllers && -s $state/drop-in ]] && extra=(--drop-in)
     spawn "$name" "$logs/$name.log" \
-      env KUBECONFIG="$kubeconfig" PYTHONUNBUFFERED=1 "$kubeplane_cli" run "$name" \
+      env KUBECONFIG="$kubeconfig" PYTHONUNBUFFERED=1 "$kubeplane_cli" run "$name" "${extra[@]}" \
       --metrics-port "$(metrics_port "$name")" --liveness "http://127.0.0.1:$(( $(metrics_port "$name") + 100 ))/healthz"
     started+=("$name")
   done
@@ -468,6 +485,9 @@ cmd_status() {
     if [[ -s $kubeconfig ]] && kc get --raw /readyz >/dev/null 2>&1; then
       say "kube-apiserver ready at $(kc config view -o jsonpath='{.clusters[0].cluster.server}') (kubeconfig $kubeconfig)"
       say "nodes Ready: $(kc get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)/$(kc get nodes --no-headers 2>/dev/null | wc -l)"
+      if [[ -s $state/drop-in ]]; then
+        say "drop-in mode: kube-controller-manager runs without $(<"$state/drop-in"); kubeplane's controllers drive those kinds"
+      fi
     else
       say "kube-apiserver not reachable"
     fi
