@@ -82,11 +82,11 @@ bench-backup: up ## kubeplane backup/restore vs Velero 1.17 (builds Velero from 
 	@$(PY) -m bench.backup
 
 ##@ kind (real nodes: kubelet, containerd, flannel; needs Docker)
-.PHONY: kind-images kind-up kind-deploy kind-down kind-status e2e
+.PHONY: kind-images kind-up kind-deploy kind-down kind-status e2e conformance
 kind-images: ## Build the kind node image and every image it preloads, offline (cached by content)
 	@hack/kind/images.sh
 
-kind-up: venv ## Create kind cluster `kubeplane` (1 control plane + 2 workers) with flannel; kubeconfig .kubeplane/kind-kubeconfig
+kind-up: venv ## Create kind cluster `kubeplane` (1 control plane + 2 workers) with flannel; DROP_IN=1: kubeplane deployed in drop-in mode
 	@hack/kind/cluster.sh up
 
 kind-deploy: ## Build the operator image, kind-load it, helm install kubeplane with MinIO and a default BSL
@@ -100,6 +100,9 @@ kind-status: ## Nodes and pods of the kind cluster
 
 e2e: venv ## End-to-end tests on kind (cluster created and kubeplane deployed if needed)
 	@hack/e2e.sh
+
+conformance: venv ## Upstream's [sig-apps] [Conformance] tests for the kinds kubeplane replaces, on kind in drop-in mode
+	@hack/conformance.sh
 
 ##@ Help
 .PHONY: help

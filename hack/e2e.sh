@@ -36,7 +36,10 @@ created=0
 cleanup() {
   local rc=$?
   printf '\n[e2e] stage times:\n'; printf '  %s\n' "${report[@]}"
-  if [[ ${CI:-} == true && $created == 1 ]]; then say "CI: deleting the cluster this run created"; hack/kind/cluster.sh down >/dev/null 2>&1 || true; fi
+  # KUBEPLANE_KEEP_KIND=1 (hack/test.sh): the conformance stage reuses the cluster and deletes it after.
+  if [[ ${CI:-} == true && $created == 1 && ${KUBEPLANE_KEEP_KIND:-} != 1 ]]; then
+    say "CI: deleting the cluster this run created"; hack/kind/cluster.sh down >/dev/null 2>&1 || true
+  fi
   exit $rc
 }
 trap cleanup EXIT

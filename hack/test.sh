@@ -3,6 +3,8 @@
 #   lint (ruff) -> types (mypy --strict) -> CRDs up to date -> unit -> integration (embedded cluster)
 #   -> e2e (kind + flannel, hack/e2e.sh; skipped with a message when Docker cannot run, unless
 #      KUBEPLANE_REQUIRE_E2E=1, which .ci/run sets)
+#   -> conformance (upstream's [sig-apps] [Conformance] tests for the kinds kubeplane replaces, on the
+#      same kind cluster in drop-in mode: hack/conformance.sh)
 # In CI (CI=true) a cluster this script started is deleted at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,5 +38,12 @@ fi
 stage integration pytest tests/integration -v --timeout=600 --ignore=tests/integration/test_image.py
 # The embedded cluster is not needed any more: in CI, free its CPU for kind.
 cleanup; started_cluster=0
+# The e2e tier, then upstream's conformance tests on the same kind cluster switched to drop-in mode
+# (the last stage: after it, kube-controller-manager runs without the controllers kubeplane replaces).
+export KUBEPLANE_KEEP_KIND=1
+kind_existed=0
+bin/kind get clusters 2>/dev/null | grep -qx kubeplane && kind_existed=1
 stage e2e hack/e2e.sh
+stage conformance hack/conformance.sh
+if [[ ${CI:-} == true && $kind_existed == 0 ]]; then hack/kind/cluster.sh down >/dev/null 2>&1 || true; fi
 summary

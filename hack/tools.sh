@@ -3,6 +3,7 @@
 # and points ./bin at it. Idempotent: a tool whose versioned directory exists is not rebuilt.
 #
 #   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle
+#                                e2e-test
 #                                (default: the embedded cluster's five; velero is for bench/backup.py,
 #                                kind/coredns/flannel/crictl for the kind node image, hack/kind/)
 #
@@ -86,6 +87,11 @@ build_flannel() {
     github.com/containernetworking/plugins/plugins/meta/flannel@"$FLANNEL_CNI_VERSION" || return 1
   mv "$1/cni/flannel" "$1/cni-flannel" && rmdir "$1/cni"
 }
+# e2e-test: upstream's end-to-end test binary (test/e2e), for `make conformance`. Same module, same flags.
+build_e2e_test() {
+  (cd "$root/hack/tools/kubernetes" && go test -c -vet=off -trimpath -ldflags "-s -w" -o "$1/e2e.test" \
+    k8s.io/kubernetes/test/e2e)
+}
 # cron-oracle: a 60-line program of ours that answers with robfig/cron/v3 itself (the module Kubernetes
 # pins), so tests can hold operators/core/cron.py to it. Keyed by its source, so an edit rebuilds it.
 build_cron_oracle() { (cd "$root/hack/tools/cron-oracle" && go build -trimpath -ldflags "-s -w" -o "$1/cron-oracle" .); }
@@ -112,8 +118,9 @@ for t in "${tools[@]}"; do
     velero) key=$VELERO_VERSION-aws-$VELERO_AWS_PLUGIN_VERSION ;;
     coredns) key=$COREDNS_VERSION ;; crictl) key=$CRICTL_VERSION ;;
     flannel) key=$FLANNEL_VERSION-cni-$FLANNEL_CNI_VERSION ;;
+    e2e-test) key=$KUBERNETES_VERSION ;;
     cron-oracle) key=$(cat "$root"/hack/tools/cron-oracle/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12) ;;
-    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle)"
+    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle e2e-test)"
        exit 2 ;;
   esac
   build "$t" "$key" "build_${t//-/_}"

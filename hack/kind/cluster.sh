@@ -2,10 +2,19 @@
 # A kind cluster with flannel, and kubeplane deployed into it with Helm.
 #
 #   hack/kind/cluster.sh up        `make kind-up`: cluster `kubeplane` (1 control plane + 2 workers),
-#                                  flannel (vxlan) as the CNI, CoreDNS Running; idempotent
+#                                  flannel (vxlan) as the CNI, CoreDNS Running; idempotent.
+#                                  With DROP_IN=1 it also deploys kubeplane in drop-in mode (below).
 #   hack/kind/cluster.sh deploy    `make kind-deploy`: operator image built and `kind load`ed, chart
 #                                  installed with the in-cluster MinIO and a default BSL, waits for Ready
 #   hack/kind/cluster.sh down      `make kind-down`: deletes the cluster
+#
+# Drop-in mode (DROP_IN=1, or a cluster already switched: .kubeplane/kind[-<name>]-drop-in): kubeplane's
+# controllers run with --drop-in (chart value operators.controllers.dropIn) and drive the built-in kinds
+# kube-controller-manager's matching controllers drove (`kubeplane controllers replaced`). A cluster cannot
+# start that way (CoreDNS, flannel and kubeplane's own Deployment need a ReplicaSet controller before
+# kubeplane runs), so it starts stock; once kubeplane is Ready, kube-controller-manager's static pod
+# manifest gets `--controllers=*,bootstrapsigner,tokencleaner,-<replaced>...` (kubeadm's default list
+# minus those), the kubelet restarts it, and kubeplane carries on with every ReplicaSet, its own included.
 #   hack/kind/cluster.sh status
 #
 # Two ways to get the node image and flannel:
@@ -32,6 +41,7 @@ release=${KUBEPLANE_RELEASE:-kubeplane}
 namespace=${KUBEPLANE_NAMESPACE:-kubeplane-system}
 mkdir -p .kubeplane
 if [[ $name == kubeplane ]]; then kubeconfig=$root/.kubeplane/kind-kubeconfig; else kubeconfig=$root/.kubeplane/kind-$name-kubeconfig; fi
+drop_in_marker=${kubeconfig%-kubeconfig}-drop-in
 export KUBECONFIG=$kubeconfig PATH=$root/bin:$PATH
 
 say() { printf '\033[1m[kind]\033[0m %s\n' "$*" >&2; }
@@ -90,6 +100,32 @@ up() {
   stage "flannel, nodes and CoreDNS ready"
   kubectl get nodes -o wide >&2
   say "cluster $name is up in $((SECONDS - start))s; use it with: export KUBECONFIG=$kubeconfig"
+  if [[ ${DROP_IN:-} == 1 ]]; then
+    deploy
+  fi
+}
+
+# switch_to_drop_in: kube-controller-manager without the controllers kubeplane replaces.
+switch_to_drop_in() {
+  local replaced node=$name-control-plane manifest=/etc/kubernetes/manifests/kube-controller-manager.yaml flag
+  replaced=$(.venv/bin/kubeplane controllers replaced)
+  flag="--controllers=*,bootstrapsigner,tokencleaner,-${replaced//,/,-}"
+  if docker exec "$node" grep -qxF -- "    - $flag" "$manifest"; then
+    say "kube-controller-manager already runs without $replaced"
+  else
+    say "switching kube-controller-manager to drop-in mode: $flag"
+    # Rewritten in place (a temporary file in manifests/ would be read by the kubelet as a second pod).
+    docker exec "$node" sh -c "sed 's|^    - --controllers=.*|    - $flag|' $manifest >/tmp/kcm.yaml &&
+      grep -qxF -- '    - $flag' /tmp/kcm.yaml && cat /tmp/kcm.yaml >$manifest"
+  fi
+  echo "$replaced" >"$drop_in_marker"
+  kcm_switched() {
+    kubectl -n kube-system get pod "kube-controller-manager-$node" -o jsonpath='{.spec.containers[0].command}' |
+      grep -qF -- "$flag" &&
+      kubectl -n kube-system wait --for=condition=Ready "pod/kube-controller-manager-$node" --timeout=5s
+  }
+  wait_for "kube-controller-manager restarted with $flag" 300 kcm_switched
+  stage "kube-controller-manager in drop-in mode"
 }
 
 deploy() {
@@ -111,10 +147,13 @@ deploy() {
     kind load docker-image --name "$name" "$i" 2>&1 | grep -v '^Image: .* not yet present' >&2 || true
   done
   stage "images loaded into the nodes"
-  say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation)"
+  local drop_in=false
+  [[ ${DROP_IN:-} == 1 || -s $drop_in_marker ]] && drop_in=true
+  say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation, drop-in: $drop_in)"
   helm upgrade --install "$release" charts/kubeplane --namespace "$namespace" --create-namespace \
     --set "image.tag=$version" --set image.pullPolicy=IfNotPresent \
     --set operators.scheduler.enabled=true --set operators.backup.enabled=true \
+    --set "operators.controllers.dropIn=$drop_in" \
     --set minio.enabled=true --set backupStorageLocation.create=true "${minio_args[@]}" \
     --wait --timeout 5m ${KUBEPLANE_HELM_ARGS:-}
   local d
@@ -122,6 +161,9 @@ deploy() {
     wait_for "$d" 300 rollout "$namespace" "$d"
   done
   stage "kubeplane deployed"
+  if [[ $drop_in == true ]]; then
+    switch_to_drop_in
+  fi
   kubectl -n "$namespace" get pods -o wide >&2
   say "kubeplane is running in kind cluster $name ($((SECONDS - start))s)"
 }
@@ -132,12 +174,13 @@ down() {
   else
     say "no cluster $name"
   fi
-  rm -f "$kubeconfig"
+  rm -f "$kubeconfig" "$drop_in_marker"
 }
 
 status() {
   if ! exists; then say "no cluster $name"; return 0; fi
   kind get kubeconfig --name "$name" >"$kubeconfig"
+  [[ -s $drop_in_marker ]] && say "drop-in mode: kube-controller-manager runs without $(<"$drop_in_marker")"
   kubectl get nodes -o wide
   kubectl get pods -A -o wide
 }

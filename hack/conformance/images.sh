@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The images upstream's [sig-apps] conformance tests for kubeplane's kinds run, built without any
+# registry and tagged with the exact names test/utils/image/manifest.go gives them:
+#
+#   registry.k8s.io/e2e-test-images/agnhost:2.56      agnhost from the pinned k8s.io/kubernetes module
+#                                                     (ENTRYPOINT /agnhost, CMD pause, as upstream)
+#   registry.k8s.io/e2e-test-images/httpd:2.4.38-4    a stand-in for Apache: Debian's busybox httpd
+#   registry.k8s.io/e2e-test-images/httpd:2.4.39-4      serving /usr/local/apache2/htdocs on port 80,
+#   registry.k8s.io/e2e-test-images/nginx:1.14-4        /bin/sh and mv, under tini, so a pod stops at
+#   registry.k8s.io/e2e-test-images/nginx:1.15-4        once on SIGTERM (its content is not tested)
+#   (registry.k8s.io/pause:3.10.1 is already in the kind node image)
+#
+#   hack/conformance/images.sh [KIND CLUSTER]   build what is missing or stale; `kind load` them when
+#                                               a cluster is named
+# Cached by content, like hack/kind/images.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+# shellcheck source=hack/versions.env
+source hack/versions.env
+# shellcheck source=hack/lib/docker.sh
+source hack/lib/docker.sh
+export PATH="$root/bin:$PATH"
+
+label=dev.kubeplane.conformance-hash
+say() { printf '\033[1m[conformance-images]\033[0m %s\n' "$*" >&2; }
+cluster=${1:-}
+ensure_docker
+if ! docker buildx version >/dev/null 2>&1; then export DOCKER_BUILDKIT=0; fi
+hack/base-image.sh
+base_id=$(docker image inspect -f '{{.Id}}' "${KUBEPLANE_BASE_IMAGE:-kubeplane-base:bookworm}")
+work=$(mktemp -d /var/tmp/kubeplane-conformance-images.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+registry=registry.k8s.io/e2e-test-images
+agnhost=$registry/agnhost:2.56
+webservers=("$registry/httpd:2.4.38-4" "$registry/httpd:2.4.39-4" "$registry/nginx:1.14-4" "$registry/nginx:1.15-4")
+
+fresh() { [[ $(image_label "$1" "$label") == "$2" ]]; }
+
+# agnhost: one static binary; upstream's image runs `agnhost pause` unless told otherwise.
+agnhost_hash=$( { cat "$0"; echo "$KUBERNETES_VERSION"; } | sha256sum | cut -c1-16)
+if fresh "$agnhost" "$agnhost_hash"; then
+  say "$agnhost is up to date"
+else
+  say "building agnhost from k8s.io/kubernetes@$KUBERNETES_VERSION"
+  (cd hack/tools/kubernetes && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+    -o "$work/rootfs/agnhost" k8s.io/kubernetes/test/images/agnhost)
+  mkdir -p "$work/rootfs/tmp" && chmod 1777 "$work/rootfs/tmp"
+  tar -C "$work/rootfs" --numeric-owner --owner=0 --group=0 -c . |
+    docker import --change 'ENTRYPOINT ["/agnhost"]' --change 'CMD ["pause"]' --change "LABEL $label=$agnhost_hash" \
+      - "$agnhost" >/dev/null
+  say "built $agnhost"
+fi
+
+# The web server stand-in, from the project's Debian base.
+web_hash=$( { cat "$0"; echo "$base_id"; } | sha256sum | cut -c1-16)
+if fresh "${webservers[0]}" "$web_hash"; then
+  say "${webservers[0]} and its tags are up to date"
+else
+  say "building the httpd/nginx stand-in (busybox httpd under tini)"
+  mkdir -p "$work/web"
+  cat >"$work/web/Dockerfile" <<'DOCKERFILE'
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      busybox-static tini >/dev/null && rm -rf /var/lib/apt/lists/* && \
+    mkdir -p /usr/local/apache2/htdocs && echo '<html><body><h1>It works!</h1></body></html>' \
+      >/usr/local/apache2/htdocs/index.html
+EXPOSE 80
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/usr/local/apache2/htdocs"]
+DOCKERFILE
+  docker build -q --label "$label=$web_hash" --build-arg "BASE_IMAGE=$base_id" -t "${webservers[0]}" "$work/web" >/dev/null
+  say "built ${webservers[0]}"
+fi
+for tag in "${webservers[@]:1}"; do docker tag "${webservers[0]}" "$tag"; done
+
+if [[ -n $cluster ]]; then
+  for image in "$agnhost" "${webservers[@]}"; do
+    say "kind load docker-image $image"
+    kind load docker-image --name "$cluster" "$image" 2>&1 | grep -v 'not yet present' >&2 || true
+  done
+fi
