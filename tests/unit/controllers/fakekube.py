@@ -1,0 +1,143 @@
+"""A scripted stand-in for `operators.core.kube.Kube`, for unit tests of the controller layer.
+
+It keeps objects by collection path, answers list/get/create/patch/delete the way the API server
+would for what the controllers send, records every call, and fails on demand: `fail("POST", "/pods",
+error, times)` makes the next matching calls raise `error` (an ApiError, or any exception: a reset
+connection, a timeout). Watches stay open and silent: tests move state into the informers with
+`relist()`, which replays differences as events through the real informer code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from operators.core.kube import ApiError
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Any = None
+    content_type: str = ""
+
+
+@dataclass
+class _Fault:
+    method: str
+    pattern: re.Pattern[str]
+    error: BaseException | Callable[[], BaseException]
+    times: int
+    after: int = 0  # matching calls to let through first
+
+
+@dataclass
+class FakeKube:
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # object path -> object
+    calls: list[Call] = field(default_factory=list)
+    faults: list[_Fault] = field(default_factory=list)
+    fence: Callable[[], None] | None = None
+    limiter: Any = None
+    _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # --- scripting ---------------------------------------------------------------------------------
+
+    def put(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store an object under a namespaced collection path (".../namespaces/ns/pods")."""
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("uid", f"uid-{meta['name']}")
+        meta.setdefault("resourceVersion", str(next(self._counter)))
+        self.objects[f"{collection}/{meta['name']}"] = obj
+        return obj
+
+    def fail(self, method: str, pattern: str, error: BaseException | Callable[[], BaseException],
+             times: int = 1, after: int = 0) -> None:
+        """The next `times` calls matching METHOD and the path regex, after `after` of them, raise `error`."""
+        self.faults.append(_Fault(method, re.compile(pattern), error, times, after))
+
+    def writes(self, method: str | None = None, pattern: str = "") -> list[Call]:
+        return [c for c in self.calls if c.method != "GET" and (method is None or c.method == method)
+                and re.search(pattern, c.path)]
+
+    def _fault(self, method: str, path: str) -> None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and fault.pattern.search(path):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
+                fault.times -= 1
+                error = fault.error() if callable(fault.error) and not isinstance(fault.error, BaseException) \
+                    else fault.error
+                assert isinstance(error, BaseException)
+                raise error
+
+    # --- the Kube surface ----------------------------------------------------------------------------
+
+    async def request(self, method: str, path: str, *, body: Any = None, params: Any = None,
+                      content_type: str = "application/json", fenced: bool = True) -> dict[str, Any]:
+        if fenced and method != "GET" and self.fence is not None:
+            self.fence()
+        self.calls.append(Call(method, path, body, content_type))
+        await asyncio.sleep(0)
+        self._fault(method, path)
+        if method == "GET":
+            if path not in self.objects:
+                raise ApiError(404, {"reason": "NotFound", "message": f"{path} not found"})
+            return self.objects[path]
+        if method == "POST":
+            meta = dict(body.get("metadata") or {})
+            if not meta.get("name"):
+                meta["name"] = f"{meta.get('generateName', 'obj-')}{uuid.uuid4().hex[:5]}"
+            if f"{path}/{meta['name']}" in self.objects:
+                raise ApiError(409, {"reason": "AlreadyExists", "message": f"{meta['name']} already exists"})
+            return self.put(path, {**body, "metadata": meta})
+        if method == "DELETE":
+            if path not in self.objects:
+                raise ApiError(404, {"reason": "NotFound", "message": f"{path} not found"})
+            return self.objects.pop(path)
+        if method == "PATCH":
+            target = path.removesuffix("/status")
+            if target not in self.objects:
+                raise ApiError(404, {"reason": "NotFound", "message": f"{path} not found"})
+            if path.endswith("/status") and isinstance(body, dict):
+                status = dict(self.objects[target].get("status") or {})
+                for key, value in (body.get("status") or {}).items():
+                    if value is None:
+                        status.pop(key, None)
+                    else:
+                        status[key] = value
+                self.objects[target]["status"] = status
+            return self.objects[target]
+        return {}
+
+    async def get(self, path: str, **params: Any) -> dict[str, Any]:
+        return await self.request("GET", path)
+
+    async def create(self, path: str, body: Any) -> dict[str, Any]:
+        return await self.request("POST", path, body=body)
+
+    async def patch(self, path: str, body: Any, *, content_type: str = "application/merge-patch+json") -> Any:
+        return await self.request("PATCH", path, body=body, content_type=content_type)
+
+    async def delete(self, path: str, body: Any = None) -> dict[str, Any]:
+        return await self.request("DELETE", path, body=body)
+
+    async def list_versioned(self, path: str, *, limit: int = 500, **params: Any) -> tuple[list[dict[str, Any]], str]:
+        """A collection across namespaces: /api/v1/pods holds /api/v1/namespaces/*/pods/*."""
+        prefix, _, plural = path.rpartition("/")
+        items = [obj for key, obj in self.objects.items()
+                 if key.startswith(prefix + "/") and key.rsplit("/", 2)[-2] == plural]
+        return [dict(o) for o in items], str(next(self._counter))
+
+    async def watch(self, path: str, *, read_timeout: float, **params: Any) -> AsyncIterator[dict[str, Any]]:
+        await asyncio.Event().wait()
+        yield {}  # pragma: no cover
+
+    async def close(self) -> None:
+        pass
