@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import copy
-import threading
 import time
 import urllib.request
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Operator, apply, kubectl, kubectl_json, wait_for
+from tests.faults.apirelay import ApiRelay
+from tests.integration.conftest import ENV, KUBECONFIG, Operator, apply, kubectl, kubectl_json, wait_for
+from tests.watch import Watch
 
 API_VERSION = "apps.kubeplane.dev/v1alpha1"
 RS = "replicasets.apps.kubeplane.dev"
@@ -188,32 +189,77 @@ def test_replica_failure_condition_and_event(controllers: Operator, namespace: s
 
 
 def test_killed_mid_scale_converges_without_extra_pods(controllers: Operator, namespace: str) -> None:
-    target = 200  # 3 nodes x 110 pods: leave room for the other tests' pods
-    seen_max = 0
-    stop = threading.Event()
-
-    def watch_count() -> None:
-        nonlocal seen_max
-        while not stop.is_set():
-            seen_max = max(seen_max, len(active(pods_of(namespace, "bulk"))))
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch_count, daemon=True)
-    watcher.start()
-    try:
-        apply(manifest("bulk", replicas=target), namespace)
-        wait_for(lambda: len(pods_of(namespace, "bulk")) >= 1, interval=0.05, what="first batches")
-        controllers.kill()
-        at_kill = len(pods_of(namespace, "bulk"))
-        controllers.start()
+    """SIGKILL the operator while it is creating pods: the relay holds every pod create after the
+    tenth, so the kill lands with creates in flight by construction. The held creates then reach the
+    API server (a dead process's last writes), a fresh operator takes over, and exactly `target` pods
+    ever exist: every pod is counted from a watch, one deleted a moment after its creation included."""
+    target = 60
+    pods_path = f"/api/v1/namespaces/{namespace}/pods"
+    with ApiRelay(KUBECONFIG) as relay, Watch(ENV, pods_path) as pods:
+        controllers.stop()  # the session's operator releases the Lease; the relayed one takes it
+        relayed = Operator("controllers", env={"KUBECONFIG": str(relay.kubeconfig)},
+                           log_name="test-controllers-relayed")
+        gate = relay.hold("POST", f"{pods_path}$", after=10)
+        try:
+            relayed.start()
+            apply(manifest("bulk", replicas=target), namespace)
+            gate.wait_held(1, timeout=120)
+            relayed.kill()
+            killed_at = time.monotonic()
+            pods.wait(lambda w: len(w.ever_added) >= 10, what="the ten creates let through")
+            assert len(pods.ever_added) < target, "the kill should land mid-scale"
+            gate.release()  # the dead process's last creates reach the API server now
+            wait_for(lambda: gate.held == 0, what="the held creates forwarded")
+            landed = [s for s in relay.seen("POST", f"{pods_path}$") if s.status == 201]
+            pods.wait(lambda w: len(w.ever_added) == len(landed), what="every created pod in the watch")
+        finally:
+            relayed.kill()
+            controllers.start()
         wait_status(namespace, "bulk", target, timeout=180)
-        time.sleep(3)  # anything in flight would show up now
-    finally:
-        stop.set()
-        watcher.join()
-    assert at_kill < target, "the kill should land mid-scale for this test to mean anything"
-    assert len(pods_of(namespace, "bulk")) == target
-    assert seen_max <= target
+        assert not [s for s in relay.seen(since=killed_at) if s.method != "GET" and s.action == "forwarded"
+                    and s.at > killed_at + 1], "the killed operator wrote after its death"
+        # Settled: nothing more is created or deleted once the status says `target`.
+        time_settled = time.monotonic()
+        pods.wait(lambda w: len(w.current) == target, timeout=60, what=f"{target} pods")
+    assert len(pods.ever_added) == target, f"{len(pods.ever_added)} distinct pods ever existed, wanted {target}"
+    assert not [e for e in pods.log if e[0] == "DELETED"], "no pod was created and then deleted"
+    assert time_settled
+
+
+def test_expectations_keep_a_lagging_watch_from_doubling_creates(controllers: Operator, namespace: str) -> None:
+    """The pod watch of the operator is held at the relay, so its cache shows none of the pods it
+    creates; its own status write wakes the set again (a second sync on an empty cache). Expectations
+    must keep that sync from creating the pods twice: counted from an independent watch."""
+    target = 20
+    pods_path = f"/api/v1/namespaces/{namespace}/pods"
+    with ApiRelay(KUBECONFIG) as relay, Watch(ENV, pods_path) as pods:
+        controllers.stop()
+        relayed = Operator("controllers", env={"KUBECONFIG": str(relay.kubeconfig)},
+                           log_name="test-controllers-lagging")
+        watch_gate = relay.hold("GET", r"^/api/v1/pods$", query="watch=true")
+        try:
+            relayed.start()
+            watch_gate.wait_held(1, timeout=60)  # listed, and its pod watch is now held
+            apply(manifest("lag", replicas=target), namespace)
+            status_writes = lambda: [s for s in relay.seen("PATCH", r"/replicasets/lag/status$")  # noqa: E731
+                                     if s.status == 200]
+            wait_for(lambda: len(status_writes()) >= 1, what="the set's status written after its creates")
+            # The status write comes back as a watch event on the set: wait for the sync it causes.
+            wait_for(lambda: relayed_syncs(relayed) >= 2, what="a second sync of the set")
+            created = [s for s in relay.seen("POST", f"{pods_path}$") if s.status == 201]
+            pods.wait(lambda w: len(w.ever_added) >= len(created), what="every created pod in the watch")
+            assert len(created) == len(pods.ever_added) == target, f"{len(created)} pods while the watch lagged"
+            watch_gate.release()
+            wait_status(namespace, "lag", target)
+        finally:
+            watch_gate.release()
+            relayed.stop()
+            controllers.start()
+    assert len(pods.ever_added) == target
+
+
+def relayed_syncs(operator: Operator) -> float:
+    return _metric(operator.metrics_port, "kubeplane_sync_duration_seconds_count", 'name="replicaset"')
 
 
 def test_level_triggered_while_operator_down(controllers: Operator, namespace: str) -> None:
