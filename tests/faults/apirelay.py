@@ -9,6 +9,7 @@
         relay.fail("GET", r"/leases/", status=429, retry_after=1)
         relay.reset("POST", r"/bindings$", times=2)      # connections dropped without an answer
         relay.blackhole("PUT", r"/leases/")              # requests that are never answered
+        gate = relay.stall("GET", r"/pods$", query="watch=true")  # open pod watches deliver nothing more
 
 The operator talks plain HTTP to the relay (its kubeconfig has no credentials); the relay forwards
 every request to the real API server with the admin credentials of the upstream kubeconfig, and
@@ -76,7 +77,7 @@ class Gate:
 class Rule:
     method: str
     pattern: re.Pattern[str]
-    action: str  # "fail", "hold", "reset", "blackhole"
+    action: str  # "fail", "hold", "reset", "blackhole", "stall"
     times: int | None = None
     after: int = 0
     status: int = 500
@@ -164,6 +165,13 @@ class ApiRelay:
     def blackhole(self, method: str, pattern: str, *, times: int | None = None, after: int = 0) -> Rule:
         return self._add(method, pattern, "blackhole", times=times, after=after)
 
+    def stall(self, method: str, pattern: str, *, query: str | None = None) -> Gate:
+        """Matching responses being streamed (watches already open, and later ones) deliver nothing
+        more until the gate is released: the client's cache silently falls behind."""
+        gate = Gate()
+        self._add(method, pattern, "stall", query=query, times=None, gate=gate)
+        return gate
+
     def clear(self) -> None:
         """Drop every rule and release every gate."""
         with self._lock:
@@ -214,9 +222,14 @@ class ApiRelay:
     def _match(self, method: str, path: str, query: str) -> Rule | None:
         with self._lock:
             for rule in self.rules:
-                if rule.applies(method, path, query):
+                if rule.action != "stall" and rule.applies(method, path, query):
                     return rule
         return None
+
+    def _stalls(self, method: str, path: str, query: str) -> list[Gate]:
+        with self._lock:
+            return [rule.gate for rule in self.rules if rule.action == "stall" and rule.gate is not None
+                    and not rule.gate._released and rule.applies(method, path, query)]
 
     def _note(self, method: str, path: str, action: str) -> Seen:
         seen = Seen(method, path, time.monotonic(), action)
@@ -266,6 +279,8 @@ class ApiRelay:
             try:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
+                    for gate in self._stalls(request.method, request.path, request.query_string):
+                        await gate.wait()
                     await response.write(chunk)
                 await response.write_eof()
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
