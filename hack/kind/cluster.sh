@@ -8,7 +8,7 @@
 #                                  installed with the in-cluster MinIO and a default BSL, waits for Ready
 #   hack/kind/cluster.sh down      `make kind-down`: deletes the cluster
 #
-# Drop-in mode (DROP_IN=1, or a cluster already switched: .kubeplane/kind[-<name>]-drop-in): kubeplane's
+# Drop-in mode (DROP_IN=1, or a cluster already switched, as its kube-controller-manager shows): kubeplane's
 # controllers run with --drop-in (chart value operators.controllers.dropIn) and drive the built-in kinds
 # kube-controller-manager's matching controllers drove (`kubeplane controllers replaced`). A cluster cannot
 # start that way (CoreDNS, flannel and kubeplane's own Deployment need a ReplicaSet controller before
@@ -41,7 +41,6 @@ release=${KUBEPLANE_RELEASE:-kubeplane}
 namespace=${KUBEPLANE_NAMESPACE:-kubeplane-system}
 mkdir -p .kubeplane
 if [[ $name == kubeplane ]]; then kubeconfig=$root/.kubeplane/kind-kubeconfig; else kubeconfig=$root/.kubeplane/kind-$name-kubeconfig; fi
-drop_in_marker=${kubeconfig%-kubeconfig}-drop-in
 export KUBECONFIG=$kubeconfig PATH=$root/bin:$PATH
 
 say() { printf '\033[1m[kind]\033[0m %s\n' "$*" >&2; }
@@ -105,6 +104,12 @@ up() {
   fi
 }
 
+# Whether kube-controller-manager runs without any of its workload controllers (a switched cluster).
+kcm_in_drop_in_mode() {
+  docker exec "$name-control-plane" grep -q -- '--controllers=.*,-[a-z]*-controller' \
+    /etc/kubernetes/manifests/kube-controller-manager.yaml 2>/dev/null
+}
+
 # switch_to_drop_in: kube-controller-manager without the controllers kubeplane replaces.
 switch_to_drop_in() {
   local replaced node=$name-control-plane manifest=/etc/kubernetes/manifests/kube-controller-manager.yaml flag
@@ -118,7 +123,6 @@ switch_to_drop_in() {
     docker exec "$node" sh -c "sed 's|^    - --controllers=.*|    - $flag|' $manifest >/tmp/kcm.yaml &&
       grep -qxF -- '    - $flag' /tmp/kcm.yaml && cat /tmp/kcm.yaml >$manifest"
   fi
-  echo "$replaced" >"$drop_in_marker"
   kcm_switched() {
     kubectl -n kube-system get pod "kube-controller-manager-$node" -o jsonpath='{.spec.containers[0].command}' |
       grep -qF -- "$flag" &&
@@ -148,7 +152,8 @@ deploy() {
   done
   stage "images loaded into the nodes"
   local drop_in=false
-  [[ ${DROP_IN:-} == 1 || -s $drop_in_marker ]] && drop_in=true
+  # Drop-in is read from the cluster itself (a checkout that did not switch it has no marker).
+  [[ ${DROP_IN:-} == 1 ]] || kcm_in_drop_in_mode && drop_in=true
   say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation, drop-in: $drop_in)"
   helm upgrade --install "$release" charts/kubeplane --namespace "$namespace" --create-namespace \
     --set "image.tag=$version" --set image.pullPolicy=IfNotPresent \
@@ -174,13 +179,13 @@ down() {
   else
     say "no cluster $name"
   fi
-  rm -f "$kubeconfig" "$drop_in_marker"
+  rm -f "$kubeconfig"
 }
 
 status() {
   if ! exists; then say "no cluster $name"; return 0; fi
   kind get kubeconfig --name "$name" >"$kubeconfig"
-  [[ -s $drop_in_marker ]] && say "drop-in mode: kube-controller-manager runs without $(<"$drop_in_marker")"
+  kcm_in_drop_in_mode && say "drop-in mode: kube-controller-manager runs without some workload controllers"
   kubectl get nodes -o wide
   kubectl get pods -A -o wide
 }
