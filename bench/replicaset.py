@@ -31,8 +31,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,7 @@ from bench.common import (
     free_port,
     kubectl,
     print_table,
+    process,
     require_cluster,
     wait_until,
 )
@@ -94,21 +93,6 @@ def stop_process(pid: int) -> None:
         if state == "Z":
             return
         time.sleep(0.2)
-
-
-@contextmanager
-def process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def kcm_command(argv: list[str], qps: int | None) -> list[str]:

@@ -50,6 +50,7 @@ from bench.common import (
     free_port,
     kubectl,
     print_table,
+    process,
     require_cluster,
     wait_until,
 )
@@ -158,16 +159,8 @@ profiles: [{{schedulerName: {scheduler_name}}}]
         command = [str(ROOT / "bin/kube-scheduler"), f"--config={config}", "--bind-address=127.0.0.1",
                    f"--secure-port={free_port()}"]
         env = ENV
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with process(command, log_path, env) as proc:
+        yield proc
 
 
 def one_run(label: str, nodes: int, pods: int, workdir: Path) -> dict[str, float]:
