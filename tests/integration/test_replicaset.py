@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import time
 import urllib.request
 from typing import Any
-
-import pytest
 
 from tests.faults.apirelay import ApiRelay
 from tests.integration.conftest import ENV, KUBECONFIG, Operator, apply, kubectl, kubectl_json, wait_for
@@ -274,20 +271,3 @@ def test_level_triggered_while_operator_down(controllers: Operator, namespace: s
         controllers.start()
     wait_status(namespace, "web", 3)
     assert len(active(pods_of(namespace, "web"))) == 3
-
-
-@pytest.mark.parametrize("steps", [[3, 5, 1]])
-def test_same_as_kube_controller_manager(controllers: Operator, namespace: str, steps: list[int]) -> None:
-    """The same manifest as apps/v1 (run by kube-controller-manager) and as ours: same counts."""
-    ours = manifest("ours", replicas=steps[0])
-    theirs = copy.deepcopy(manifest("theirs", replicas=steps[0], api_version="apps/v1"))
-    for replicas in steps:
-        ours["spec"]["replicas"] = theirs["spec"]["replicas"] = replicas
-        apply(ours, namespace)
-        apply(theirs, namespace)
-        a = wait_status(namespace, "ours", replicas)
-        b = wait_status(namespace, "theirs", replicas, resource="replicasets.apps")
-        keys = ["replicas", "readyReplicas", "availableReplicas", "fullyLabeledReplicas", "observedGeneration"]
-        assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
-        wait_for(lambda r=replicas: len(active(pods_of(namespace, "ours"))) == r
-                 and len(active(pods_of(namespace, "theirs"))) == r, what="same pod counts")
