@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import kopf
 
 from operators.backup import archive, locations, naming, selection, sync
@@ -310,7 +311,12 @@ class BackupOperator:
         self.events.normal(backup, "BackupStarted", f"backing up to {location.name}")
 
         async def progress(total: int, done: int) -> None:
-            await self.patch_status("backups", name, {"progress": {"totalItems": total, "itemsBackedUp": done}})
+            # Best effort: a progress write that fails (429, 5xx, a dropped connection) is no reason
+            # to fail, and clean away, a backup that is going well; the next write says the same.
+            try:
+                await self.patch_status("backups", name, {"progress": {"totalItems": total, "itemsBackedUp": done}})
+            except (ApiError, aiohttp.ClientError, TimeoutError) as e:
+                logger.warning("backup %s: progress not written (%s); carrying on", name, e)
 
         try:
             outcome = await run_backup(self.kube, backup, location, store, progress, started, expiration)
@@ -346,13 +352,45 @@ class BackupOperator:
             logger.warning("could not remove partial files of backup %s: %s", name, e)
 
     async def fail_interrupted(self, backup: dict[str, Any]) -> None:
+        """A Backup left InProgress by a run that is not running (the operator died, or lost its
+        Lease, or the status write that would have said Completed failed).
+
+        The metadata object is written last: if it is in the bucket and names this Backup (its uid),
+        the run finished and only the status was lost, so the stored status is adopted and nothing is
+        deleted. If it names another uid, the files are someone else's (a shared bucket, a planted
+        object) and are never touched. Otherwise the run was cut short: its partial files go and the
+        Backup is Failed. When the bucket cannot be read, nothing is decided and the sync retries."""
         name = backup["metadata"]["name"]
+        keys = archive.BackupKeys(name)
+        store: ObjectStore | None = None
+        location: Location | None = None
         try:
             location, store = await self.location_for((backup.get("status") or {}).get("storageLocation"))
+        except (LocationError, StorageError) as e:
+            logger.warning("backup %s: cannot reach its location after the interruption: %s", name, e)
+        if location is not None and store is not None:
+            try:
+                stored = json.loads(await store.get_bytes(keys.metadata)) if await store.exists(keys.metadata) \
+                    else None
+            except (StorageError, ValueError) as e:
+                raise RetryLater(f"backup {name}: cannot tell whether the interrupted run finished: {e}") from e
+            if stored is not None:
+                stored_uid = (stored.get("metadata") or {}).get("uid")
+                if stored_uid == backup["metadata"].get("uid"):
+                    status = sync.stored_status(stored, location.name)
+                    await self.patch_status("backups", name, status)
+                    self.events.normal(backup, "BackupCompleted",
+                                       "the run had finished; its status is taken from the bucket")
+                    return
+                reason = (f"interrupted, and backups/{name}/ in object storage holds another backup "
+                          f"(uid {stored_uid}): left untouched")
+                self.events.warning(backup, "BackupInterrupted", reason)
+                await self.patch_status("backups", name, {
+                    "phase": "Failed", "failureReason": reason, "completionTimestamp": format_time(now()),
+                })
+                return
             if not location.read_only:
                 await self.remove_partial(store, name)
-        except (LocationError, StorageError) as e:
-            logger.warning("backup %s: cannot clean up after the interruption: %s", name, e)
         self.events.warning(backup, "BackupInterrupted", INTERRUPTED)
         await self.patch_status("backups", name, {
             "phase": "Failed", "failureReason": INTERRUPTED, "completionTimestamp": format_time(now()),

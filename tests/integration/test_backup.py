@@ -374,6 +374,43 @@ def test_operator_killed_mid_backup_ends_failed_interrupted(backup_operator: Ope
             backup_operator.start()
 
 
+def test_a_lost_completed_status_never_deletes_the_backup(backup_operator: Operator, namespace: str,
+                                                          s3: Any) -> None:
+    """C1: the metadata object is uploaded, then every status write of the Backup gets a 500 from the
+    relay (the Completed one included), so the retry finds the Backup InProgress with no run going.
+    The backup is complete in the bucket: the retry adopts its stored status, Completed, and deletes
+    nothing (it used to call the run interrupted and delete backups/<name>/, metadata included)."""
+    populate(namespace)
+    backup = unique("b")
+    keys = [f"backups/{backup}/kubeplane-backup.json", f"backups/{backup}/{backup}.tar.gz"]
+    backup_operator.stop()
+    try:
+        with ApiRelay(KUBECONFIG) as relay:
+            relayed = Operator("backup", env={"KUBECONFIG": str(relay.kubeconfig)},
+                               log_name="test-backup-lost-status")
+            status_path = f"/backups/{backup}/status$"
+            relay.fail("PATCH", status_path, status=500, after=1, times=None)  # InProgress passes, then none
+            # The run reads its Backup once; the retry (after the refused Completed write) waits here.
+            retry = relay.hold("GET", f"/backups/{backup}$", after=1)
+            try:
+                relayed.start()
+                create("Backup", backup, {"includedNamespaces": [namespace]})
+                retry.wait_held(1, timeout=120)
+                assert s3.list_objects_v2(Bucket="kubeplane", Prefix=keys[0]).get("KeyCount") == 1, \
+                    "the run uploaded its metadata object, then its status write was refused"
+                assert (kubectl_json("get", "kpbackup", backup, "-n", NS).get("status") or {}).get("phase") \
+                    == "InProgress"
+                relay.clear()  # the API server answers again: the retry runs
+                status = finished("kpbackup", backup)
+            finally:
+                relayed.kill()
+        assert status["phase"] == "Completed", status
+        for key in keys:
+            assert s3.list_objects_v2(Bucket="kubeplane", Prefix=key).get("KeyCount") == 1, f"{key} deleted"
+    finally:
+        backup_operator.start()
+
+
 def kubeplane(*args: str, check: bool = True) -> Any:
     import subprocess
 
