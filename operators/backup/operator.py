@@ -287,6 +287,13 @@ class BackupOperator:
                     errors.append(f"BackupStorageLocation {location.name!r} is ReadOnly: no new backups there")
                 else:
                     await store.check_bucket()
+                    # A name already used in the bucket (another cluster on a shared bucket, a planted
+                    # object, a Backup deleted on a ReadOnly location): never write, or clean up, there.
+                    taken = await store.list_keys(archive.BackupKeys(name).directory)
+                    if taken:
+                        errors.append(f"backup {name!r} already exists in object storage (location "
+                                      f"{location.name!r}, {len(taken)} object(s) under backups/{name}/); "
+                                      "choose another name")
             except (LocationError, StorageError) as e:
                 errors.append(str(e))
         if errors or location is None or store is None:
@@ -474,8 +481,19 @@ class BackupOperator:
                 "spec": spec.get("template") or {},
             })
         except ApiError as e:
-            if not e.conflict:  # already created by an earlier attempt at this second: fine
+            if not e.conflict:
                 raise
+            existing = await self.get("backups", backup_name)
+            labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
+            if labels.get(naming.SCHEDULE_NAME_LABEL) != naming.valid_label_value(name):
+                # The name is taken by a Backup this Schedule did not create: say so, and count the slot
+                # as skipped (the next slot has another name), never as backed up.
+                message = (f"backup {backup_name} already exists and was not created by this Schedule: "
+                           "this slot is skipped")
+                self.events.warning(schedule, "BackupNameTaken", message)
+                await self.patch_status("schedules", name, {"lastSkipped": format_time(current)})
+                return self._seconds_until(timetable.next(current), current)
+            # Otherwise an earlier attempt of this very slot created it: fine.
         self.events.normal(schedule, "BackupCreated", f"created backup {backup_name}")
         await self.patch_status("schedules", name, {"lastBackup": format_time(current)})
         return self._seconds_until(timetable.next(current), current)

@@ -411,6 +411,33 @@ def test_a_lost_completed_status_never_deletes_the_backup(backup_operator: Opera
         backup_operator.start()
 
 
+def test_a_name_already_in_the_bucket_is_refused_and_left_alone(backup_operator: Operator, namespace: str,
+                                                                 s3: Any) -> None:
+    """H2: another cluster's backup (here: a planted metadata object and tarball) under the name a new
+    Backup asks for: the Backup is refused at validation, "already exists in object storage", and the
+    bucket is byte-identical afterwards (the previous code backed up over it, and a failing run removed
+    the whole prefix)."""
+    backup = unique("b")
+    stored = json.dumps({"metadata": {"name": backup, "uid": "another-cluster"}}).encode()
+    planted = {f"backups/{backup}/kubeplane-backup.json": stored,
+               f"backups/{backup}/{backup}.tar.gz": b"someone else's tarball"}
+    for key, body in planted.items():
+        s3.put_object(Bucket="kubeplane", Key=key, Body=body)
+    try:
+        create("Backup", backup, {"includedNamespaces": [namespace]})
+        status = finished("kpbackup", backup)
+        assert status["phase"] == "FailedValidation", status
+        assert any("already exists in object storage" in e for e in status.get("validationErrors", [])), status
+        for key, body in planted.items():
+            assert s3.get_object(Bucket="kubeplane", Key=key)["Body"].read() == body, f"{key} changed"
+        keys = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("Contents", [])
+        assert sorted(k["Key"] for k in keys) == sorted(planted)
+    finally:
+        kubectl("delete", "kpbackup", backup, "-n", NS, "--wait=false", check=False)
+        for key in planted:
+            s3.delete_object(Bucket="kubeplane", Key=key)
+
+
 def kubeplane(*args: str, check: bool = True) -> Any:
     import subprocess
 
