@@ -393,6 +393,69 @@ class _BoundedReader:
         raise io.UnsupportedOperation("a verified stream is read once, front to back")
 
 
+MAX_EXTENDED_HEADER = 64 << 10  # a PAX or GNU long-name header: path and attributes, never more
+_BLOCK = 512
+_EXTENDED_TYPES = frozenset(b"xgLK")  # PAX (per member, global), GNU long name, GNU long link
+
+
+class _HeaderGuard:
+    """Watches the tar stream's 512-byte header blocks go by and refuses an extended header (PAX
+    `x`/`g`, GNU `L`/`K`) larger than `limit` *before* tarfile reads it: CPython's tarfile reads such
+    a header whole into memory before any size check, so a ~1 MB gzip holding a 200 MiB PAX header
+    costs hundreds of MiB (reliability audit H5). Member data streams through untouched."""
+
+    def __init__(self, source: _Readable, limit: int = MAX_EXTENDED_HEADER) -> None:
+        self._source = source
+        self._limit = limit
+        self._buffer = b""
+        self._position = 0  # bytes handed out so far
+        self._next_header = 0  # where the next header block starts
+        self._eof = False
+
+    def _fill(self, wanted: int) -> None:
+        while len(self._buffer) < wanted and not self._eof:
+            data = self._source.read(max(wanted - len(self._buffer), 65536))
+            if not data:
+                self._eof = True
+            self._buffer += data
+
+    def _inspect_header(self) -> None:
+        self._fill(_BLOCK)
+        header = self._buffer[:_BLOCK]
+        if len(header) < _BLOCK or header == bytes(_BLOCK):
+            self._next_header += _BLOCK  # end-of-archive blocks (or a truncated stream: tarfile says so)
+            return
+        try:
+            size = tarfile.nti(header[124:136])  # type: ignore[attr-defined]
+        except (tarfile.HeaderError, ValueError) as e:
+            raise ArchiveRejected([f"a tar header at byte {self._position} is malformed: {e}"]) from e
+        kind = header[156]
+        if kind in _EXTENDED_TYPES and size > self._limit:
+            raise ArchiveRejected([f"an extended tar header of {size} bytes at byte {self._position}, over the "
+                                   f"limit of {self._limit}"])
+        self._next_header += _BLOCK + (size + _BLOCK - 1) // _BLOCK * _BLOCK
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = 1 << 20
+        out = bytearray()
+        while len(out) < size:
+            if self._position == self._next_header:
+                self._inspect_header()
+            # Hand out at most up to the next header, so each header is seen before it passes.
+            want = min(size - len(out), self._next_header - self._position)
+            self._fill(want)
+            chunk, self._buffer = self._buffer[:want], self._buffer[want:]
+            if not chunk:
+                break
+            out += chunk
+            self._position += len(chunk)
+        return bytes(out)
+
+    def seek(self, offset: int, /) -> object:
+        raise io.UnsupportedOperation("a verified stream is read once, front to back")
+
+
 def path_problem(path: str, limits: Limits | None = None) -> str | None:
     """Why a member path is unacceptable, or None. Only `metadata/version` and Velero's resource
     paths are accepted: nothing absolute, no `..`, `.` or empty segments, no backslashes."""
@@ -469,7 +532,7 @@ def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: 
         gz = gzip.GzipFile(fileobj=source, mode="rb")
         bounded = _BoundedReader(gz, limits.max_total_bytes + limits.max_members * 1536 + (1 << 20),
                                  "uncompressed archive")
-        tar = tarfile.open(fileobj=bounded, mode="r|")  # type: ignore[call-overload]
+        tar = tarfile.open(fileobj=_HeaderGuard(bounded), mode="r|")  # type: ignore[call-overload]
         seen: set[str] = set()
         total = 0
         for info in tar:
