@@ -16,7 +16,6 @@ import asyncio
 import gzip
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -121,11 +120,14 @@ async def run_backup(
     included = [t for t in types if select.type_included(t) and t.group_resource != selection.NAMESPACES]
     results.info(f"backing up {len(included)} resource types to {location.name}")
 
-    with tempfile.TemporaryFile(prefix=f"backup-{name}-") as raw:
-        sink: IO[bytes] = raw
+    # The tarball streams into a multipart upload as it is written: no temporary file, one part in
+    # memory; the object exists only once the upload completes, so a run cut short leaves no tarball.
+    upload = store.multipart_writer(keys.contents)
+    try:
+        sink: IO[bytes] = upload  # type: ignore[assignment]
         encrypting: crypto.EncryptingWriter | None = None
         if location.encryption_key is not None:
-            encrypting = crypto.EncryptingWriter(raw, location.encryption_key)
+            encrypting = crypto.EncryptingWriter(upload, location.encryption_key)  # type: ignore[arg-type]
             sink = encrypting  # type: ignore[assignment]
         collector = _Collector(sink)
         count = 0
@@ -181,14 +183,16 @@ async def run_backup(
         manifest = await asyncio.to_thread(collector.writer.close)
         if encrypting is not None:
             await asyncio.to_thread(encrypting.close)
-        await asyncio.to_thread(raw.seek, 0)
+        results.info(f"{count} items written; completing the upload")
+        await asyncio.to_thread(upload.close)
         await progress(count, count)
+    except BaseException:
+        await asyncio.to_thread(upload.abort)
+        raise
 
-        def seal(data: bytes) -> bytes:
-            return crypto.encrypt(data, location.encryption_key) if location.encryption_key else data
+    def seal(data: bytes) -> bytes:
+        return crypto.encrypt(data, location.encryption_key) if location.encryption_key else data
 
-        results.info(f"uploading {count} items")
-        await store.put_stream(keys.contents, raw)
     await store.put_bytes(keys.checksums, seal(manifest.to_json()))
     await store.put_bytes(keys.resource_list, seal(_gzip(json.dumps(archive.resource_list(collector.listed)).encode())))
     await store.put_bytes(keys.results, seal(_gzip(results.to_json())))

@@ -1,13 +1,15 @@
 """Object storage for backups: an S3 bucket (MinIO or any S3 API) through boto3.
 
 boto3 is synchronous, so every call runs in a worker thread (`asyncio.to_thread`): the operator's
-event loop never waits on the network. Uploads stream from file objects with multipart upload, so a
-backup is never held whole in memory.
+event loop never waits on the network. Nothing is ever held whole, in memory or on disk: a tarball is
+written straight into a multipart upload (`MultipartWriter`, one part in memory at a time), and read
+back as a stream (`open_stream`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -104,6 +106,17 @@ class ObjectStore:
         result: bytes = await self._call(f"downloading {key}", read)
         return result
 
+    def multipart_writer(self, key: str) -> MultipartWriter:
+        return MultipartWriter(self, key)
+
+    async def open_stream(self, key: str) -> IO[bytes]:
+        """The object as a readable stream (read it in a worker thread; close it when done)."""
+        def get() -> IO[bytes]:
+            body: IO[bytes] = self._client.get_object(Bucket=self.config.bucket, Key=self._key(key))["Body"]
+            return body
+        stream: IO[bytes] = await self._call(f"downloading {key}", get)
+        return stream
+
     async def get_to_file(self, key: str, target: IO[bytes]) -> None:
         """Download into a file object in chunks."""
         await self._call(f"downloading {key}", self._client.download_fileobj, self.config.bucket, self._key(key),
@@ -156,6 +169,89 @@ class ObjectStore:
                 )
         await self._call(f"deleting {prefix}", delete)
         return len(keys)
+
+
+PART_BYTES = 8 << 20  # S3's minimum part is 5 MiB (except the last); 10,000 parts make 80 GiB
+
+
+class MultipartWriter(io.RawIOBase):
+    """A synchronous, write-only file that streams into an S3 multipart upload.
+
+    Written from worker threads (the archive writer runs off the event loop), one part buffered at a
+    time. `close()` completes the upload: only then does the object exist, so a run cut short leaves
+    nothing that looks like a tarball. `abort()` drops the parts uploaded so far; a process killed
+    before either leaves an incomplete upload, which the bucket's lifecycle rules (or `mc` / the S3
+    API's AbortIncompleteMultipartUpload) clean up, and which is never listed as an object."""
+
+    def __init__(self, store: ObjectStore, key: str, part_bytes: int = PART_BYTES) -> None:
+        super().__init__()
+        self._store = store
+        self._key = store._key(key)
+        self._part_bytes = part_bytes
+        self._buffer = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._upload_id: str | None = None
+        self._done = False
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def _call(self, action: str, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(Bucket=self._store.config.bucket, Key=self._key, **kwargs)
+        except (ClientError, BotoCoreError) as e:
+            raise _explain(e, action, self._store.config.bucket) from e
+
+    def _flush_part(self, data: bytes) -> None:
+        client = self._store._client
+        if self._upload_id is None:
+            self._upload_id = self._call(f"starting the upload of {self._key}",
+                                         client.create_multipart_upload)["UploadId"]
+        number = len(self._parts) + 1
+        answer = self._call(f"uploading part {number} of {self._key}", client.upload_part,
+                            UploadId=self._upload_id, PartNumber=number, Body=data)
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._done:
+            raise ValueError("write to a finished upload")
+        self._buffer += data
+        self.written += len(data)
+        while len(self._buffer) >= self._part_bytes:
+            part = bytes(self._buffer[: self._part_bytes])
+            del self._buffer[: self._part_bytes]
+            self._flush_part(part)
+        return len(data)
+
+    def close(self) -> None:
+        """Upload what is left and complete the upload (a small object is one plain PUT)."""
+        if self._done or self.closed:
+            super().close()
+            return
+        self._done = True
+        client = self._store._client
+        if self._upload_id is None:
+            self._call(f"uploading {self._key}", client.put_object, Body=bytes(self._buffer))
+        else:
+            if self._buffer:
+                self._flush_part(bytes(self._buffer))
+            self._call(f"completing the upload of {self._key}", client.complete_multipart_upload,
+                       UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+        self._buffer.clear()
+        super().close()
+
+    def abort(self) -> None:
+        """Drop the upload: no object appears."""
+        self._done = True
+        self._buffer.clear()
+        if self._upload_id is not None:
+            try:
+                self._call(f"aborting the upload of {self._key}", self._store._client.abort_multipart_upload,
+                           UploadId=self._upload_id)
+            except StorageError:
+                pass  # an incomplete upload is never an object; lifecycle rules clean it up
+        super().close()
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

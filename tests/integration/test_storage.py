@@ -51,3 +51,40 @@ async def test_unreachable_endpoint(minio: dict[str, str]) -> None:
 def test_secret_key_never_in_repr() -> None:
     config = StorageConfig(bucket="b", access_key="AK", secret_key="very-secret")
     assert "very-secret" not in repr(config)
+
+
+async def test_multipart_writer_streams_parts_and_an_abort_leaves_nothing(minio: dict[str, str]) -> None:
+    import asyncio
+
+    from operators.backup.storage import MultipartWriter
+
+    bucket = f"t-{uuid.uuid4().hex[:8]}"
+    store = store_for(minio, bucket)
+    await store.create_bucket()
+    data = bytes(range(256)) * 50_000  # 12.8 MB: three 5 MiB parts (S3's minimum), the last smaller
+
+    def write(writer: MultipartWriter, finish: bool) -> None:
+        for start in range(0, len(data), 1 << 20):
+            writer.write(data[start:start + (1 << 20)])
+        if finish:
+            writer.close()
+        else:
+            writer.abort()
+
+    complete = MultipartWriter(store, "backups/b/b.tar.gz", part_bytes=5 << 20)
+    assert not await store.exists("backups/b/b.tar.gz")
+    await asyncio.to_thread(write, complete, True)
+    assert len(complete._parts) == 3
+    stream = await store.open_stream("backups/b/b.tar.gz")
+    try:
+        assert await asyncio.to_thread(stream.read) == data
+    finally:
+        stream.close()
+
+    abandoned = MultipartWriter(store, "backups/c/c.tar.gz", part_bytes=5 << 20)
+    await asyncio.to_thread(write, abandoned, False)
+    assert not await store.exists("backups/c/c.tar.gz"), "an aborted upload is no object"
+
+    small = store.multipart_writer("backups/d/small.json")
+    await asyncio.to_thread(lambda: (small.write(b"{}"), small.close()))
+    assert await store.get_bytes("backups/d/small.json") == b"{}"
