@@ -159,6 +159,7 @@ kwok_controller_pid() {
 # So stop the new controller, delete the stale Leases, and start it again: it creates fresh ones at
 # once. Every node is KWOK's here (kwokctl runs it with --manage-all-nodes), so all Leases are stale.
 take_over_node_leases() {
+  write_kubeconfig
   retry 120 kc get --raw /readyz || die "kube-apiserver not ready after 120s (logs: $logs/cluster/)"
   [[ -n $(kc -n kube-node-lease get leases -o name 2>/dev/null) ]] || return 0
   local pid
@@ -175,6 +176,14 @@ take_over_node_leases() {
   kwok_start
   say "kwok-controller restarted: took over the node Leases of its previous instance"
   cluster_fresh=1  # worth a smoke test
+}
+
+# Always rewrite the kubeconfig from kwokctl before talking to the cluster, so a deleted or stale
+# file heals itself, and a new checkout (its own .kubeplane/) can take over a cluster another started.
+write_kubeconfig() {
+  mkdir -p "$(dirname "$kubeconfig")"
+  kwokctl get kubeconfig --name "$cluster" >"$kubeconfig.tmp" && mv "$kubeconfig.tmp" "$kubeconfig"
+  chmod 600 "$kubeconfig"
 }
 
 cluster_exists() { kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; }
@@ -242,9 +251,7 @@ up_cluster() {
     cluster_fresh=1
     [[ ${DROP_IN:-} == 1 ]] && echo "$replaced" >"$state/drop-in"
   fi
-  # Always rewrite the kubeconfig from kwokctl, so a deleted or stale file heals itself.
-  kwokctl get kubeconfig --name "$cluster" >"$kubeconfig.tmp" && mv "$kubeconfig.tmp" "$kubeconfig"
-  chmod 600 "$kubeconfig"
+  write_kubeconfig
   ln -sfn "$kwok_home/logs" "$logs/cluster"
   retry 120 kc get --raw /readyz || die "kube-apiserver not ready after 120s (logs: $logs/cluster/)"
   stage_done "kwok cluster $how: $(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
