@@ -29,7 +29,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, BinaryIO, Protocol
@@ -525,8 +525,10 @@ def _check_object(path: str, data: bytes, item: ItemPath) -> str | None:
     return None
 
 
-def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: bool) -> _ScanResult:
-    """One streaming pass: safety checks fail at once; checksum findings are collected."""
+def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: bool,
+          on_member: Callable[[str, bytes], None] | None = None) -> _ScanResult:
+    """One streaming pass: safety checks fail at once; checksum findings are collected; each resource
+    member's path and data go to `on_member` (when objects are checked: their data is read anyway)."""
     result = _ScanResult()
     try:
         gz = gzip.GzipFile(fileobj=source, mode="rb")
@@ -586,6 +588,8 @@ def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: 
                 problem = _check_object(name, data, item)
                 if problem:
                     result.problems.append(problem)
+                elif on_member is not None:
+                    on_member(name, data)
         tar.close()
     except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as e:
         raise ArchiveRejected([f"not a readable gzip tarball: {e}"]) from e
@@ -598,17 +602,20 @@ def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: 
     return result
 
 
-def verify_archive(source: IO[bytes], manifest: Manifest, limits: Limits | None = None) -> None:
+def verify_archive(source: IO[bytes], manifest: Manifest, limits: Limits | None = None,
+                   on_member: Callable[[str, bytes], None] | None = None) -> _ScanResult:
     """Check a tarball against its manifest in one streaming pass (no temporary file); raises
-    ArchiveRejected listing every problem. What `kubeplane backup verify` runs."""
+    ArchiveRejected listing every problem. What `kubeplane backup verify` runs, and a restore's first
+    pass (`index_archive`)."""
     limits = limits or Limits()
     outer = _BoundedReader(source, limits.max_archive_bytes, "compressed archive", hashlib.sha256())
-    result = _scan(outer, manifest, limits, check_objects=True)
+    result = _scan(outer, manifest, limits, check_objects=True, on_member=on_member)
     while outer.read(_CHUNK):  # the gzip trailer and anything after it count for the whole-file checksum
         pass
     problems = _archive_problems(outer.sha.hexdigest(), outer.count, manifest) + result.problems
     if problems:
         raise ArchiveRejected(problems)
+    return result
 
 
 def _archive_problems(sha: str, size: int, manifest: Manifest) -> list[str]:
@@ -624,6 +631,93 @@ class ArchiveItem:
     name: str
     obj: dict[str, Any]
     path: str
+
+
+def is_restored_copy(path: str, unversioned: set[tuple[str, str, str]]) -> bool:
+    """Whether this member is the copy of its object a restore takes: the one without a version
+    directory, or, for archives that only have versioned copies, the preferred-version one."""
+    item = parse_item_path(path)
+    return not item.version or (item.preferred and item.key not in unversioned)
+
+
+def skeleton(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What a restore plans with before it reads an object again: kind, identity, labels, owners."""
+    metadata = obj.get("metadata") or {}
+    kept = {k: metadata[k] for k in ("name", "namespace", "uid", "labels", "ownerReferences") if k in metadata}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}
+
+
+@dataclass
+class ArchiveIndex:
+    """A verified archive, indexed: every object a restore would take. Whole objects while they fit
+    the memory budget; past it, skeletons (Namespace objects stay whole: a restore needs their labels
+    and spec before anything else), and `whole` is False: read the objects again with `stream_items`."""
+
+    format_version: str
+    items: list[ArchiveItem] = field(default_factory=list)
+    whole: bool = True
+
+
+NAMESPACES_RESOURCE = "namespaces"
+INDEX_BUDGET = 16 << 20  # bytes of JSON a restore holds whole (parsed: a few times more) before it indexes skeletons
+
+
+def index_archive(source: IO[bytes], manifest: Manifest, limits: Limits | None = None,
+                  budget: int = INDEX_BUDGET) -> ArchiveIndex:
+    """A restore's first pass: verify the whole stream (as `verify_archive`) and index what it holds,
+    in memory bounded by `budget`, whatever the archive's size."""
+    members: list[tuple[str, dict[str, Any]]] = []
+    held = 0
+    whole = True
+
+    def keep(path: str, data: bytes) -> None:
+        nonlocal held, whole
+        obj = json.loads(data)
+        if parse_item_path(path).group_resource == NAMESPACES_RESOURCE:
+            members.append((path, obj))
+            return
+        held += len(data)
+        if whole and held > budget:
+            whole = False
+            members[:] = [(p, o if parse_item_path(p).group_resource == NAMESPACES_RESOURCE else skeleton(o))
+                          for p, o in members]
+        members.append((path, obj if whole else skeleton(obj)))
+
+    result = verify_archive(source, manifest, limits, on_member=keep)
+    index = ArchiveIndex(result.version, whole=whole)
+    for path, obj in members:
+        if is_restored_copy(path, result.unversioned):
+            item = parse_item_path(path)
+            index.items.append(ArchiveItem(item.group_resource, item.namespace, item.name, obj, path))
+    return index
+
+
+def stream_items(source: IO[bytes], manifest: Manifest, wanted: Callable[[str], bool],
+                 limits: Limits | None = None) -> Iterator[ArchiveItem]:
+    """A later pass over an archive `index_archive` verified: the members `wanted` (by path), each
+    checked against the manifest again as it is read (the object could have been replaced since)."""
+    limits = limits or Limits()
+    gz = gzip.GzipFile(fileobj=source, mode="rb")
+    bounded = _BoundedReader(gz, limits.max_total_bytes + limits.max_members * 1536 + (1 << 20),
+                             "uncompressed archive")
+    try:
+        with tarfile.open(fileobj=_HeaderGuard(bounded), mode="r|") as tar:  # type: ignore[call-overload]
+            for info in tar:
+                if not info.isreg() or not wanted(info.name):
+                    continue
+                if info.size > limits.max_member_bytes:
+                    raise ArchiveRejected([f"{info.name}: {info.size} bytes, over the member limit"])
+                handle = tar.extractfile(info)
+                if handle is None:
+                    raise ArchiveRejected([f"{info.name}: unreadable member"])
+                data = handle.read()
+                expected = manifest.members.get(info.name)
+                if expected is None or hashlib.sha256(data).hexdigest() != expected.sha256:
+                    raise ArchiveRejected([f"{info.name}: changed after verification"])
+                item = parse_item_path(info.name)
+                yield ArchiveItem(item.group_resource, item.namespace, item.name, json.loads(data), info.name)
+    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as e:
+        raise ArchiveRejected([f"not a readable gzip tarball: {e}"]) from e
 
 
 class VerifiedArchive:
@@ -691,7 +785,7 @@ class VerifiedArchive:
         for path, data in self.members():
             if path == VERSION_FILE:
                 continue
-            item = parse_item_path(path)
-            if item.version and (not item.preferred or item.key in self._unversioned):
+            if not is_restored_copy(path, self._unversioned):
                 continue
+            item = parse_item_path(path)
             yield ArchiveItem(item.group_resource, item.namespace, item.name, json.loads(data), path)

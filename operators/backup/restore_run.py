@@ -4,6 +4,12 @@ Nothing is applied before the whole tarball has been checked (paths, member type
 checksum; decryption authenticates it too): a tampered or malicious backup is refused with the
 list of problems, and the cluster is untouched.
 
+The tarball is never stored: the first pass streams it from object storage, verifies it and indexes
+it (archive.index_archive). A backup whose objects fit the memory budget is then restored from that
+index; a larger one is indexed as skeletons (identity, labels, owners) and each tier streams the
+tarball again for its own objects, each checked against the manifest once more as it is read. Memory
+stays bounded and no disk space is needed, whatever the backup's size.
+
 Items restore tier by tier (restore_plan.restore_tiers): CRDs, namespaces, ..., then everything
 else. Inside a tier items are created concurrently (bounded). ownerReferences are re-linked to the
 new UIDs as owners appear (ownership.Relinker), which Velero does not do.
@@ -12,13 +18,16 @@ new UIDs as owners appear (ownership.Relinker), which Velero does not do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import io
 import json
-import tempfile
+import queue
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from operators.backup import archive, crypto, restore_plan, selection
 from operators.backup.backup_run import Results
@@ -56,26 +65,89 @@ class Tally:
     lines: list[str] = field(default_factory=list)  # the dry-run report
 
 
-async def _download_verified(op: BackupOperator, store: Any, backup_name: str, key: bytes | None,
-                             tmp: Any) -> archive.VerifiedArchive:
-    keys = archive.BackupKeys(backup_name)
-    if not await store.exists(keys.metadata):
-        raise StorageError(f"backup {backup_name!r} has no metadata object in storage: it never completed")
-    manifest_raw = await store.get_bytes(keys.checksums)
-    if key is not None:
-        manifest_raw = crypto.decrypt(manifest_raw, key)
-        plain = tempfile.TemporaryFile()
-        writer = crypto.DecryptingWriter(plain, key)
-        await store.get_to_file(keys.contents, writer)
-        await asyncio.to_thread(writer.close)
-        tmp.close()
-        tmp = plain
-    else:
-        await store.get_to_file(keys.contents, tmp)
-    await asyncio.to_thread(tmp.seek, 0)
-    verified = archive.VerifiedArchive(tmp, archive.Manifest.from_json(manifest_raw))
-    await asyncio.to_thread(verified.__enter__)
-    return verified
+_END = object()
+
+
+class _BackupReader:
+    """The backup's tarball in object storage, read as a plaintext stream as often as needed."""
+
+    def __init__(self, store: Any, backup_name: str, key: bytes | None) -> None:
+        self.store, self.key = store, key
+        self.keys = archive.BackupKeys(backup_name)
+        self._manifest: archive.Manifest | None = None
+
+    @property
+    def manifest(self) -> archive.Manifest:
+        assert self._manifest is not None, "load_manifest first"
+        return self._manifest
+
+    async def load_manifest(self) -> None:
+        if not await self.store.exists(self.keys.metadata):
+            raise StorageError(f"backup {self.keys.name!r} has no metadata object in storage: it never completed")
+        raw = await self.store.get_bytes(self.keys.checksums)
+        if self.key is not None:
+            raw = crypto.decrypt(raw, self.key)
+        self._manifest = archive.Manifest.from_json(raw)
+
+    async def _open(self) -> tuple[IO[bytes], IO[bytes]]:
+        """The plaintext stream, and the download under it (close that one)."""
+        body: IO[bytes] = await self.store.open_stream(self.keys.contents)
+        if self.key is None:
+            return body, body
+        plain = io.BufferedReader(crypto.IteratorReader(crypto.decrypt_iter(body, self.key)), buffer_size=1 << 20)
+        return plain, body
+
+    async def index(self) -> archive.ArchiveIndex:
+        """The first pass: verify everything, index what a restore takes."""
+        stream, body = await self._open()
+        try:
+            return await asyncio.to_thread(archive.index_archive, stream, self.manifest)
+        finally:
+            await asyncio.to_thread(body.close)
+
+    async def items(self, wanted: Callable[[str], bool]) -> AsyncIterator[archive.ArchiveItem]:
+        """A later pass: the members `wanted`, read in a worker thread a batch at a time."""
+        stream, body = await self._open()
+        handoff: queue.Queue[Any] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def put(value: Any) -> bool:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    handoff.put(value, timeout=0.2)
+                    return True
+            return False
+
+        def produce() -> None:
+            batch: list[archive.ArchiveItem] = []
+            try:
+                for item in archive.stream_items(stream, self.manifest, wanted):
+                    batch.append(item)
+                    if len(batch) >= CONCURRENCY and not put(batch):
+                        return
+                    if len(batch) >= CONCURRENCY:
+                        batch = []
+                put(batch)
+                put(_END)
+            except BaseException as e:  # handed to the reader, raised there
+                put(e)
+            finally:
+                body.close()
+
+        thread = threading.Thread(target=produce, name=f"restore-read-{self.keys.name}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                got = await asyncio.to_thread(handoff.get)
+                if got is _END:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                for item in got:
+                    yield item
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join)
 
 
 async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
@@ -114,51 +186,48 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         return
 
     results = Results()
-    tmp = tempfile.TemporaryFile(prefix=f"restore-{name}-")
+    reader = _BackupReader(store, backup_name, location.encryption_key)
     try:
-        try:
-            verified = await _download_verified(op, store, backup_name, location.encryption_key, tmp)
-        except archive.ArchiveRejected as e:
-            await fail("Failed", f"the backup failed verification; nothing was restored: {'; '.join(e.problems[:5])}")
-            return
-        except (crypto.DecryptionError, StorageError, archive.ArchiveError) as e:
-            await fail("Failed", f"the backup could not be read; nothing was restored: {e}")
-            return
-        try:
-            items = await asyncio.to_thread(lambda: list(verified.items()))
-        finally:
-            verified.__exit__(None, None, None)
-    finally:
-        tmp.close()
+        await reader.load_manifest()
+        index = await reader.index()
+    except archive.ArchiveRejected as e:
+        await fail("Failed", f"the backup failed verification; nothing was restored: {'; '.join(e.problems[:5])}")
+        return
+    except (crypto.DecryptionError, StorageError, archive.ArchiveError) as e:
+        await fail("Failed", f"the backup could not be read; nothing was restored: {e}")
+        return
 
     types = await discover(kube)
     select = selection.Selection.for_restore(spec, types)
     options = restore_plan.options_from_spec(spec, name, backup_name, types)
-    backed_up_namespaces = [i.obj for i in items if i.group_resource == selection.NAMESPACES]
+    backed_up_namespaces = [i.obj for i in index.items if i.group_resource == selection.NAMESPACES]
     chosen = [
-        i for i in items
+        i for i in index.items
         if i.group_resource != selection.NAMESPACES
         and select.resource_included(i.group_resource, namespaced=bool(i.namespace))
         and select.item_included(i.obj, check_exclude_label=False)
     ]
     namespace_names = restore_plan.namespaces_to_restore(select, backed_up_namespaces, {i.namespace for i in chosen})
     by_name = {(ns.get("metadata") or {}).get("name"): ns for ns in backed_up_namespaces}
-    prepared: list[restore_plan.Prepared] = []
+    namespaces: list[restore_plan.Prepared] = []
     for ns_name in namespace_names:
         target = options.target_namespace(ns_name)
         obj = restore_plan.namespace_object(by_name.get(ns_name), target, options)
-        prepared.append(restore_plan.Prepared(selection.NAMESPACES, "", target, "", obj=obj))
-    prepared += [restore_plan.prepare(i.obj, i.group_resource, options) for i in chosen]
+        namespaces.append(restore_plan.Prepared(selection.NAMESPACES, "", target, "", obj=obj))
 
-    index = OwnerIndex()
+    # Ownership is planned from the index (skeletons carry uid, kind and ownerReferences).
+    owners = OwnerIndex()
     for item in chosen:
-        index.add(item_key(item.group_resource, item.obj), item.obj)
-    relinker = Relinker(index, [item_key(i.group_resource, i.obj) for i in chosen])
+        owners.add(item_key(item.group_resource, item.obj), item.obj)
+    relinker = Relinker(owners, [item_key(i.group_resource, i.obj) for i in chosen])
     old_uids = {item_key(i.group_resource, i.obj): i.obj["metadata"].get("uid") for i in chosen}
-    by_key = {ItemKey(p.group_resource, p.namespace, p.name): p for p in prepared}
-    tally = Tally(total=len(prepared))
+    # Where a relinked dependent lives now, to patch it: group/resource, apiVersion, namespace, name.
+    locations = {item_key(i.group_resource, i.obj): (i.group_resource, {"apiVersion": i.obj.get("apiVersion")},
+                                                     options.target_namespace(i.namespace), i.name)
+                 for i in chosen}
+    tally = Tally(total=len(namespaces) + len(chosen))
     policy = spec.get("existingResourcePolicy") or "none"
-    semaphore = asyncio.Semaphore(CONCURRENCY)
+    slots = asyncio.Semaphore(CONCURRENCY)
     last_report = time.monotonic()
 
     async def report_progress() -> None:
@@ -171,8 +240,38 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
                                                               "itemsRestored": tally.restored}})
 
     async def restore_one(p: restore_plan.Prepared) -> None:
-        await restore_item(p)
-        await report_progress()
+        try:
+            await restore_item(p)
+            await report_progress()
+        finally:
+            slots.release()
+
+    async def restore_all(prepared: AsyncIterator[restore_plan.Prepared]) -> None:
+        """Each item as it comes, at most CONCURRENCY at once (a slot is taken before an item is
+        started, so a stream is read no faster than items are created)."""
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            async for p in prepared:
+                await slots.acquire()
+                task = asyncio.create_task(restore_one(p))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            if tasks:
+                await asyncio.gather(*tasks)
+
+    async def from_memory(items: list[restore_plan.Prepared]) -> AsyncIterator[restore_plan.Prepared]:
+        for p in items:
+            yield p
+
+    async def from_archive(tier_items: list[archive.ArchiveItem]) -> AsyncIterator[restore_plan.Prepared]:
+        if index.whole:
+            for item in tier_items:
+                yield restore_plan.prepare(item.obj, item.group_resource, options)
+            return
+        paths = {item.path for item in tier_items}
+        async for item in reader.items(paths.__contains__):
+            yield restore_plan.prepare(item.obj, item.group_resource, options)
 
     async def restore_item(p: restore_plan.Prepared) -> None:
         key = ItemKey(p.group_resource, p.namespace, p.name)
@@ -193,52 +292,59 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         collection = item_path(p.group_resource, obj, p.target_namespace)
         single = item_path(p.group_resource, obj, p.target_namespace, p.name)
         original_uid = old_uids.get(key)
-        async with semaphore:
-            try:
-                if dry_run:
-                    try:
-                        live = await kube.get(single)
-                    except ApiError as e:
-                        if not e.not_found:
-                            raise
-                        tally.would_create += 1
-                        tally.lines.append(f"create {where}")
-                        return
-                    decision = restore_plan.decide_existing(obj, live, policy, options)
-                    if decision.action == "patch":
-                        tally.would_update += 1
-                        tally.lines.append(f"update {where}: {decision.reason}")
-                    else:
-                        tally.would_skip += 1
-                        tally.lines.append(f"skip {where}: {decision.reason}")
-                    return
+        try:
+            if dry_run:
                 try:
-                    created = await kube.create(collection, obj)
-                    tally.restored += 1
-                except ApiError as e:
-                    if e.status != 409:
-                        raise
                     live = await kube.get(single)
-                    decision = restore_plan.decide_existing(obj, live, policy, options)
-                    if decision.action == "warn":
-                        results.warning(p.target_namespace, f"{where}: {decision.reason}")
-                    if decision.patch is not None:
-                        await kube.patch(single, decision.patch)
-                    created = live
-                    tally.restored += decision.action == "patch"
-                for patch in relinker.created(key, original_uid, created["metadata"]["uid"]):
-                    target = by_key[patch.key]
-                    await kube.patch(item_path(target.group_resource, target.obj or {}, target.target_namespace,
-                                               target.name), patch.patch)
+                except ApiError as e:
+                    if not e.not_found:
+                        raise
+                    tally.would_create += 1
+                    tally.lines.append(f"create {where}")
+                    return
+                decision = restore_plan.decide_existing(obj, live, policy, options)
+                if decision.action == "patch":
+                    tally.would_update += 1
+                    tally.lines.append(f"update {where}: {decision.reason}")
+                else:
+                    tally.would_skip += 1
+                    tally.lines.append(f"skip {where}: {decision.reason}")
+                return
+            try:
+                created = await kube.create(collection, obj)
+                tally.restored += 1
             except ApiError as e:
-                results.error(p.target_namespace, f"{where}: {e.message}")
-                relinker.failed(key, original_uid)
+                if e.status != 409:
+                    raise
+                live = await kube.get(single)
+                decision = restore_plan.decide_existing(obj, live, policy, options)
+                if decision.action == "warn":
+                    results.warning(p.target_namespace, f"{where}: {decision.reason}")
+                if decision.patch is not None:
+                    await kube.patch(single, decision.patch)
+                created = live
+                tally.restored += decision.action == "patch"
+            for patch in relinker.created(key, original_uid, created["metadata"]["uid"]):
+                group_resource, version, namespace, dependent = locations[patch.key]
+                await kube.patch(item_path(group_resource, version, namespace, dependent), patch.patch)
+        except ApiError as e:
+            results.error(p.target_namespace, f"{where}: {e.message}")
+            relinker.failed(key, original_uid)
 
-    for tier in restore_plan.restore_tiers({p.group_resource for p in prepared}):
-        members = [p for p in prepared if p.group_resource in tier]
-        await asyncio.gather(*(restore_one(p) for p in members))
+    present = {i.group_resource for i in chosen} | ({selection.NAMESPACES} if namespaces else set())
+    for tier in restore_plan.restore_tiers(present):
+        try:
+            if tier == (selection.NAMESPACES,):
+                await restore_all(from_memory(namespaces))
+            else:
+                await restore_all(from_archive([i for i in chosen if i.group_resource in tier]))
+        except (archive.ArchiveRejected, crypto.DecryptionError, StorageError, archive.ArchiveError) as e:
+            problem = "; ".join(e.problems[:5]) if isinstance(e, archive.ArchiveRejected) else str(e)
+            results.error("", f"the backup could not be read again during the restore, so it stopped "
+                              f"before its {', '.join(tier)} items: {problem}")
+            break
         if tier == (selection.CRDS,) and not dry_run:
-            await _wait_for_crds(kube, [p.name for p in members], results)
+            await _wait_for_crds(kube, [i.name for i in chosen if i.group_resource == selection.CRDS], results)
         await report_progress()
     for warning in relinker.finish():
         results.warning("", warning)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import boto3
+import urllib3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -48,6 +49,32 @@ def _explain(error: Exception, action: str, bucket: str) -> StorageError:
         }
         return StorageError(f"{action}: {hints.get(code, code or str(error))}")
     return StorageError(f"{action}: storage unreachable ({error})")
+
+
+class _Body(io.RawIOBase):
+    """A response body as a raw stream whose failures are StorageError."""
+
+    def __init__(self, body: Any, action: str, bucket: str) -> None:
+        super().__init__()
+        self._body, self._action, self._bucket = body, action, bucket
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._body.read(len(buffer))
+        except (ClientError, BotoCoreError) as e:
+            raise _explain(e, self._action, self._bucket) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise StorageError(f"{self._action}: the connection failed midway: {e}") from e
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
 
 
 class ObjectStore:
@@ -110,12 +137,12 @@ class ObjectStore:
         return MultipartWriter(self, key)
 
     async def open_stream(self, key: str) -> IO[bytes]:
-        """The object as a readable stream (read it in a worker thread; close it when done)."""
-        def get() -> IO[bytes]:
-            body: IO[bytes] = self._client.get_object(Bucket=self.config.bucket, Key=self._key(key))["Body"]
-            return body
-        stream: IO[bytes] = await self._call(f"downloading {key}", get)
-        return stream
+        """The object as a readable stream (read it in a worker thread; close it when done). A read
+        that fails midway raises StorageError, as every other call here does."""
+        def get() -> Any:
+            return self._client.get_object(Bucket=self.config.bucket, Key=self._key(key))["Body"]
+        body = await self._call(f"downloading {key}", get)
+        return io.BufferedReader(_Body(body, f"downloading {key}", self.config.bucket), buffer_size=1 << 20)
 
     async def get_to_file(self, key: str, target: IO[bytes]) -> None:
         """Download into a file object in chunks."""

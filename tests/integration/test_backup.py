@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
+from operators.backup import archive
 from tests.faults.apirelay import ApiRelay
 from tests.integration.conftest import (
     BIN,
@@ -273,6 +274,56 @@ def test_encrypted_location_round_trip(
         assert finished("kprestore", restore)["phase"] == "Completed"
         secret = kubectl_json("get", "secret", "db", "-n", namespace)
         assert base64.b64decode(secret["data"]["password"]).decode() == f"hunter2-{namespace}"
+    finally:
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+
+
+def test_a_backup_over_the_memory_budget_restores_by_streaming(
+    backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str]
+) -> None:
+    """H1: a restore never stores the tarball; one larger than what it holds in memory is indexed as
+    skeletons and each tier streams it again. Encrypted, so the later passes decrypt as they go."""
+    name = unique("big")
+    kubectl("create", "secret", "generic", f"{name}-key", "-n", NS, f"--from-literal=key={os.urandom(32).hex()}")
+    create("BackupStorageLocation", name, {
+        "objectStorage": {"bucket": "kubeplane", "prefix": name},
+        "credential": {"name": "minio-credentials", "key": "cloud"},
+        "config": {"s3Url": minio["MINIO_ENDPOINT"], "s3ForcePathStyle": "true"},
+        "encryption": {"keySecret": {"name": f"{name}-key", "key": "key"}},
+    })
+    try:
+        populate(namespace)
+        wait_for(lambda: len(kubectl_json("get", "pods", "-n", namespace, "-l", "app=shop")["items"]) == 2,
+                 what="deployment pods")
+        # 16 ConfigMaps of ~0.9 MB of random base64: the archive's JSON (two copies of each) is ~29 MB.
+        blobs = {f"big-{i}": base64.b64encode(os.urandom(675_000)).decode() for i in range(16)}
+        for cm, blob in blobs.items():
+            kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm, "labels": {"app": "big"}},
+                 "data": {"blob": blob}}))
+        backup = unique("b")
+        create("Backup", backup, {"includedNamespaces": [namespace], "storageLocation": name})
+        assert finished("kpbackup", backup, timeout=300)["phase"] == "Completed"
+        size = s3.head_object(Bucket="kubeplane", Key=f"{name}/backups/{backup}/{backup}.tar.gz")["ContentLength"]
+        assert size > archive.INDEX_BUDGET, f"the tarball ({size} bytes) must exceed the restore's budget"
+
+        kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", timeout=150)
+        restore = unique("r")
+        create("Restore", restore, {"backupName": backup})
+        status = finished("kprestore", restore, timeout=300)
+        assert status["phase"] == "Completed", status
+        assert status["progress"]["totalItems"] >= status["progress"]["itemsRestored"] >= 16 + 9
+        for cm, blob in blobs.items():
+            restored = kubectl_json("get", "cm", cm, "-n", namespace)["data"]["blob"]
+            assert hashlib.sha256(restored.encode()).hexdigest() == hashlib.sha256(blob.encode()).hexdigest(), cm
+        secret = kubectl_json("get", "secret", "db", "-n", namespace)
+        assert base64.b64decode(secret["data"]["password"]).decode() == f"hunter2-{namespace}"
+        # Owners were planned from skeletons: the pods are re-linked to the restored ReplicaSet's new UID.
+        rs_uids = {rs["metadata"]["uid"] for rs in kubectl_json("get", "replicasets.apps", "-n", namespace)["items"]}
+        pods = kubectl_json("get", "pods", "-n", namespace, "-l", "app=shop")["items"]
+        assert len(pods) == 2 and rs_uids
+        for pod in pods:
+            assert {r["uid"] for r in pod["metadata"].get("ownerReferences", [])} <= rs_uids
     finally:
         kubectl("delete", "bsl", name, "-n", NS, check=False)
 

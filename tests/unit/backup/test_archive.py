@@ -361,3 +361,65 @@ def test_path_problem_accepts_only_the_layout():
     assert archive.path_problem("resources/pods/./namespaces/a/b.json") is not None
     assert archive.path_problem("x" * 2000) is not None
     assert archive.path_problem("resources/pods/namespaces/a/b\x00.json") is not None
+
+
+# --- a restore's passes: index, then stream ------------------------------------------------------
+
+
+def keyed(items: list[archive.ArchiveItem]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(i.group_resource, i.namespace, i.name): i.obj for i in items}
+
+
+def test_index_holds_whole_objects_within_the_budget():
+    data, manifest = write_backup()
+    index = archive.index_archive(io.BytesIO(data), manifest)
+    assert index.whole and index.format_version == "1.1.0"
+    assert keyed(index.items) == {(gr, o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for gr, o in ITEMS}
+
+
+def test_index_past_the_budget_holds_skeletons_and_streaming_gives_the_objects():
+    namespace = obj("Namespace", "shop", labels={"team": "a"}) | {"spec": {"finalizers": ["kubernetes"]}}
+    owned = obj("Pod", "web-0", "shop", labels={"app": "web"},
+                spec={"containers": [{"name": "c", "image": "x" * 4000}]})
+    owned["metadata"] |= {"uid": "u-1", "ownerReferences": [{"kind": "ReplicaSet", "name": "web", "uid": "u-0"}],
+                          "annotations": {"big": "y" * 4000}}
+    items = [("namespaces", namespace), ("pods", owned), *ITEMS]
+    data, manifest = write_backup(items)
+    index = archive.index_archive(io.BytesIO(data), manifest, budget=1000)
+    assert not index.whole
+    got = keyed(index.items)
+    assert got[("namespaces", "", "shop")] == namespace  # whole: a restore needs it first
+    pod = got[("pods", "shop", "web-0")]
+    assert pod == {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "web-0", "namespace": "shop", "uid": "u-1", "labels": {"app": "web"},
+        "ownerReferences": [{"kind": "ReplicaSet", "name": "web", "uid": "u-0"}]}}
+    assert len(json.dumps(list(got.values()))) < 3000  # the 8 KB of spec and annotations are not held
+
+    # A later pass yields exactly the wanted members, each once (the restored copy), in full.
+    wanted = {i.path for i in index.items if i.group_resource in ("pods", "secrets")}
+    streamed = list(archive.stream_items(io.BytesIO(data), manifest, wanted.__contains__))
+    assert keyed(streamed) == {("pods", "shop", "web-0"): owned, ("pods", "shop", "web-1"): dict(ITEMS)["pods"],
+                               ("secrets", "shop", "creds"): dict(ITEMS)["secrets"]}
+
+
+def test_a_member_replaced_after_indexing_is_refused_when_streamed():
+    data, manifest = write_backup()
+    index = archive.index_archive(io.BytesIO(data), manifest, budget=0)
+    members = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for info in tar:
+            content = tar.extractfile(info).read()  # type: ignore[union-attr]
+            if info.name == "resources/secrets/namespaces/shop/creds.json":
+                content = json.dumps(dict(ITEMS)["secrets"] | {"data": {"password": "b3duZWQ="}}).encode()
+            members.append((info.name, content))
+    swapped = build_tar(members)
+    wanted = {i.path for i in index.items}
+    with pytest.raises(ArchiveRejected) as error:
+        list(archive.stream_items(io.BytesIO(swapped), manifest, wanted.__contains__))
+    assert error.value.problems == ["resources/secrets/namespaces/shop/creds.json: changed after verification"]
+
+
+def test_index_refuses_what_verification_refuses():
+    data, manifest = write_backup()
+    with pytest.raises(ArchiveRejected):
+        archive.index_archive(io.BytesIO(data[: len(data) // 2]), manifest)
