@@ -8,7 +8,7 @@
 A thread runs `kubectl get --raw <path>?watch=true` and decodes its stream of events. When the server
 ends the watch, it resumes from the last resourceVersion, so nothing is missed for the test's
 duration. `ever_added` holds every object ever seen (by uid), `current` the live ones (by name),
-`log` every (type, name, uid) in order.
+`log` every (type, name, uid) in order, `events` every (type, object) in order (to replay states).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Watch:
         self.ever_added: dict[str, dict[str, Any]] = {}  # uid -> first version seen
         self.current: dict[str, dict[str, Any]] = {}  # name -> latest version
         self.log: list[tuple[str, str, str]] = []  # (type, name, uid)
+        self.events: list[tuple[str, dict[str, Any]]] = []  # (type, object as of that event)
         self._version = ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,6 +87,7 @@ class Watch:
         name, uid = meta.get("name", ""), meta.get("uid", "")
         with self._lock:
             self.log.append((str(kind), name, uid))
+            self.events.append((str(kind), obj))
             if kind == "DELETED":
                 self.current.pop(name, None)
             else:

@@ -83,6 +83,7 @@ class Registry:
 
 def default_registry() -> Registry:
     """kubeplane's controllers."""
+    from operators.controllers.deployment import controller as deployment
     from operators.controllers.replicaset import controller as replicaset
 
     registry = Registry()
@@ -95,5 +96,9 @@ def default_registry() -> Registry:
     registry.register(Registration(
         "replicationcontroller", replicaset.build, None, builtin=apis.REPLICATION_CONTROLLERS,
         replaces=("replicationcontroller-controller",),
+    ))
+    registry.register(Registration(
+        "deployment", deployment.build, apis.DEPLOYMENTS, builtin=apis.APPS_DEPLOYMENTS,
+        replaces=("deployment-controller",),
     ))
     return registry

@@ -70,3 +70,4 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", builtin=True)
 # kubeplane's workload kinds.
 KUBEPLANE_APPS = "apps.kubeplane.dev"
 REPLICASETS = Resource(KUBEPLANE_APPS, "v1alpha1", "replicasets", "ReplicaSet")
+DEPLOYMENTS = Resource(KUBEPLANE_APPS, "v1alpha1", "deployments", "Deployment")

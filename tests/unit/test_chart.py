@@ -370,6 +370,11 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
         for verb in ("patch", "update"):
             assert allowed(objs, sa, verb, "apps.kubeplane.dev", sub), (verb, sub)
     assert allowed(objs, sa, "update", "apps.kubeplane.dev", "replicasets/finalizers")
+    # The Deployment creates, scales, adopts and deletes its ReplicaSets, and annotates itself.
+    for verb in ("create", "patch", "delete"):
+        assert allowed(objs, sa, verb, "apps.kubeplane.dev", "replicasets"), verb
+    assert allowed(objs, sa, "patch", "apps.kubeplane.dev", "deployments")
+    assert allowed(objs, sa, "patch", "apps.kubeplane.dev", "deployments/status")
     for group in ("", "events.k8s.io"):
         assert allowed(objs, sa, "create", group, "events") and allowed(objs, sa, "patch", group, "events")
     for verb in ("list", "watch"):
@@ -378,7 +383,7 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
     for verb, group, resource in [
         ("get", "", "secrets"), ("list", "", "secrets"), ("delete", "", "nodes"), ("get", "", "nodes"),
         ("list", "", "namespaces"), ("create", "apps", "deployments"), ("create", "", "pods/exec"),
-        ("delete", "apps.kubeplane.dev", "replicasets"), ("create", "apps.kubeplane.dev", "replicasets"),
+        ("delete", "apps.kubeplane.dev", "deployments"), ("create", "apps.kubeplane.dev", "deployments"),
         ("update", "", "pods/status"), ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
         ("get", "", "configmaps"), ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
     ]:
@@ -394,16 +399,20 @@ def test_drop_in_adds_the_flag_and_exactly_the_builtin_kinds_rbac() -> None:
     pod_spec = named(objs, "Deployment", "kp-kubeplane-controllers")["spec"]["template"]["spec"]
     command = pod_spec["containers"][0]["command"]
     assert "--drop-in" in command
-    for group, plural in (("apps", "replicasets"), ("", "replicationcontrollers")):
+    for group, plural in (("apps", "replicasets"), ("", "replicationcontrollers"), ("apps", "deployments")):
         for verb in ("get", "list", "watch"):
             assert allowed(objs, sa, verb, group, plural, namespace="default"), (verb, plural)
         assert allowed(objs, sa, "update", group, f"{plural}/status", namespace="default")
         assert allowed(objs, sa, "update", group, f"{plural}/finalizers", namespace="default")
-        # The controller never creates, deletes or rescales the built-in objects themselves.
-        for verb in ("create", "delete", "update", "patch"):
-            assert not allowed(objs, sa, verb, group, plural, namespace="default"), (verb, plural)
-    for verb, group, resource in [("create", "apps", "deployments"), ("update", "apps", "deployments/status"),
-                                  ("update", "apps", "daemonsets/status")]:
+    # The ReplicaSet controllers never create, delete or rescale the objects they drive; the Deployment
+    # controller creates, scales and deletes ReplicaSets and annotates Deployments, never creates those.
+    for verb, group, plural in [*((v, "", "replicationcontrollers") for v in ("create", "delete", "update", "patch")),
+                                ("create", "apps", "deployments"), ("delete", "apps", "deployments")]:
+        assert not allowed(objs, sa, verb, group, plural, namespace="default"), (verb, plural)
+    for verb in ("create", "patch", "update", "delete"):
+        assert allowed(objs, sa, verb, "apps", "replicasets", namespace="default"), verb
+    assert allowed(objs, sa, "patch", "apps", "deployments", namespace="default")
+    for verb, group, resource in [("update", "apps", "daemonsets/status"), ("create", "apps", "daemonsets")]:
         assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, resource)
     assert not any("*" in r.get("resources", []) or "*" in r["verbs"] for _, r in grants(objs, sa, NAMESPACE))
 

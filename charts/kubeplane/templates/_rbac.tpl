@@ -61,6 +61,16 @@ finalizers or progress annotations on objects.
 - apiGroups: ["apps.kubeplane.dev"]
   resources: {{ toJson $plurals }}
   verbs: ["get", "list", "watch"]
+{{- if has "deployments" $plurals }}
+# The Deployment writes its revision annotation on itself, and creates, scales (patch), adopts and
+# deletes (history) the ReplicaSets it owns: what system:controller:deployment-controller holds.
+- apiGroups: ["apps.kubeplane.dev"]
+  resources: ["deployments"]
+  verbs: ["patch", "update"]
+- apiGroups: ["apps.kubeplane.dev"]
+  resources: ["replicasets"]
+  verbs: ["create", "patch", "update", "delete"]
+{{- end }}
 - apiGroups: ["apps.kubeplane.dev"]
   resources:
     {{- range $plurals }}
@@ -97,6 +107,19 @@ finalizers or progress annotations on objects.
 - apiGroups: [""]
   resources: ["replicationcontrollers/finalizers"]
   verbs: ["update"]
+# ... and system:controller:deployment-controller's.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["deployments/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["deployments/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["create", "patch", "update", "delete"]
 {{- end }}
 {{ include "kubeplane.rules.events" . }}
 {{- end }}

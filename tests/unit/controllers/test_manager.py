@@ -64,7 +64,7 @@ def world() -> tuple[FakeKube, ControllerManager]:
     kube.put(CONFIGMAPS.path("ns"), {"metadata": {"name": "a", "namespace": "ns"}})
     kube.put(CONFIGMAPS.path("ns"), {"metadata": {"name": "b", "namespace": "ns"}})
     manager = ControllerManager(kube, elect=False)  # type: ignore[arg-type]
-    manager.build(registry_with_a_second_controller().builders("*"))
+    manager.build(registry_with_a_second_controller().builders("replicaset,configmap-counter"))
     return kube, manager
 
 
@@ -167,8 +167,8 @@ async def test_the_fence_refuses_writes_once_renewal_is_overdue() -> None:
 def test_registry_selects_like_kube_controller_managers_flag() -> None:
     registry = registry_with_a_second_controller()
     names = lambda spec: [r.name for r in registry.select(spec)]  # noqa: E731
-    assert names("*") == ["replicaset", "replicationcontroller", "configmap-counter"]
-    assert names("*,-replicaset") == ["replicationcontroller", "configmap-counter"]
+    assert names("*") == ["replicaset", "replicationcontroller", "deployment", "configmap-counter"]
+    assert names("*,-replicaset") == ["replicationcontroller", "deployment", "configmap-counter"]
     assert names("configmap-counter") == ["configmap-counter"]
     with pytest.raises(ValueError, match="unknown controller"):
         registry.select("deployments")
@@ -177,4 +177,5 @@ def test_registry_selects_like_kube_controller_managers_flag() -> None:
     # Drop-in mode adds the built-in flavour of each controller that has one.
     assert len(registry.builders("replicaset")) == 1
     assert len(registry.builders("replicaset", drop_in=True)) == 2
-    assert registry.replaced("*") == ["replicaset-controller", "replicationcontroller-controller"]
+    assert registry.replaced("*") == ["replicaset-controller", "replicationcontroller-controller",
+                                      "deployment-controller"]

@@ -1,0 +1,283 @@
+"""The Deployment controller's I/O: informer handlers that enqueue, and the sync that acts.
+
+Read side by side with pkg/controller/deployment/deployment_controller.go:
+
+- handlers only enqueue: a Deployment on any change; a ReplicaSet's controller (kind, name and uid
+  must match) on add, update and delete, and for an orphan every Deployment of its namespace whose
+  selector matches it (and the previous controller when the reference changed); a pod's deletion
+  wakes a Recreate Deployment once none of its pods is left;
+- `sync` claims the ReplicaSets (adopting matching orphans after a fresh read of the Deployment,
+  releasing those that no longer match), calls `logic.plan` once, and carries the plan's writes out
+  in order: the new ReplicaSet's create (a same-named one with another template is a hash
+  collision: status.collisionCount goes up and the sync starts again), ReplicaSet updates guarded by
+  their resourceVersion (as upstream's Update), history deletes guarded by uid; then the
+  Deployment's revision annotation, then its status. The first failed write ends the sync and it is
+  retried with backoff, planned afresh from the caches.
+
+The same class drives kubeplane's Deployment (`apps.kubeplane.dev`, owning kubeplane ReplicaSets) and
+in drop-in mode the built-in apps/v1 Deployment (owning apps/v1 ReplicaSets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from operators.controllers import caches
+from operators.controllers.common.loop import Controller
+from operators.controllers.common.ownership import OwnerGone, Patcher, claim
+from operators.controllers.deployment import logic
+from operators.controllers.manager import ControllerManager
+from operators.core import apis
+from operators.core.apis import PODS, Resource
+from operators.core.events import EventRecorder
+from operators.core.informer import ADDED, DELETED, object_key
+from operators.core.kube import ApiError
+from operators.core.owners import controller_ref, owner_reference
+from operators.core.selectors import Selector, SelectorError, from_label_selector
+from operators.core.status import status_patch
+from operators.core.timeutil import now
+from operators.core.workqueue import RetryLater
+
+logger = logging.getLogger(__name__)
+
+Obj = Mapping[str, Any]
+WORKERS = 5  # kube-controller-manager's --concurrent-deployment-syncs
+COMPONENT = "deployment-controller"
+
+
+def _semantic(status: Obj | None) -> dict[str, Any]:
+    """A status with zero values dropped: the API server omits them for built-in kinds."""
+    return {k: v for k, v in (status or {}).items() if v not in (None, 0, "", [], {})}
+
+
+class DeploymentController(Controller):
+    workers = WORKERS
+
+    def __init__(self, manager: ControllerManager, resource: Resource, sets: Resource, name: str, *,
+                 extended_status: bool = True) -> None:
+        super().__init__(name)
+        self.kube = manager.kube
+        self.resource = resource
+        self.sets_resource = sets
+        self.extended_status = extended_status
+        self.deployments = manager.informers.informer(resource)
+        self.sets = manager.informers.informer(sets)
+        self.pods = manager.informers.informer(PODS)
+        self.deployments.add_handler(self._on_deployment)
+        self.sets.add_handler(self._on_set)
+        self.pods.add_handler(self._on_pod)
+        self.events = EventRecorder(self.kube, COMPONENT)
+        self.recorders.append(self.events)
+        self._selectors: dict[str, Selector | None] = {}
+
+    def keys(self) -> list[str]:
+        return list(self.deployments.store)
+
+    # --- what the caches say ---------------------------------------------------------------------
+
+    def selector(self, d: Obj) -> Selector | None:
+        uid = d["metadata"]["uid"]
+        if uid not in self._selectors:
+            try:
+                self._selectors[uid] = from_label_selector((d.get("spec") or {}).get("selector"))
+            except SelectorError as e:
+                logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(d), e)
+                self._selectors[uid] = None
+        return self._selectors[uid]
+
+    def resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
+        if ref is None or not self.resource.is_kind_of(ref):
+            return None
+        d = self.deployments.get(f"{namespace}/{ref.get('name')}")
+        if d is None or d["metadata"]["uid"] != ref.get("uid"):
+            return None
+        return d
+
+    def selecting(self, rs: Obj) -> list[Obj]:
+        """getDeploymentsForReplicaSet: the Deployments of its namespace whose selector matches it."""
+        labels = rs["metadata"].get("labels") or {}
+        found: list[Obj] = []
+        for d in self.deployments.by_index(caches.NAMESPACE, rs["metadata"].get("namespace") or ""):
+            selector = self.selector(d)
+            if selector is not None and not selector.empty() and selector.matches(labels):
+                found.append(d)
+        return found
+
+    # --- handlers: enqueue only --------------------------------------------------------------------
+
+    def _enqueue(self, d: Obj) -> None:
+        self.queue.add(object_key(d))
+
+    def _on_deployment(self, kind: str, d: Obj, old: Obj | None) -> None:
+        if kind == DELETED or (old is not None and old["metadata"]["uid"] != d["metadata"]["uid"]):
+            self._selectors.pop((old or d)["metadata"]["uid"], None)
+        self._enqueue(d)
+
+    def _on_set(self, kind: str, rs: Obj, old: Obj | None) -> None:
+        namespace = rs["metadata"].get("namespace") or ""
+        ref = controller_ref(rs)
+        if old is not None and controller_ref(old) != ref:
+            previous = self.resolve(namespace, controller_ref(old))
+            if previous is not None:
+                self._enqueue(previous)
+        if ref is not None:
+            d = self.resolve(namespace, ref)
+            if d is not None:
+                self._enqueue(d)
+            return
+        if kind == DELETED:
+            return
+        labels_changed = old is not None and \
+            (old["metadata"].get("labels") or {}) != (rs["metadata"].get("labels") or {})
+        if kind == ADDED or labels_changed or (old is not None and controller_ref(old) is not None):
+            for d in self.selecting(rs):
+                self._enqueue(d)
+
+    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        """deletePod: a Recreate Deployment waits for its old pods to be gone."""
+        if kind != DELETED:
+            return
+        namespace = pod["metadata"].get("namespace") or ""
+        ref = controller_ref(pod)
+        if ref is None or not self.sets_resource.is_kind_of(ref):
+            return
+        rs = self.sets.get(f"{namespace}/{ref.get('name')}")
+        if rs is None or rs["metadata"]["uid"] != ref.get("uid"):
+            return
+        d = self.resolve(namespace, controller_ref(rs))
+        if d is None or logic.is_rolling(d):
+            return
+        for sibling in self.sets.by_index(caches.CONTROLLER, d["metadata"]["uid"]):
+            if self.pods.by_index(caches.CONTROLLER, sibling["metadata"]["uid"]):
+                return
+        self._enqueue(d)
+
+    # --- the sync ----------------------------------------------------------------------------------
+
+    async def sync(self, key: str) -> float | None:
+        d = self.deployments.get(key)
+        if d is None:
+            return None
+        selector = self.selector(d)
+        if selector is None:
+            return None
+        meta = d["metadata"]
+        candidates = [*self.sets.by_index(caches.CONTROLLER, meta["uid"]),
+                      *self.sets.by_index(caches.ORPHAN, meta["namespace"])]
+        empty = selector.empty()
+        claimed = claim(d, candidates, lambda rs: not empty and selector.matches(rs["metadata"].get("labels") or {}))
+        sets = list(claimed.owned)
+        if not empty:
+            sets += await self._claim(d, claimed.adopt, claimed.release)
+        pods_by_set = {rs["metadata"]["uid"]: self.pods.by_index(caches.CONTROLLER, rs["metadata"]["uid"])
+                       for rs in sets}
+        observed = logic.Observed(d, sets, pods_by_set, now(), selector_text=str(selector),
+                                  extended_status=self.extended_status)
+        plan = logic.plan(observed)
+        for write in plan.writes:
+            await self._write(d, write, plan)
+            if write.event is not None:
+                self._event(d, *write.event)
+        for event in plan.events:
+            self._event(d, *event)
+        if plan.revision is not None:
+            await self._patch_deployment(d, {"metadata": {"annotations": {logic.REVISION: plan.revision}}})
+        if plan.status is not None:
+            await self._write_status(d, plan.status)
+        return plan.requeue_after
+
+    def _event(self, d: Obj, type_: str, reason: str, message: str) -> None:
+        (self.events.warning if type_ == "Warning" else self.events.normal)(d, reason, message)
+
+    async def _claim(self, d: Obj, adopt: list[Obj], release: list[Obj]) -> list[Obj]:
+        if not adopt and not release:
+            return []
+        patcher = Patcher(self.kube, d, self.resource, self.sets_resource)
+        await asyncio.gather(*(patcher.release(rs) for rs in release))
+        try:
+            adopted = await asyncio.gather(*(patcher.adopt(rs) for rs in adopt))
+        except OwnerGone as e:
+            raise RetryLater(str(e)) from e
+        return [rs for rs, ok in zip(adopt, adopted, strict=True) if ok]
+
+    async def _write(self, d: Obj, write: logic.Write, plan: logic.Plan) -> None:
+        rs = write.rs
+        if write.kind == "create":
+            await self._create(d, rs, plan)
+        elif write.kind == "update":
+            guard = rs.obj["metadata"]["resourceVersion"]  # as upstream's Update: refused if it changed since
+            body = {"metadata": {"annotations": rs.annotations, "resourceVersion": guard},
+                    "spec": {"replicas": rs.replicas, "minReadySeconds": rs.min_ready_seconds}}
+            try:
+                await self.kube.patch(self.sets_resource.object_path(rs.obj), body)
+            except ApiError as e:
+                raise RetryLater(f"updating {self.sets_resource.kind} {rs.name}: {e.message}") from e
+        elif write.kind == "delete":
+            try:
+                await self.kube.delete(self.sets_resource.object_path(rs.obj),
+                                       {"preconditions": {"uid": rs.uid}})
+            except ApiError as e:
+                if not e.not_found:
+                    raise RetryLater(f"deleting {self.sets_resource.kind} {rs.name}: {e.message}") from e
+
+    async def _create(self, d: Obj, rs: logic.RS, plan: logic.Plan) -> None:
+        obj: dict[str, Any] = {
+            "apiVersion": self.sets_resource.api_version, "kind": self.sets_resource.kind,
+            **{k: v for k, v in rs.obj.items() if k not in ("apiVersion", "kind")},
+        }
+        obj["metadata"] = {**obj["metadata"], "annotations": rs.annotations,
+                           "ownerReferences": [owner_reference(d, self.resource)]}
+        obj["spec"] = {**obj["spec"], "replicas": rs.replicas}
+        namespace = d["metadata"]["namespace"]
+        try:
+            await self.kube.create(self.sets_resource.path(namespace), obj)
+            return
+        except ApiError as e:
+            error = e
+        if error.status == 409:
+            try:
+                existing = await self.kube.get(self.sets_resource.path(namespace, rs.name))
+            except ApiError as e:
+                raise RetryLater(f"reading {self.sets_resource.kind} {rs.name}: {e.message}") from e
+            ref = controller_ref(existing)
+            if ref is not None and ref.get("uid") == d["metadata"]["uid"] and logic.equal_ignore_hash(
+                    (existing.get("spec") or {}).get("template") or {}, d["spec"]["template"]):
+                raise RetryLater(f"{self.sets_resource.kind} {rs.name} exists already: the cache had not seen it")
+            # A hash collision: the next hash includes the raised collision count.
+            await self._write_status(d, logic.collision_status(d))
+            raise RetryLater(f"hash collision on {self.sets_resource.kind} {rs.name}")
+        if error.status == 403:
+            raise RetryLater(f"creating {self.sets_resource.kind} {rs.name}: {error.message}") from error
+        message = f"Failed to create new replica set {logic.quoted(rs.name)}: {error.message}"
+        status = logic.create_failed_status(d, rs.name, error.message, now())
+        if status is not None:
+            await self._write_status(d, status)
+        self.events.warning(d, logic.FAILED_RS_CREATE, message)
+        raise RetryLater(message) from error
+
+    async def _patch_deployment(self, d: Obj, body: dict[str, Any]) -> None:
+        try:
+            await self.kube.patch(self.resource.object_path(d), body)
+        except ApiError as e:
+            if not e.not_found:
+                raise
+
+    async def _write_status(self, d: Obj, status: dict[str, Any]) -> None:
+        if _semantic(d.get("status")) == _semantic(status):
+            return
+        patch = status_patch(d.get("status"), status)
+        if patch is None:
+            return
+        try:
+            await self.kube.patch(self.resource.object_path(d, "status"), patch)
+        except ApiError as e:
+            if not e.not_found:
+                raise
+
+
+def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> DeploymentController:
+    sets = apis.APPS_REPLICASETS if builtin else apis.REPLICASETS
+    return DeploymentController(manager, resource, sets, name, extended_status=not builtin)
