@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: show the kubeplane ReplicaSet controller at work on the embedded cluster.
+# `make demo`: show the kubeplane ReplicaSet and Deployment controllers at work on the embedded cluster.
 # Runs after `make up`; every step prints what it does and what the cluster answered.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-export KUBECONFIG=${KUBECONFIG:-$root/.kubeplane/kubeconfig} PATH="$root/bin:$PATH"
+export KUBECONFIG=${KUBECONFIG:-$root/.kubeplane/kubeconfig} PATH="$root/bin:$root/.venv/bin:$PATH"
 ns=kubeplane-demo
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -46,6 +46,24 @@ run kubectl get kprs frontend -n $ns
 step "What the controller said, as Events"
 run kubectl get events -n $ns --field-selector involvedObject.kind=ReplicaSet --sort-by=.lastTimestamp
 
+step "A Deployment: an upstream manifest again, only the apiVersion changed"
+run kubectl apply -n $ns -f "$root/examples/06-deployment.yaml"
+run kubeplane rollout status deployment/web -n $ns --timeout=120
+run kubectl get kpdeploy,kprs -n $ns
+
+step "A rolling update (maxSurge 1, maxUnavailable 0): a new ReplicaSet grows as the old one shrinks"
+run kubectl patch kpdeploy web -n $ns --type=merge \
+  -p '{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"registry.local/web:2"}]}}}}'
+run kubeplane rollout status deployment/web -n $ns --timeout=120
+run kubectl get kprs -n $ns
+run kubectl kubeplane rollout history deployment/web -n $ns
+
+step "Roll back: revision 1's ReplicaSet comes back as revision 3"
+run kubectl kubeplane rollout undo deployment/web -n $ns
+run kubeplane rollout status deployment/web -n $ns --timeout=120
+run kubectl get kprs -n $ns -L pod-template-hash
+run kubectl get events -n $ns --field-selector involvedObject.kind=Deployment --sort-by=.lastTimestamp
+
 step "Everything kubeplane runs is in one category"
 run kubectl get kubeplane -A
 
@@ -53,7 +71,9 @@ cat <<MSG
 
 What happened: the kubeplane ReplicaSet controller (a Kopf operator, log in .kubeplane/logs/controllers.log)
 created pods for the ReplicaSet, the real kube-scheduler bound them to KWOK nodes, KWOK marked them Running,
-and the controller kept the count and the status right through scaling and a deleted pod.
+and the controller kept the count and the status right through scaling and a deleted pod. The kubeplane
+Deployment controller, in the same process, rolled its ReplicaSets forward and back as kube-controller-manager
+does.
 Try it yourself:   export KUBECONFIG=$KUBECONFIG PATH=$root/bin:\$PATH
 Clean up:          kubectl delete namespace $ns    (or: make down)
 MSG

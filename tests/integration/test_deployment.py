@@ -4,9 +4,11 @@ pause, Recreate, proportional scaling and history, with the invariants counted f
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 from tests.integration.conftest import ENV, Operator, apply, kubectl, kubectl_json, wait_for
+from tests.kubectl import BIN
 from tests.watch import Watch
 
 API_VERSION = "apps.kubeplane.dev/v1alpha1"
@@ -217,3 +219,45 @@ def test_schema_refuses_what_apps_v1_refuses(cluster: Any, namespace: str) -> No
     moved["spec"]["template"]["metadata"]["labels"]["tier"] = "x"
     result = apply(moved, namespace, check=False)
     assert result.returncode != 0 and "field is immutable" in result.stderr, result.stderr
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`kubectl kubeplane ...`: the CLI as a kubectl plugin (kubectl-kubeplane on PATH)."""
+    result = subprocess.run([str(BIN / "kubectl"), "kubeplane", *args], env=ENV, capture_output=True, text=True,
+                            timeout=180)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl kubeplane {' '.join(args)}: {result.stderr}")
+    return result
+
+
+def test_rollout_verbs_as_kubectl_gives_them(controllers: Operator, namespace: str) -> None:
+    apply(manifest(replicas=2), namespace)
+    target = ("deployment/web", "-n", namespace)
+    assert cli("rollout", "status", *target, "--timeout=120").stdout.splitlines()[-1] == \
+        'deployment "web" successfully rolled out'
+    set_image(namespace, "registry.local/web:2")
+    cli("rollout", "status", *target, "--timeout=120")
+    rolled_out(namespace, 2, "registry.local/web:2")
+    assert cli("rollout", "history", *target).stdout.split("\n")[1:4] == [
+        "REVISION  CHANGE-CAUSE", "1         <none>", "2         <none>"]
+
+    assert cli("rollout", "undo", *target).stdout.strip() == "deployment.apps.kubeplane.dev/web rolled back"
+    d = rolled_out(namespace, 2, "registry.local/web:1")
+    assert d["metadata"]["annotations"][REVISION] == "3"
+    result = cli("rollout", "undo", *target, "--to-revision=3")
+    assert "skipped rollback (current template already matches revision 3)" in result.stdout
+
+    assert cli("rollout", "pause", *target).stdout.strip() == "deployment.apps.kubeplane.dev/web paused"
+    refused = cli("rollout", "undo", *target, check=False)
+    assert refused.returncode != 0 and "you cannot rollback a paused deployment" in refused.stderr
+    refused = cli("rollout", "restart", *target, check=False)
+    assert refused.returncode != 0 and "can't restart paused deployment" in refused.stderr
+    assert cli("rollout", "resume", *target).stdout.strip() == "deployment.apps.kubeplane.dev/web resumed"
+
+    before = {p["metadata"]["uid"] for p in kubectl_json("get", "pods", "-n", namespace, "-l", "app=web")["items"]}
+    assert cli("rollout", "restart", *target).stdout.strip() == "deployment.apps.kubeplane.dev/web restarted"
+    cli("rollout", "status", *target, "--timeout=120")
+    wait_for(lambda: {p["metadata"]["uid"] for p in kubectl_json("get", "pods", "-n", namespace, "-l", "app=web")[
+        "items"] if not p["metadata"].get("deletionTimestamp")}.isdisjoint(before), what="every pod replaced")
+    missing = cli("rollout", "status", "deployment/nope", "-n", namespace, check=False)
+    assert missing.returncode != 0 and "not found" in missing.stderr

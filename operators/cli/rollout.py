@@ -1,0 +1,239 @@
+"""`kubeplane rollout`: kubectl's rollout verbs for kubeplane's Deployment.
+
+`kubectl rollout` knows only the built-in kinds, so these follow it for `apps.kubeplane.dev`:
+same verbs, same messages and exit codes (k8s.io/kubectl pkg/cmd/rollout and
+pkg/polymorphichelpers: rollout_status.go, history.go, rollback.go, objectpauser.go,
+objectrestarter.go). Also installed as `kubectl-kubeplane`, so `kubectl kubeplane rollout ...` works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from operators.controllers.deployment import logic
+from operators.core.apis import DEPLOYMENTS, REPLICASETS
+from operators.core.kube import JSON_PATCH, ApiError, Kube
+from operators.core.owners import controller_uid
+from operators.core.timeutil import format_time, now
+
+T = TypeVar("T")
+QUALIFIED = f"deployment.{DEPLOYMENTS.group}"
+SKIPPED_ANNOTATIONS = logic.NOT_COPIED
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def _run(fn: Callable[[Kube], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with await Kube.connect() as kube:
+            return await fn(kube)
+    try:
+        return asyncio.run(main())
+    except ApiError as e:
+        raise click.ClickException(e.message) from None
+
+
+def _name(target: str) -> str:
+    kind, _, name = target.partition("/")
+    if not name or kind not in ("deployment", "deployments", "deploy", "kpdeploy", "deployment.apps.kubeplane.dev",
+                                "deployments.apps.kubeplane.dev"):
+        raise click.BadParameter(f"{target!r}: expected deployment/NAME", param_hint="RESOURCE")
+    return name
+
+
+async def _owned_sets(kube: Kube, d: dict[str, Any]) -> list[dict[str, Any]]:
+    namespace = d["metadata"]["namespace"]
+    sets = await kube.list_all(REPLICASETS.path(namespace))
+    return [rs for rs in sets if controller_uid(rs) == d["metadata"]["uid"]]
+
+
+def _revision(rs: dict[str, Any]) -> int:
+    try:
+        return int(((rs.get("metadata") or {}).get("annotations") or {}).get(logic.REVISION) or 0)
+    except ValueError:
+        return 0
+
+
+namespace_option = click.option("-n", "--namespace", default="default", show_default=True)
+
+
+@click.group()
+def rollout() -> None:
+    """Manage the rollout of a kubeplane Deployment (as `kubectl rollout`)."""
+
+
+def status_message(d: dict[str, Any]) -> tuple[str, bool]:
+    """DeploymentStatusViewer: (message, done); raises ClickException past the deadline."""
+    name = d["metadata"]["name"]
+    status = d.get("status") or {}
+    if int(d["metadata"].get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return "Waiting for deployment spec update to be observed...", False
+    progressing = logic.find_condition(status, logic.PROGRESSING)
+    if progressing is not None and progressing.get("reason") == logic.TIMED_OUT:
+        raise click.ClickException(f"deployment {json.dumps(name)} exceeded its progress deadline")
+    replicas = logic.replicas_of(d)
+    updated, total, available = (int(status.get(k) or 0) for k in ("updatedReplicas", "replicas", "availableReplicas"))
+    if updated < replicas:
+        return (f"Waiting for deployment {json.dumps(name)} rollout to finish: {updated} out of {replicas} new "
+                "replicas have been updated..."), False
+    if total > updated:
+        return (f"Waiting for deployment {json.dumps(name)} rollout to finish: {total - updated} old replicas are "
+                "pending termination..."), False
+    if available < updated:
+        return (f"Waiting for deployment {json.dumps(name)} rollout to finish: {available} of {updated} updated "
+                "replicas are available..."), False
+    return f"deployment {json.dumps(name)} successfully rolled out", True
+
+
+@rollout.command()
+@click.argument("resource")
+@namespace_option
+@click.option("-w", "--watch", default=True, show_default=True, type=bool, help="Watch until the rollout ends.")
+@click.option("--timeout", default=0.0, type=float, metavar="SECONDS", help="Give up after this long (0: never).")
+def status(resource: str, namespace: str, watch: bool, timeout: float) -> None:
+    """Show the status of the rollout; with --watch, until it ends."""
+    name = _name(resource)
+
+    async def follow(kube: Kube) -> None:
+        deadline = time.monotonic() + timeout if timeout > 0 else None
+        last = ""
+        while True:
+            d = await kube.get(DEPLOYMENTS.path(namespace, name))
+            message, done = status_message(d)
+            if message != last:
+                click.echo(message)
+                last = message
+            if done or not watch:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise click.ClickException("timed out waiting for the condition")
+            await asyncio.sleep(1.0)
+    _run(follow)
+
+
+@rollout.command()
+@click.argument("resource")
+@namespace_option
+@click.option("--revision", default=0, type=int, help="Show the pod template of this revision.")
+def history(resource: str, namespace: str, revision: int) -> None:
+    """Revisions and their change causes, oldest first."""
+    name = _name(resource)
+
+    async def show(kube: Kube) -> None:
+        d = await kube.get(DEPLOYMENTS.path(namespace, name))
+        sets = {_revision(rs): rs for rs in await _owned_sets(kube, d) if _revision(rs) > 0}
+        if revision:
+            if revision not in sets:
+                raise click.ClickException(f"unable to find the specified revision {revision}")
+            template = sets[revision]["spec"]["template"]
+            click.echo(f"{QUALIFIED}/{name} with revision #{revision}")
+            click.echo("Pod Template:")
+            click.echo(json.dumps(template, indent=2))
+            return
+        click.echo(f"{QUALIFIED}/{name} ")
+        click.echo("REVISION  CHANGE-CAUSE")
+        for number in sorted(sets):
+            cause = (sets[number]["metadata"].get("annotations") or {}).get(CHANGE_CAUSE) or "<none>"
+            click.echo(f"{number:<10}{cause}")
+        click.echo()
+    _run(show)
+
+
+@rollout.command()
+@click.argument("resource")
+@namespace_option
+@click.option("--to-revision", default=0, type=int, help="The revision to roll back to (0: the previous one).")
+def undo(resource: str, namespace: str, to_revision: int) -> None:
+    """Roll back to a previous revision: its template (and annotations) go back into the Deployment."""
+    name = _name(resource)
+
+    async def roll_back(kube: Kube) -> str:
+        d = await kube.get(DEPLOYMENTS.path(namespace, name))
+        if logic.paused(d):
+            raise click.ClickException(
+                f"you cannot rollback a paused deployment; resume it first with 'kubeplane rollout resume "
+                f"deployment/{name}' and try again")
+        sets = {_revision(rs): rs for rs in await _owned_sets(kube, d) if _revision(rs) > 0}
+        if to_revision:
+            target = sets.get(to_revision)
+            if target is None:
+                raise click.ClickException(f"unable to find specified revision {to_revision} in history")
+        else:
+            if len(sets) < 2:
+                raise click.ClickException("no rollout history found for deployment \"" + name + "\"")
+            target = sets[sorted(sets)[-2]]
+        number = _revision(target)
+        if logic.equal_ignore_hash(target["spec"]["template"], d["spec"]["template"]):
+            return f"{QUALIFIED}/{name} skipped rollback (current template already matches revision {number})"
+        template = json.loads(json.dumps(target["spec"]["template"]))
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        labels.pop(logic.HASH_LABEL, None)
+        current = d["metadata"].get("annotations") or {}
+        annotations = {k: v for k, v in current.items() if k in SKIPPED_ANNOTATIONS}
+        annotations.update({k: v for k, v in (target["metadata"].get("annotations") or {}).items()
+                            if k not in SKIPPED_ANNOTATIONS})
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": d["metadata"]["uid"]},
+            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "add", "path": "/metadata/annotations", "value": annotations},
+        ]
+        await kube.patch(DEPLOYMENTS.path(namespace, name), patch, content_type=JSON_PATCH)
+        return f"{QUALIFIED}/{name} rolled back"
+    click.echo(_run(roll_back))
+
+
+def _set_paused(resource: str, namespace: str, paused: bool) -> None:
+    name = _name(resource)
+
+    async def flip(kube: Kube) -> str:
+        d = await kube.get(DEPLOYMENTS.path(namespace, name))
+        if logic.paused(d) == paused:
+            if paused:
+                return f"{QUALIFIED}/{name} already paused"
+            raise click.ClickException(f"{DEPLOYMENTS.plural}.{DEPLOYMENTS.group} \"{name}\" is not paused")
+        await kube.patch(DEPLOYMENTS.path(namespace, name), {"spec": {"paused": paused}})
+        return f"{QUALIFIED}/{name} {'paused' if paused else 'resumed'}"
+    click.echo(_run(flip))
+
+
+@rollout.command()
+@click.argument("resource")
+@namespace_option
+def pause(resource: str, namespace: str) -> None:
+    """Pause the Deployment: template changes wait until it is resumed."""
+    _set_paused(resource, namespace, True)
+
+
+@rollout.command()
+@click.argument("resource")
+@namespace_option
+def resume(resource: str, namespace: str) -> None:
+    """Resume a paused Deployment."""
+    _set_paused(resource, namespace, False)
+
+
+@rollout.command()
+@click.argument("resource")
+@namespace_option
+def restart(resource: str, namespace: str) -> None:
+    """Roll every pod: a new restartedAt annotation in the template."""
+    name = _name(resource)
+
+    async def stamp(kube: Kube) -> str:
+        d = await kube.get(DEPLOYMENTS.path(namespace, name))
+        if logic.paused(d):
+            raise click.ClickException(f"deployments.{DEPLOYMENTS.group} \"{name}\" can't restart paused "
+                                       "deployment (run rollout resume first)")
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(now())}}}}}
+        await kube.patch(DEPLOYMENTS.path(namespace, name), patch)
+        return f"{QUALIFIED}/{name} restarted"
+    click.echo(_run(stamp))
+
+
+GROUPS = [rollout]
