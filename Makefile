@@ -35,7 +35,7 @@ restart: venv ## Restart the operators after a code change
 	@hack/cluster.sh restart-operators
 
 ##@ Development
-.PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench bench-replicaset bench-scheduler bench-backup
+.PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench bench-replicaset bench-deployment bench-scheduler bench-backup
 manifests: venv ## Regenerate crds/ from hack/crd-src/ (pod schemas from the pinned OpenAPI snapshot), and the chart's copy
 	@$(PY) hack/gen_crds.py
 	@hack/sync-chart-crds.sh
@@ -73,9 +73,12 @@ demo: up ## Bring up the embedded cluster and watch a ReplicaSet at work
 
 # 500 replicas twice need more than 3 nodes' 110-pod capacity.
 bench: export NODES ?= 12
-bench: bench-replicaset bench-scheduler ## Benchmarks against the upstream components (ReplicaSet, scheduler), same cluster
+bench: bench-replicaset bench-deployment bench-scheduler ## Benchmarks against the upstream components (ReplicaSet, Deployment, scheduler), same cluster
 bench-replicaset: up ## kubeplane ReplicaSet vs kube-controller-manager: 0 -> 500 replicas
 	@$(PY) -m bench.replicaset
+bench-deployment: export NODES ?= 12
+bench-deployment: up ## kubeplane Deployment vs kube-controller-manager: a 500-replica rollout, 25%/25%
+	@$(PY) -m bench.deployment
 bench-scheduler: up ## kubeplane-scheduler vs kube-scheduler (default and lifted client limits): 2000 pods, 200 extra KWOK nodes
 	@$(PY) -m bench.scheduler
 bench-backup: up ## kubeplane backup/restore vs Velero 1.17 (builds Velero from Go modules): 10,000 objects

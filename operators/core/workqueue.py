@@ -120,3 +120,6 @@ class WorkQueue(Generic[K]):
             finally:
                 metrics.SYNC_SECONDS.labels(self.name).observe(time.monotonic() - started)
                 self.done(key)
+            # A sync that needed no I/O (all from caches) never yielded: give the loop a turn, or a key
+            # that keeps coming back at once would starve every other task (watches, the Lease).
+            await asyncio.sleep(0)

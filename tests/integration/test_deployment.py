@@ -261,3 +261,24 @@ def test_rollout_verbs_as_kubectl_gives_them(controllers: Operator, namespace: s
         "items"] if not p["metadata"].get("deletionTimestamp")}.isdisjoint(before), what="every pod replaced")
     missing = cli("rollout", "status", "deployment/nope", "-n", namespace, check=False)
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_progress_deadline_policy_rollback_returns_to_the_last_complete_revision(
+        controllers: Operator, namespace: str) -> None:
+    """★ kubeplane's opt-in: a rollout that cannot progress is rolled back when the deadline passes,
+    and the condition and a Warning event say which pods blocked it and why."""
+    apply(manifest(replicas=2, progressDeadlineSeconds=5, progressDeadlinePolicy="Rollback"), namespace)
+    rolled_out(namespace, 2, "registry.local/web:1")
+    wait_for(lambda: deployment(namespace)["metadata"]["annotations"].get(
+        "apps.kubeplane.dev/last-complete-revision") == "1", what="revision 1 noted as complete")
+    kubectl("patch", DEPLOY, "web", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"template": {"spec": {
+        "containers": [{"name": "web", "image": "registry.local/web:2"}],
+        "nodeSelector": {"kubeplane.dev/nowhere": "true"}}}}}))
+    events = wait_for(lambda: [e for e in kubectl_json("get", "events", "-n", namespace)["items"]
+                               if e["reason"] == "ProgressDeadlineRollback"], what="the rollback event", timeout=90)
+    message = events[0]["message"]
+    assert "has timed out progressing. Rolled back to revision 1. Blocking pods: web-" in message, message
+    assert "(Unschedulable)" in message, message
+    d = rolled_out(namespace, 2, "registry.local/web:1")
+    assert d["metadata"]["annotations"][REVISION] == "3"  # revision 1's ReplicaSet, back as revision 3
+    assert "nodeSelector" not in d["spec"]["template"]["spec"]

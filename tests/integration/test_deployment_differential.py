@@ -134,3 +134,26 @@ def test_a_release_follows_the_same_trajectory(controllers: Operator) -> None:
     assert ["Progressing", "Unknown", "DeploymentPaused", "Deployment is paused"] in \
         facts["changed while paused"]["conditions"]
     assert facts["undone"]["sets"] == [["1", None, 0, 0], ["3", None, 0, 0], ["4", "2", 6, 6]]
+
+
+def stuck(s: Side) -> None:
+    """A template whose pods can never start (no node matches): the deadline passes on both sides."""
+    s.apply_workload({**manifest(replicas=2), "spec": {**manifest(replicas=2)["spec"], "progressDeadlineSeconds": 5}})
+    s.wait(lambda: complete(s, 2), what="first rollout")
+    s.kubectl("patch", s.flavour.resource, "web", "--type=merge", "-p", json.dumps(
+        {"spec": {"template": {"spec": {"nodeSelector": {"kubeplane.dev/nowhere": "true"}}}}}))
+
+    def timed_out() -> bool:
+        conditions = (s.get("web").get("status") or {}).get("conditions") or []
+        return any(c.get("reason") == "ProgressDeadlineExceeded" for c in conditions)
+    s.wait(timed_out, what="the progress deadline to pass", timeout=90)
+    s.wait(lambda: s.status("web").get("updatedReplicas") == 1, what="the one surge pod counted")
+    s.record("deadline passed", **snapshot(s))
+
+
+def test_a_rollout_that_cannot_progress_times_out_the_same_way(controllers: Operator) -> None:
+    results = differential.run(stuck, (UPSTREAM, KUBEPLANE))
+    differential.assert_same(results)
+    facts = dict(results["upstream"])
+    assert ["Progressing", "False", "ProgressDeadlineExceeded", "ReplicaSet \"rev2\" has timed out progressing."] in \
+        facts["deadline passed"]["conditions"]

@@ -34,7 +34,7 @@ from operators.core import apis
 from operators.core.apis import PODS, Resource
 from operators.core.events import EventRecorder
 from operators.core.informer import ADDED, DELETED, object_key
-from operators.core.kube import ApiError
+from operators.core.kube import JSON_PATCH, ApiError
 from operators.core.owners import controller_ref, owner_reference
 from operators.core.selectors import Selector, SelectorError, from_label_selector
 from operators.core.status import status_patch
@@ -183,8 +183,18 @@ class DeploymentController(Controller):
                 self._event(d, *write.event)
         for event in plan.events:
             self._event(d, *event)
-        if plan.revision is not None:
-            await self._patch_deployment(d, {"metadata": {"annotations": {logic.REVISION: plan.revision}}})
+        annotations = {**plan.annotations, **({logic.REVISION: plan.revision} if plan.revision is not None else {})}
+        if annotations:
+            await self._patch_deployment(d, {"metadata": {"annotations": annotations}})
+        if plan.rollback_to is not None:
+            # progressDeadlinePolicy Rollback: what `rollout undo` writes, guarded by the uid.
+            try:
+                await self.kube.patch(self.resource.object_path(d), [
+                    {"op": "test", "path": "/metadata/uid", "value": d["metadata"]["uid"]},
+                    {"op": "replace", "path": "/spec/template", "value": plan.rollback_to},
+                ], content_type=JSON_PATCH)
+            except ApiError as e:
+                raise RetryLater(f"rolling back {self.resource.kind} {d['metadata']['name']}: {e.message}") from e
         if plan.status is not None:
             await self._write_status(d, plan.status)
         return plan.requeue_after

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from operators.controllers.common import history
+from operators.core import pods as podutil
 from operators.core.timeutil import format_time, parse_time
 
 Obj = Mapping[str, Any]
@@ -44,6 +45,12 @@ HASH_LABEL = "pod-template-hash"  # DefaultDeploymentUniqueLabelKey
 MAX_REVISION_HISTORY_CHARS = 2000
 NOT_COPIED = {LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS, ROLLBACK_TO}
 MAX_INT32 = 2**31 - 1
+
+# Beyond upstream (opt-in): spec.progressDeadlinePolicy Rollback rolls back to the last revision that
+# completed when the deadline passes; the Deployment remembers that revision in this annotation.
+LAST_COMPLETE = "apps.kubeplane.dev/last-complete-revision"
+ROLLBACK_POLICY = "Rollback"
+BLOCKING_SHOWN = 5  # pods named in the message
 
 AVAILABLE, PROGRESSING, REPLICA_FAILURE = "Available", "Progressing", "ReplicaFailure"
 # Reasons (util/deployment_util.go)
@@ -136,6 +143,40 @@ def history_limit(d: Obj) -> int | None:
 
 def paused(d: Obj) -> bool:
     return bool((d.get("spec") or {}).get("paused"))
+
+
+def rolls_back(d: Obj) -> bool:
+    return (d.get("spec") or {}).get("progressDeadlinePolicy") == ROLLBACK_POLICY
+
+
+def why_blocked(pod: Obj) -> str:
+    """Why a pod is not available, as a person would say it: unschedulable, the waiting reason of a
+    container (ImagePullBackOff, CrashLoopBackOff, ...), a container that exited, or not ready."""
+    status = pod.get("status") or {}
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "terminating"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return str(condition.get("reason") or "Unschedulable")
+    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        state = container.get("state") or {}
+        if (state.get("waiting") or {}).get("reason"):
+            return str(state["waiting"]["reason"])
+        if state.get("terminated"):
+            terminated = state["terminated"]
+            why = terminated.get("reason") or terminated.get("exitCode")
+            return f"container {container.get('name')} exited ({why})"
+    return "Pending" if status.get("phase") == "Pending" else "not ready"
+
+
+def blocking_message(pods: Sequence[Obj], min_ready: int, now: datetime) -> str:
+    blocked = sorted((p for p in pods if not podutil.is_available(p, min_ready, now)),
+                     key=lambda p: str(p["metadata"].get("name")))
+    if not blocked:
+        return ""
+    shown = ", ".join(f"{p['metadata']['name']} ({why_blocked(p)})" for p in blocked[:BLOCKING_SHOWN])
+    more = f" and {len(blocked) - BLOCKING_SHOWN} more" if len(blocked) > BLOCKING_SHOWN else ""
+    return f"Blocking pods: {shown}{more}."
 
 
 # --- ReplicaSets as the sync sees them -------------------------------------------------------------
@@ -251,6 +292,8 @@ class Plan:
     writes: list[Write] = field(default_factory=list)
     status: dict[str, Any] | None = None  # None: leave the status alone
     revision: str | None = None  # the Deployment's revision annotation, when it changes
+    annotations: dict[str, str] = field(default_factory=dict)  # other annotations of the Deployment to set
+    rollback_to: dict[str, Any] | None = None  # progressDeadlinePolicy Rollback: the template to write back
     events: list[tuple[str, str, str]] = field(default_factory=list)  # not tied to a write
     requeue_after: float | None = None
     new_name: str = ""  # the new ReplicaSet's name (for a failed create's condition)
@@ -690,6 +733,7 @@ class _Sync:
             subject = f"ReplicaSet {quoted(new.name)}" if new is not None else f"Deployment {quoted(self.name)}"
             if complete(d, status):
                 self.set_condition(PROGRESSING, "True", NEW_RS_AVAILABLE, f"{subject} has successfully progressed.")
+                self.remember_complete(new)
             elif progressing(before, status):
                 ongoing = find_condition(self.status, PROGRESSING)
                 keep = None
@@ -698,7 +742,11 @@ class _Sync:
                 self.remove_condition(PROGRESSING)
                 self.set_condition(PROGRESSING, "True", RS_UPDATED, f"{subject} is progressing.", keep)
             elif timed_out(d, self.status, self.now):
-                self.set_condition(PROGRESSING, "False", TIMED_OUT, f"{subject} has timed out progressing.")
+                message = f"{subject} has timed out progressing."
+                current_now = find_condition(self.status, PROGRESSING)
+                if rolls_back(d) and (current_now is None or current_now.get("reason") != TIMED_OUT):
+                    message = self.roll_back(message, all_sets, new)
+                self.set_condition(PROGRESSING, "False", TIMED_OUT, message)
         failure = replica_failure(all_sets, new)
         if failure is not None:
             self.set_condition(REPLICA_FAILURE, failure["status"], failure["reason"], failure["message"],
@@ -709,6 +757,34 @@ class _Sync:
         self.plan.status = self.status
         self.plan.requeue_after = stuck_requeue(d, self.status, self.now)
         return self.plan
+
+
+    def remember_complete(self, new: RS | None) -> None:
+        """progressDeadlinePolicy Rollback: note the revision that completed."""
+        if not rolls_back(self.d) or new is None or not new.annotations.get(REVISION):
+            return
+        if ((self.d.get("metadata") or {}).get("annotations") or {}).get(LAST_COMPLETE) != new.annotations[REVISION]:
+            self.plan.annotations[LAST_COMPLETE] = new.annotations[REVISION]
+
+    def roll_back(self, message: str, all_sets: Sequence[RS], new: RS | None) -> str:
+        """★ progressDeadlinePolicy Rollback: the deadline just passed; write the template of the last
+        revision that completed back into the Deployment (as `rollout undo` does), and say which pods
+        blocked the rollout and why."""
+        blocking = blocking_message(self.o.pods_by_set.get(new.uid, []) if new is not None else [],
+                                    min_ready_seconds(self.d), self.now)
+        wanted = ((self.d.get("metadata") or {}).get("annotations") or {}).get(LAST_COMPLETE)
+        target = next((rs for rs in all_sets if rs is not new and wanted and rs.annotations.get(REVISION) == wanted),
+                      None)
+        if target is None:
+            outcome = "No revision has completed, so there is nothing to roll back to."
+        else:
+            template = copy.deepcopy(dict((target.obj.get("spec") or {}).get("template") or {}))
+            ((template.get("metadata") or {}).get("labels") or {}).pop(HASH_LABEL, None)
+            self.plan.rollback_to = template
+            outcome = f"Rolled back to revision {wanted}."
+        text = " ".join(part for part in (message, outcome, blocking) if part)
+        self.plan.events.append(("Warning", "ProgressDeadlineRollback" if target else TIMED_OUT, text))
+        return text
 
 
 def find_condition(status: Obj, type_: str) -> Mapping[str, Any] | None:
@@ -799,18 +875,24 @@ def timed_out(d: Obj, status: Obj, now: datetime) -> bool:
 
 
 def stuck_requeue(d: Obj, status: Obj, now: datetime) -> float | None:
-    """requeueStuckDeployment: look again when the deadline would pass (plus a second)."""
+    """requeueStuckDeployment: look again when the deadline would pass (plus a second).
+
+    Two differences from upstream, which requeues rate-limited (from 5 ms) when less than a second
+    is left: here the soonest is one second, and a Deployment whose last rollout finished
+    (NewReplicaSetAvailable) is not requeued at all: DeploymentTimedOut ignores it, so looking again
+    could not change anything (a pod of a finished rollout going unready would otherwise be polled
+    without end)."""
     deadline = progress_deadline(d)
     condition = find_condition(d.get("status") or {}, PROGRESSING)
     if deadline is None or condition is None:
         return None
-    if complete(d, status) or condition.get("reason") == TIMED_OUT:
+    if complete(d, status) or condition.get("reason") in (TIMED_OUT, NEW_RS_AVAILABLE):
         return None
     since = parse_time(condition.get("lastUpdateTime"))
     if since is None:
         return None
     after = (since + timedelta(seconds=deadline) - now).total_seconds()
-    return 0.0 if after < 1 else after + 1.0
+    return 1.0 if after < 1 else after + 1.0
 
 
 def replica_failure(all_sets: Sequence[RS], new: RS | None) -> dict[str, Any] | None:

@@ -401,3 +401,79 @@ def test_empty_selector_only_warns():
     plan = logic.plan(logic.Observed(d, [], {}, NOW))
     assert plan.writes == [] and plan.events == [
         ("Warning", "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.")]
+
+
+# --- ★ progressDeadlinePolicy: Rollback ---------------------------------------------------------
+
+def stuck_rollout(policy: str | None, last_complete: str | None = "1"):
+    start = format_time(NOW - timedelta(seconds=601))
+    progressing = {"type": "Progressing", "status": "True", "reason": logic.RS_UPDATED, "message": "m",
+                   "lastUpdateTime": start, "lastTransitionTime": start}
+    d = deployment(2, 1, 0, status={"replicas": 3, "updatedReplicas": 1, "readyReplicas": 2, "availableReplicas": 2,
+                                    "observedGeneration": 1, "conditions": [progressing]},
+                   annotations={logic.LAST_COMPLETE: last_complete} if last_complete else {})
+    if policy:
+        d["spec"]["progressDeadlinePolicy"] = policy
+    new = replicaset("foo-new", 1, NEWER, available=0, actual=1, template=HASHED,
+                     annotations={logic.REVISION: "2", logic.DESIRED_REPLICAS: "2", logic.MAX_REPLICAS: "3"})
+    new["status"]["readyReplicas"] = 0
+    old = replicaset("foo-old", 2, OLD, annotations={logic.REVISION: "1", logic.DESIRED_REPLICAS: "2",
+                                                      logic.MAX_REPLICAS: "3"})
+    pods = {"foo-new-uid": [
+        {"metadata": {"name": "foo-new-a"}, "status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}},
+        {"metadata": {"name": "foo-new-b"}, "status": {"phase": "Pending", "containerStatuses": [
+            {"name": "web", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}},
+    ]}
+    return logic.plan(logic.Observed(d, [new, old], pods, NOW))
+
+
+def test_default_policy_reports_as_upstream_and_rolls_nothing_back():
+    plan = stuck_rollout(None)
+    condition = logic.find_condition(plan.status or {}, logic.PROGRESSING)
+    assert condition is not None and condition["message"] == 'ReplicaSet "foo-new" has timed out progressing.'
+    assert plan.rollback_to is None and plan.events == []
+
+
+def test_rollback_policy_writes_back_the_last_complete_revision_and_names_the_blocking_pods():
+    plan = stuck_rollout("Rollback")
+    assert plan.rollback_to == {"metadata": {"labels": {"app": "web"}},
+                                "spec": {"containers": [{"name": "c", "image": "foo-old"}]}}
+    condition = logic.find_condition(plan.status or {}, logic.PROGRESSING)
+    expected = ('ReplicaSet "foo-new" has timed out progressing. Rolled back to revision 1. '
+                "Blocking pods: foo-new-a (Unschedulable), foo-new-b (ImagePullBackOff).")
+    assert condition is not None and (condition["reason"], condition["message"]) == (logic.TIMED_OUT, expected)
+    assert plan.events == [("Warning", "ProgressDeadlineRollback", expected)]
+
+
+def test_rollback_policy_without_a_complete_revision_only_explains():
+    plan = stuck_rollout("Rollback", last_complete=None)
+    assert plan.rollback_to is None
+    [(kind, reason, message)] = plan.events
+    assert (kind, reason) == ("Warning", logic.TIMED_OUT) and "nothing to roll back to" in message
+
+
+def test_rollback_policy_remembers_each_revision_that_completes():
+    d = deployment(2, 1, 0, status={"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2,
+                                    "observedGeneration": 1})
+    d["spec"]["progressDeadlinePolicy"] = "Rollback"
+    new = replicaset("foo-new", 2, NEWER, template=HASHED,
+                     annotations={logic.REVISION: "3", logic.DESIRED_REPLICAS: "2", logic.MAX_REPLICAS: "3"})
+    plan = logic.plan(logic.Observed(d, [new], {}, NOW))
+    assert plan.annotations == {logic.LAST_COMPLETE: "3"}
+
+
+def test_a_finished_rollout_that_loses_a_pod_is_not_polled():
+    # NewReplicaSetAvailable long ago, one replica unavailable now: nothing to time out, no requeue
+    # (upstream requeues rate-limited from 5 ms; a 0 here once spun the event loop).
+    long_ago = format_time(NOW - timedelta(hours=1))
+    done = {"type": "Progressing", "status": "True", "reason": logic.NEW_RS_AVAILABLE, "message": "m",
+            "lastUpdateTime": long_ago, "lastTransitionTime": long_ago}
+    d = deployment(2, 1, 0, status={"replicas": 2, "updatedReplicas": 2, "readyReplicas": 1, "availableReplicas": 1,
+                                    "observedGeneration": 1, "conditions": [done]})
+    new = replicaset("foo-new", 2, NEWER, available=1, template=HASHED,
+                     annotations={logic.REVISION: "1", logic.DESIRED_REPLICAS: "2", logic.MAX_REPLICAS: "3"})
+    plan = logic.plan(logic.Observed(d, [new], {}, NOW))
+    assert plan.requeue_after is None
+    assert logic.stuck_requeue(deployment(status={"conditions": [{**done, "reason": logic.RS_UPDATED}]}),
+                               {}, NOW) == 1.0  # past the deadline: once a second at most

@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 from operators.core.workqueue import RetryLater, WorkQueue
 
@@ -75,3 +76,28 @@ async def test_a_cancelled_sync_leaves_a_dirty_key_queued_once():
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert queue._queue.qsize() == 1
+
+
+async def test_a_key_requeued_at_once_without_io_does_not_starve_the_loop():
+    # A sync answered from caches alone never awaits anything real; asking to run again at once must
+    # still let other tasks (watches, the Lease's renewals) run.
+    queue: WorkQueue[str] = WorkQueue()
+    syncs = 0
+
+    async def sync(key: str) -> float:
+        nonlocal syncs
+        syncs += 1
+        return 0.0
+
+    queue.add("hot")
+    started = time.monotonic()
+    task = asyncio.create_task(queue.run_workers(sync, 1))
+    ticks = 0
+    for _ in range(20):
+        await asyncio.sleep(0)
+        ticks += 1
+    elapsed = time.monotonic() - started
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert ticks == 20 and syncs >= 2
+    assert elapsed < 1.0, f"the other task waited {elapsed:.1f}s for the loop"

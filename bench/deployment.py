@@ -1,0 +1,188 @@
+"""A Deployment of N replicas rolled from one template to another (RollingUpdate, maxSurge 25%,
+maxUnavailable 25%): kube-controller-manager at its default client limits, with them lifted, and
+kubeplane at its stated limits and lifted; same cluster, same run.
+
+    python -m bench.deployment [--replicas 500] [--rounds 1] [--kubeplane-qps 50 --kubeplane-burst 100]
+
+Needs the embedded cluster (`make up`). Contenders run as in bench.replicaset: the cluster's own
+kube-controller-manager is stopped and the benchmark starts the same binary without leader election,
+at its defaults (QPS 20, burst 30) and with them lifted, for an apps/v1 Deployment; kubeplane's
+controllers operator (Deployment and ReplicaSet controllers in one process) at `--kube-api-qps/-burst`
+(default 50/100) and with no client limit, beside a default kube-controller-manager for everything
+else, for an apps.kubeplane.dev Deployment.
+
+Each contender first brings its Deployment to N available replicas (not timed), then the template
+changes. Timed, from just before the change: until the Deployment reports the rollout complete (all
+N updated and available, observed, Progressing NewReplicaSetAvailable) as a watch of the Deployment
+sees it, and until no pod of the old template is left (a pod watch). CPU seconds of the contender's
+process during the rollout are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    ENV,
+    ROOT,
+    apply,
+    cluster_sh,
+    cpu_seconds,
+    free_port,
+    kubectl,
+    print_table,
+    process,
+    require_cluster,
+    wait_until,
+)
+from bench.replicaset import cluster_kcm, kcm_command, stop_process
+from tests.watch import Watch
+
+KCM_DEFAULT = "kube-controller-manager (QPS 20, burst 30)"
+KCM_LIFTED = "kube-controller-manager (limits lifted)"
+KUBEPLANE = "kubeplane"
+KUBEPLANE_LIFTED = "kubeplane (limits lifted)"
+APPS, KUBEPLANE_APPS = "apps/v1", "apps.kubeplane.dev/v1alpha1"
+PLURAL = {APPS: "deployments.apps", KUBEPLANE_APPS: "deployments.apps.kubeplane.dev"}
+
+
+def manifest(api_version: str, namespace: str, replicas: int, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version, "kind": "Deployment", "metadata": {"name": "bench", "namespace": namespace},
+        "spec": {
+            "replicas": replicas, "selector": {"matchLabels": {"app": "bench"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "template": {"metadata": {"labels": {"app": "bench"}},
+                         "spec": {"containers": [{"name": "c", "image": image}]}},
+        },
+    }
+
+
+def complete(d: dict[str, Any] | None, replicas: int) -> bool:
+    if d is None:
+        return False
+    status = d.get("status") or {}
+    progressing = [c for c in status.get("conditions") or [] if c.get("type") == "Progressing"]
+    return (status.get("observedGeneration") == d["metadata"].get("generation")
+            and all(status.get(k, 0) == replicas for k in ("replicas", "updatedReplicas", "availableReplicas"))
+            and bool(progressing) and progressing[0].get("reason") == "NewReplicaSetAvailable")
+
+
+def measure(label: str, api_version: str, replicas: int, proc: subprocess.Popen[bytes]) -> dict[str, float]:
+    namespace = f"bench-deploy-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    group_path = "/apis/apps/v1" if api_version == APPS else "/apis/apps.kubeplane.dev/v1alpha1"
+    try:
+        with Watch(ENV, f"{group_path}/namespaces/{namespace}/deployments") as deployments, \
+                Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
+            apply(manifest(api_version, namespace, replicas, "registry.local/bench:1"))
+
+            def ready() -> tuple[bool, str]:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{label} exited with {proc.returncode}")
+                d = deployments.snapshot().get("bench")
+                return complete(d, replicas), f"{((d or {}).get('status') or {}).get('availableReplicas', 0)} available"
+
+            wait_until(ready, 900, f"{label} setup")
+            print(f"- {label}: rolling {replicas} replicas in {namespace}", flush=True)
+
+            def old_pods() -> int:
+                return sum(1 for p in pods.snapshot().values()
+                           if "bench:1" in json.dumps(p["spec"]["containers"]))
+
+            cpu_before = cpu_seconds(proc.pid)
+            start = time.monotonic()
+            kubectl("patch", PLURAL[api_version], "bench", "-n", namespace, "--type=merge", "-p",
+                    json.dumps({"spec": {"template": {"spec": {"containers": [
+                        {"name": "c", "image": "registry.local/bench:2"}]}}}}))
+
+            def rolled() -> tuple[bool, str]:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{label} exited with {proc.returncode}")
+                d = deployments.snapshot().get("bench")
+                status = (d or {}).get("status") or {}
+                return complete(d, replicas) and status.get("updatedReplicas") == replicas and \
+                    old_pods() < replicas, f"{status.get('updatedReplicas', 0)}/{replicas} updated"
+
+            wait_until(rolled, 900, label)
+            complete_after = time.monotonic() - start
+            wait_until(lambda: ((n := old_pods()) == 0, f"{n} old pods left"), 900, label)
+            old_gone_after = time.monotonic() - start
+            cpu = cpu_seconds(proc.pid) - cpu_before
+        print(f"  rollout complete after {complete_after:.1f}s, old pods gone after {old_gone_after:.1f}s, "
+              f"{cpu:.1f} CPU s", flush=True)
+        return {"complete": complete_after, "gone": old_gone_after, "cpu": cpu}
+    finally:
+        kubectl("delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force", "--wait=false")
+        kubectl("delete", "namespace", namespace, "--wait=false")
+        wait_until(lambda: (namespace not in kubectl("get", "namespaces", "-o", "name"), "deleting"), 600, namespace)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--replicas", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--kubeplane-qps", type=float, default=None,
+                        help="kubeplane's --kube-api-qps (default: the operator's default, 50)")
+    parser.add_argument("--kubeplane-burst", type=int, default=None,
+                        help="kubeplane's --kube-api-burst (default: the operator's default, 100)")
+    args = parser.parse_args()
+    require_cluster()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-deployment-"))
+    print(f"logs in {workdir}", flush=True)
+    kcm_pid, kcm_argv = cluster_kcm()
+    paused = cluster_sh("stop-operators").split()
+    print(f"stopping the cluster's kube-controller-manager (pid {kcm_pid}); paused operators: {paused}", flush=True)
+    stop_process(kcm_pid)
+    ours = [str(ROOT / ".venv/bin/kubeplane"), "run", "controllers", f"--metrics-port={free_port()}"]
+    if args.kubeplane_qps is not None:
+        ours.append(f"--kube-api-qps={args.kubeplane_qps}")
+    if args.kubeplane_burst is not None:
+        ours.append(f"--kube-api-burst={args.kubeplane_burst}")
+    lifted = [a for a in ours if not a.startswith("--kube-api-")] + ["--kube-api-qps=0"]
+    times: dict[str, list[dict[str, float]]] = {KCM_DEFAULT: [], KCM_LIFTED: [], KUBEPLANE: [], KUBEPLANE_LIFTED: []}
+    env = {**ENV, "KUBEPLANE_LEADER_ELECT": "false", "PYTHONUNBUFFERED": "1"}
+    try:
+        for _ in range(args.rounds):
+            with process(kcm_command(kcm_argv, None), workdir / "kcm-default.log", ENV) as kcm:
+                times[KCM_DEFAULT].append(measure(KCM_DEFAULT, APPS, args.replicas, kcm))
+                with process(ours, workdir / "kubeplane.log", env) as kubeplane:
+                    times[KUBEPLANE].append(measure(KUBEPLANE, KUBEPLANE_APPS, args.replicas, kubeplane))
+                with process(lifted, workdir / "kubeplane-lifted.log", env) as kubeplane:
+                    times[KUBEPLANE_LIFTED].append(measure(KUBEPLANE_LIFTED, KUBEPLANE_APPS, args.replicas, kubeplane))
+            with process(kcm_command(kcm_argv, 100000), workdir / "kcm-lifted.log", ENV) as kcm:
+                times[KCM_LIFTED].append(measure(KCM_LIFTED, APPS, args.replicas, kcm))
+    finally:
+        print("starting the cluster's kube-controller-manager and operators again", flush=True)
+        cluster_sh("up", OPERATORS="")
+        if paused:
+            cluster_sh("start-operators", OPERATORS=" ".join(paused))
+
+    def median(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in times[label])
+
+    qps = f"QPS {args.kubeplane_qps or 50:g}, burst {args.kubeplane_burst or 100}"
+    labels = {KCM_DEFAULT: KCM_DEFAULT, KCM_LIFTED: KCM_LIFTED, KUBEPLANE: f"kubeplane ({qps})",
+              KUBEPLANE_LIFTED: KUBEPLANE_LIFTED}
+    rows = [("controller", "rollout complete", "old pods gone", "CPU s")]
+    rows += [(labels[label], f"{median(label, 'complete'):.1f}s", f"{median(label, 'gone'):.1f}s",
+              f"{median(label, 'cpu'):.1f}") for label in times]
+    print_table(f"Deployment of {args.replicas}: template A -> B, 25%/25% (median of {args.rounds})", rows)
+    print()
+    for ours_label, upstream in ((KUBEPLANE, KCM_DEFAULT), (KUBEPLANE_LIFTED, KCM_LIFTED)):
+        ratio = median(ours_label, "complete") / median(upstream, "complete")
+        print(f"time ratio {labels[ours_label]} / {upstream}: {ratio:.2f} (rollout complete; "
+              f"{'faster' if ratio < 1 else 'slower'}), old pods gone: "
+              f"{median(ours_label, 'gone') / median(upstream, 'gone'):.2f}")
+
+
+if __name__ == "__main__":
+    main()
