@@ -282,3 +282,17 @@ def test_progress_deadline_policy_rollback_returns_to_the_last_complete_revision
     d = rolled_out(namespace, 2, "registry.local/web:1")
     assert d["metadata"]["annotations"][REVISION] == "3"  # revision 1's ReplicaSet, back as revision 3
     assert "nodeSelector" not in d["spec"]["template"]["spec"]
+
+
+def test_deleting_a_deployment_deletes_its_replica_sets_and_pods(controllers: Operator, namespace: str) -> None:
+    """The ReplicaSets carry the Deployment as controller (blockOwnerDeletion), their pods the
+    ReplicaSets: the garbage collector removes the whole tree."""
+    apply(manifest(replicas=2), namespace)
+    rolled_out(namespace, 2, "registry.local/web:1")
+    [rs] = sets(namespace).values()
+    [ref] = rs["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["controller"], ref["blockOwnerDeletion"]) == ("Deployment", "web", True, True)
+    kubectl("delete", DEPLOY, "web", "-n", namespace, "--wait=true", "--timeout=60s")
+    wait_for(lambda: not sets(namespace), what="the ReplicaSets collected")
+    wait_for(lambda: not [p for p in kubectl_json("get", "pods", "-n", namespace)["items"]
+                          if not p["metadata"].get("deletionTimestamp")], what="the pods collected")

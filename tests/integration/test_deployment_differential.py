@@ -82,6 +82,15 @@ def complete(s: Side, replicas: int) -> bool:
             and sum((rs.get("status") or {}).get("replicas", 0) for rs in replica_sets(s)) == replicas)
 
 
+def set_ready(s: Side, pod: str, ready: bool) -> None:
+    """Flip a pod's Ready condition through the status subresource."""
+    conditions = s.get(pod, "pods")["status"]["conditions"]
+    index = next(i for i, c in enumerate(conditions) if c["type"] == "Ready")
+    value = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    s.kubectl("patch", "pod", pod, "--subresource=status", "--type=json", "-p",
+              json.dumps([{"op": "replace", "path": f"/status/conditions/{index}", "value": value}]))
+
+
 def set_image(s: Side, image: str) -> None:
     s.kubectl("patch", s.flavour.resource, "web", "--type=merge", "-p",
               json.dumps({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}}))
@@ -97,6 +106,18 @@ def release(s: Side) -> None:
     s.wait(lambda: "ScalingReplicaSet" in s.event_reasons("web"), what="the scale-up event")
     s.record("created", **snapshot(s),
              first_scale=sorted(masked(m, by_revision(s)) for m in s.event_messages("web", "ScalingReplicaSet")))
+
+    # A pod turns unready on command (a status patch: KWOK leaves it so): availability drops below
+    # replicas - maxUnavailable (4 - 1 at 25%) only when two are; with one, Available stays True.
+    victims = sorted(s.live_pods())[:2]
+    for victim in victims:
+        set_ready(s, victim, False)
+    s.wait(lambda: s.status("web").get("availableReplicas") == 2, what="two pods unavailable")
+    s.record("two pods unready", **snapshot(s))
+    for victim in victims:
+        set_ready(s, victim, True)
+    s.wait(lambda: complete(s, 4), what="ready again")
+    s.record("ready again", **snapshot(s))
 
     set_image(s, "registry.local/web:2")
     s.wait(lambda: complete(s, 4) and s.get("web")["metadata"]["annotations"].get(REVISION) == "2",
@@ -131,6 +152,8 @@ def test_a_release_follows_the_same_trajectory(controllers: Operator) -> None:
     differential.assert_same(results)
     facts = dict(results["upstream"])  # not vacuous: what upstream does, as documented
     assert facts["created"]["first_scale"] == ["Scaled up replica set rev1 from 0 to 4"]
+    assert ["Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability."] in \
+        facts["two pods unready"]["conditions"]
     assert ["Progressing", "Unknown", "DeploymentPaused", "Deployment is paused"] in \
         facts["changed while paused"]["conditions"]
     assert facts["undone"]["sets"] == [["1", None, 0, 0], ["3", None, 0, 0], ["4", "2", 6, 6]]

@@ -1,24 +1,80 @@
 // httpserver is the e2e tier's workload: a static binary in an image of its own (hack/kind/images.sh),
 // so tests run real containers that answer over the pod network without pulling anything.
 //
-//	GET /         -> "<pod name> <pod IP>\n" (HOSTNAME and POD_IP from the environment)
+//	GET /         -> "<pod name> <pod IP>[ <VERSION>]\n" (HOSTNAME, POD_IP and VERSION from the environment)
 //	GET /healthz  -> "ok"
 //	GET /fetch?url=U -> the body of an HTTP GET of U, for pod-to-pod and DNS checks from inside a pod
+//	GET /load/start?url=U -> starts sending GETs to U one after another, each on a new connection
+//	GET /load/stop        -> stops them and answers {"ok":N,"failed":N,"versions":{...},"errors":[...]}:
+//	                         how many succeeded, failed, and answered with each VERSION (a zero-downtime probe)
 //
 // It listens on :8080 (or $PORT) and exits cleanly on SIGTERM.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
+
+// load sends requests until stopped and counts what came back.
+type load struct {
+	mu       sync.Mutex
+	stop     chan struct{}
+	done     chan struct{}
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Versions map[string]int `json:"versions"`
+	Errors   []string       `json:"errors"`
+}
+
+func (l *load) run(url string) {
+	defer close(l.done)
+	// A new connection per request: every request goes through the Service's load balancing.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		resp, err := client.Get(url)
+		var body []byte
+		if err == nil {
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		l.mu.Lock()
+		if err != nil {
+			l.Failed++
+			if len(l.Errors) < 10 {
+				l.Errors = append(l.Errors, err.Error())
+			}
+		} else {
+			l.OK++
+			fields := strings.Fields(string(body))
+			version := ""
+			if len(fields) > 2 {
+				version = fields[2]
+			}
+			l.Versions[version]++
+		}
+		l.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 func main() {
 	port := os.Getenv("PORT")
@@ -30,8 +86,40 @@ func main() {
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	mux := http.NewServeMux()
+	version := os.Getenv("VERSION")
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if version != "" {
+			fmt.Fprintf(w, "%s %s %s\n", name, ip, version)
+			return
+		}
 		fmt.Fprintf(w, "%s %s\n", name, ip)
+	})
+	var current *load
+	var loadMu sync.Mutex
+	mux.HandleFunc("/load/start", func(w http.ResponseWriter, r *http.Request) {
+		loadMu.Lock()
+		defer loadMu.Unlock()
+		if current != nil {
+			http.Error(w, "already running", http.StatusConflict)
+			return
+		}
+		current = &load{stop: make(chan struct{}), done: make(chan struct{}), Versions: map[string]int{}, Errors: []string{}}
+		go current.run(r.URL.Query().Get("url"))
+		io.WriteString(w, "started")
+	})
+	mux.HandleFunc("/load/stop", func(w http.ResponseWriter, r *http.Request) {
+		loadMu.Lock()
+		defer loadMu.Unlock()
+		if current == nil {
+			http.Error(w, "not running", http.StatusConflict)
+			return
+		}
+		close(current.stop)
+		<-current.done
+		current.mu.Lock()
+		defer current.mu.Unlock()
+		json.NewEncoder(w).Encode(current)
+		current = nil
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
