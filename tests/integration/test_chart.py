@@ -43,6 +43,7 @@ CHART_CRDS = CHART / "files" / "crds"
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RS_API = "apps.kubeplane.dev/v1alpha1"
 KPRS = "replicasets.apps.kubeplane.dev"
+KPDEPLOY = "deployments.apps.kubeplane.dev"
 PODGROUPS = "podgroups.scheduling.kubeplane.dev"
 PROFILES = "schedulerprofiles.scheduling.kubeplane.dev"
 Result = subprocess.CompletedProcess[str]
@@ -401,13 +402,18 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         *[(v, KPRS, None) for v in ("get", "list", "watch")],
         *[(v, f"{KPRS}/{sub}", None) for v in ("patch", "update") for sub in ("status", "scale")],
         ("update", f"{KPRS}/finalizers", None),
+        # The Deployment creates, scales and deletes its ReplicaSets, and annotates itself.
+        *[(v, KPRS, None) for v in ("create", "patch", "update", "delete")],
+        *[(v, KPDEPLOY, None) for v in ("get", "list", "watch", "patch")],
+        *[(v, f"{KPDEPLOY}/status", None) for v in ("patch", "update")],
         *events,
         ("list", crds, None), ("watch", crds, None),
     ], denied=[
         ("get", "secrets", None), ("list", "secrets", None), ("get", "secrets", ns),
         ("get", "nodes", None), ("delete", "nodes", None), ("list", "namespaces", None),
         ("delete", "namespaces", None), ("create", "deployments.apps", "default"), ("create", "pods/exec", "default"),
-        ("create", KPRS, "default"), ("delete", KPRS, "default"), ("update", "pods/status", "default"),
+        ("create", KPDEPLOY, "default"), ("delete", KPDEPLOY, "default"), ("update", "pods/status", "default"),
+        ("create", "replicasets.apps", "default"),
         ("create", crds, None), ("get", "configmaps", "default"), ("escalate", CLUSTERROLES, None),
         ("list", "backups.backup.kubeplane.dev", None),
     ])
