@@ -156,7 +156,12 @@ async def run_backup(
                         found = found or bool(page)
                         await take(resource, page)
                 except ApiError as e:
-                    if e.status in (403, 404, 405):
+                    if e.status == 403:
+                        # As Velero ("Error listing items"): a whole type missing makes the backup
+                        # PartiallyFailed, never Completed (M5).
+                        results.error(scope or "", f"cannot list {resource.group_resource}: {e.message}")
+                        continue
+                    if e.status in (404, 405):  # the type went away since discovery, or cannot be listed
                         results.warning(scope or "", f"cannot list {resource.group_resource}: {e.message}")
                         continue
                     raise
@@ -185,6 +190,8 @@ async def run_backup(
             await asyncio.to_thread(encrypting.close)
         results.info(f"{count} items written; completing the upload")
         await asyncio.to_thread(upload.close)
+        logger.info("backup %s: %d items, tarball %d bytes (%d stored) uploaded", name, count,
+                    manifest.archive.size, upload.written)
         await progress(count, count)
     except BaseException:
         await asyncio.to_thread(upload.abort)

@@ -419,7 +419,10 @@ class BackupOperator:
                 self.events.normal(backup, "FilesKept", f"{location.name} is ReadOnly: files are kept")
             else:
                 try:
-                    await store.delete_prefix(archive.BackupKeys(name).directory)
+                    keys = archive.BackupKeys(name)
+                    # The metadata object first: once it is gone the backup no longer counts (nor syncs
+                    # back); if it cannot go (object lock), nothing else is touched.
+                    await store.delete_prefix(keys.directory, first=keys.metadata)
                 except StorageError as e:
                     self.events.warning(backup, "DeleteFailed", str(e))
                     raise RetryLater(str(e)) from e

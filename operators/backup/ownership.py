@@ -133,6 +133,7 @@ class _Dependent:
     refs: list[dict[str, Any]]  # as backed up, in order
     uid: str | None = None  # once created
     pending: set[str] = field(default_factory=set)  # owners' old UIDs still to come
+    sent: int = 0  # how many references it was created with
 
 
 class Relinker:
@@ -179,7 +180,7 @@ class Relinker:
                 else:
                     pending.add(uid)
         if pending:
-            self._dependents[key] = _Dependent(kept, pending=pending)
+            self._dependents[key] = _Dependent(kept, pending=pending, sent=len(now))
             for uid in pending:
                 self._waiting.setdefault(uid, set()).add(key)
         return now, warnings
@@ -194,6 +195,10 @@ class Relinker:
         own = self._dependents.get(key)
         if own is not None:
             own.uid = new_uid
+            # An owner of the same tier may have been created while this object's create was in
+            # flight: its references were computed before, so complete them now.
+            if len(self._current(own)) > own.sent:
+                patches.append(self._patch(key, own))
         if not old_uid:
             return patches
         self.uid_map[old_uid] = new_uid
@@ -208,6 +213,7 @@ class Relinker:
 
     def _patch(self, key: ItemKey, dependent: _Dependent) -> OwnerPatch:
         assert dependent.uid is not None
+        dependent.sent = len(self._current(dependent))
         return OwnerPatch(key, dependent.uid, {"metadata": {"uid": dependent.uid,
                                                             "ownerReferences": self._current(dependent)}})
 

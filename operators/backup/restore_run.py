@@ -273,6 +273,21 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         async for item in reader.items(paths.__contains__):
             yield restore_plan.prepare(item.obj, item.group_resource, options)
 
+    async def restore_status(single: str, created: dict[str, Any], status: dict[str, Any], where: str) -> None:
+        """restoreStatus: the backed-up status through the status subresource (a create ignores it),
+        guarded by the new object's uid; a kind without the subresource keeps the status it got."""
+        try:
+            await kube.patch(f"{single}/status", {"metadata": {"uid": created["metadata"]["uid"]},
+                                                  "status": status})
+        except ApiError as e:
+            if e.status in (404, 405):
+                results.warning(p_namespace(created), f"{where}: status not restored: no status subresource")
+            else:
+                results.warning(p_namespace(created), f"{where}: status not restored: {e.message}")
+
+    def p_namespace(obj: Mapping[str, Any]) -> str:
+        return str((obj.get("metadata") or {}).get("namespace") or "")
+
     async def restore_item(p: restore_plan.Prepared) -> None:
         key = ItemKey(p.group_resource, p.namespace, p.name)
         where = f"{p.group_resource} {p.target_namespace + '/' if p.target_namespace else ''}{p.name}"
@@ -313,6 +328,8 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
             try:
                 created = await kube.create(collection, obj)
                 tally.restored += 1
+                if p.status:
+                    await restore_status(single, created, p.status, where)
             except ApiError as e:
                 if e.status != 409:
                     raise
@@ -320,6 +337,10 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
                 decision = restore_plan.decide_existing(obj, live, policy, options)
                 if decision.action == "warn":
                     results.warning(p.target_namespace, f"{where}: {decision.reason}")
+                    # Another object than the backed-up one: dependents must not be re-linked to it
+                    # (restored pods would be adopted by an unrelated ReplicaSet).
+                    relinker.failed(key, original_uid)
+                    return
                 if decision.patch is not None:
                     await kube.patch(single, decision.patch)
                 created = live

@@ -185,15 +185,28 @@ class ObjectStore:
         result: list[str] = await self._call(f"listing {prefix}", collect)
         return result
 
-    async def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix`; return how many."""
+    async def delete_prefix(self, prefix: str, *, first: str | None = None) -> int:
+        """Delete every object under `prefix`, `first` (if there) before the others; return how many.
+
+        S3 answers a batch delete with 200 and lists the keys it could not delete (object lock, a
+        partial outage): any such key raises StorageError, and nothing after it is deleted. With the
+        metadata object as `first`, a backup that could not be deleted stays whole."""
         keys = await self.list_keys(prefix)
+        ordered = [k for k in keys if k == first] + [k for k in keys if k != first]
 
         def delete() -> None:
-            for batch in _chunks([self._key(k) for k in keys], 1000):
-                self._client.delete_objects(
-                    Bucket=self.config.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-                )
+            batches = [ordered[:1], ordered[1:]] if first in keys else [ordered]
+            for group in batches:
+                for batch in _chunks([self._key(k) for k in group], 1000):
+                    answer = self._client.delete_objects(
+                        Bucket=self.config.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                    )
+                    errors = answer.get("Errors") or []
+                    if errors:
+                        shown = "; ".join(f"{e.get('Key')}: {e.get('Code')} {e.get('Message', '')}".strip()
+                                          for e in errors[:3])
+                        raise StorageError(f"deleting {prefix}: {len(errors)} object(s) could not be deleted "
+                                           f"({shown})")
         await self._call(f"deleting {prefix}", delete)
         return len(keys)
 

@@ -176,6 +176,28 @@ def test_backup_delete_namespace_restore(backup_operator: Operator, namespace: s
         assert owners and set(owners) <= rs_uids, "restored pods keep their owner, re-linked to the new UID"
 
 
+def test_restore_status_is_written_through_the_status_subresource(backup_operator: Operator, namespace: str) -> None:
+    """M2: restoreStatus brings a custom resource's status back (a create ignores status when the
+    kind has the subresource); without restoreStatus the restored object has none."""
+    apply({"apiVersion": "scheduling.kubeplane.dev/v1alpha1", "kind": "PodGroup", "metadata": {"name": "gang"},
+           "spec": {"minMember": 2}}, namespace)
+    kubectl("patch", "podgroups.scheduling.kubeplane.dev", "gang", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": {"phase": "Running", "running": 2, "scheduled": 2}}))
+    backup = unique("b")
+    create("Backup", backup, {"includedNamespaces": [namespace],
+                              "includedResources": ["podgroups.scheduling.kubeplane.dev"]})
+    assert finished("kpbackup", backup)["phase"] == "Completed"
+    for restore_status, expected in ((None, None), ({"includedResources": ["podgroups.scheduling.kubeplane.dev"]},
+                                                     {"phase": "Running", "running": 2, "scheduled": 2})):
+        kubectl("delete", "podgroups.scheduling.kubeplane.dev", "gang", "-n", namespace, "--wait=true")
+        restore = unique("r")
+        create("Restore", restore, {"backupName": backup, **({"restoreStatus": restore_status} if restore_status
+                                                             else {})})
+        assert finished("kprestore", restore)["phase"] == "Completed"
+        status = kubectl_json("get", "podgroups.scheduling.kubeplane.dev", "gang", "-n", namespace).get("status")
+        assert (status or None) == expected, status
+
+
 def test_restore_into_mapped_namespace_dry_run_then_real(backup_operator: Operator, namespace: str) -> None:
     populate(namespace)
     backup = unique("b")
@@ -253,13 +275,7 @@ def test_encrypted_location_round_trip(
     backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str]
 ) -> None:
     name = unique("enc")
-    kubectl("create", "secret", "generic", f"{name}-key", "-n", NS, f"--from-literal=key={os.urandom(32).hex()}")
-    create("BackupStorageLocation", name, {
-        "objectStorage": {"bucket": "kubeplane", "prefix": name},
-        "credential": {"name": "minio-credentials", "key": "cloud"},
-        "config": {"s3Url": minio["MINIO_ENDPOINT"], "s3ForcePathStyle": "true"},
-        "encryption": {"keySecret": {"name": f"{name}-key", "key": "key"}},
-    })
+    encrypted_location(name, minio)
     try:
         populate(namespace)
         backup = unique("b")
@@ -278,12 +294,8 @@ def test_encrypted_location_round_trip(
         kubectl("delete", "bsl", name, "-n", NS, check=False)
 
 
-def test_a_backup_over_the_memory_budget_restores_by_streaming(
-    backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str]
-) -> None:
-    """H1: a restore never stores the tarball; one larger than what it holds in memory is indexed as
-    skeletons and each tier streams it again. Encrypted, so the later passes decrypt as they go."""
-    name = unique("big")
+def encrypted_location(name: str, minio: dict[str, str]) -> None:
+    """A BackupStorageLocation `name` on its own prefix, encrypting with a fresh random key."""
     kubectl("create", "secret", "generic", f"{name}-key", "-n", NS, f"--from-literal=key={os.urandom(32).hex()}")
     create("BackupStorageLocation", name, {
         "objectStorage": {"bucket": "kubeplane", "prefix": name},
@@ -291,6 +303,15 @@ def test_a_backup_over_the_memory_budget_restores_by_streaming(
         "config": {"s3Url": minio["MINIO_ENDPOINT"], "s3ForcePathStyle": "true"},
         "encryption": {"keySecret": {"name": f"{name}-key", "key": "key"}},
     })
+
+
+def test_a_backup_over_the_memory_budget_restores_by_streaming(
+    backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str]
+) -> None:
+    """H1: a restore never stores the tarball; one larger than what it holds in memory is indexed as
+    skeletons and each tier streams it again. Encrypted, so the later passes decrypt as they go."""
+    name = unique("big")
+    encrypted_location(name, minio)
     try:
         populate(namespace)
         wait_for(lambda: len(kubectl_json("get", "pods", "-n", namespace, "-l", "app=shop")["items"]) == 2,
@@ -487,6 +508,31 @@ def test_a_name_already_in_the_bucket_is_refused_and_left_alone(backup_operator:
         kubectl("delete", "kpbackup", backup, "-n", NS, "--wait=false", check=False)
         for key in planted:
             s3.delete_object(Bucket="kubeplane", Key=key)
+
+
+def test_a_type_the_operator_cannot_list_makes_the_backup_partially_failed(
+        backup_operator: Operator, namespace: str) -> None:
+    """M5, as Velero: a list refused (403) leaves a whole type out, so the backup is PartiallyFailed
+    with the reason in its logs, never Completed."""
+    populate(namespace)
+    backup = unique("b")
+    backup_operator.stop()
+    try:
+        with ApiRelay(KUBECONFIG) as relay:
+            relayed = Operator("backup", env={"KUBECONFIG": str(relay.kubeconfig)}, log_name="test-backup-denied")
+            relay.fail("GET", f"^/api/v1/namespaces/{namespace}/secrets$", status=403, times=None)
+            try:
+                relayed.start()
+                create("Backup", backup, {"includedNamespaces": [namespace]})
+                status = finished("kpbackup", backup)
+            finally:
+                relayed.kill()
+    finally:
+        backup_operator.start()
+    assert status["phase"] == "PartiallyFailed", status
+    assert status["errors"] >= 1 and "item(s) failed" in status["failureReason"]
+    logs = kubeplane("backup", "logs", backup).stdout
+    assert "cannot list secrets" in logs, logs
 
 
 def kubeplane(*args: str, check: bool = True) -> Any:

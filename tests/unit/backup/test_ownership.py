@@ -129,3 +129,25 @@ def test_owner_found_existing_counts_as_created():
     relinker.created(K["web-abc"], "rs-old", "rs-live")  # AlreadyExists: the live object's uid
     refs, _ = relinker.references_for_create(K["web-abc-1"], POD["metadata"]["ownerReferences"])
     assert refs[0]["uid"] == "rs-live"
+
+
+def test_owner_created_while_its_dependents_create_is_in_flight_is_linked_by_a_patch():
+    # M1: one tier creates concurrently. D's references are computed before O's create returns, O's
+    # `created` comes first, then D's: D must still get a patch with O's new uid.
+    relinker = Relinker(INDEX)
+    refs, _ = relinker.references_for_create(K["web-abc"], RS["metadata"]["ownerReferences"])
+    relinker.references_for_create(K["web"], [])
+    assert refs == []
+    assert relinker.created(K["web"], "d-old", "d-new") == []  # D not created yet: nothing to patch
+    [patch] = relinker.created(K["web-abc"], "rs-old", "rs-new")
+    assert patch.key == K["web-abc"] and patch.patch == {"metadata": {"uid": "rs-new", "ownerReferences": [
+        owner_ref("Deployment", "web", "d-new", api_version="apps/v1")]}}
+    assert relinker.finish() == []
+
+
+def test_a_dependent_created_with_all_its_references_gets_no_patch():
+    relinker = Relinker(INDEX)
+    relinker.references_for_create(K["web"], [])
+    relinker.created(K["web"], "d-old", "d-new")
+    relinker.references_for_create(K["web-abc"], RS["metadata"]["ownerReferences"])
+    assert relinker.created(K["web-abc"], "rs-old", "rs-new") == []
