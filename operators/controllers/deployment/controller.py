@@ -21,6 +21,7 @@ in drop-in mode the built-in apps/v1 Deployment (owning apps/v1 ReplicaSets).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -177,8 +178,9 @@ class DeploymentController(Controller):
         observed = logic.Observed(d, sets, pods_by_set, now(), selector_text=str(selector),
                                   extended_status=self.extended_status)
         plan = logic.plan(observed)
+        versions: dict[str, str] = {}  # a ReplicaSet written twice in one sync: the second builds on the first
         for write in plan.writes:
-            await self._write(d, write, plan)
+            await self._write(d, write, plan, versions)
             if write.event is not None:
                 self._event(d, *write.event)
         for event in plan.events:
@@ -213,16 +215,25 @@ class DeploymentController(Controller):
             raise RetryLater(str(e)) from e
         return [rs for rs, ok in zip(adopt, adopted, strict=True) if ok]
 
-    async def _write(self, d: Obj, write: logic.Write, plan: logic.Plan) -> None:
+    async def _write(self, d: Obj, write: logic.Write, plan: logic.Plan, versions: dict[str, str]) -> None:
         rs = write.rs
         if write.kind == "create":
             await self._create(d, rs, plan)
         elif write.kind == "update":
-            guard = rs.obj["metadata"]["resourceVersion"]  # as upstream's Update: refused if it changed since
+            # As upstream's Update: refused if the object changed since the version this sync planned
+            # from (or since this sync's own previous write of it).
+            # The plan's writes of one ReplicaSet share its final state: once sent, a later write of the
+            # same set has nothing new to say (its event is still posted).
+            state = json.dumps([rs.annotations, rs.replicas, rs.min_ready_seconds], sort_keys=True)
+            if versions.get(f"sent:{rs.uid}") == state:
+                return
+            guard = versions.get(rs.uid, rs.obj["metadata"]["resourceVersion"])
             body = {"metadata": {"annotations": rs.annotations, "resourceVersion": guard},
                     "spec": {"replicas": rs.replicas, "minReadySeconds": rs.min_ready_seconds}}
             try:
-                await self.kube.patch(self.sets_resource.object_path(rs.obj), body)
+                written = await self.kube.patch(self.sets_resource.object_path(rs.obj), body)
+                versions[rs.uid] = str((written.get("metadata") or {}).get("resourceVersion") or guard)
+                versions[f"sent:{rs.uid}"] = state
             except ApiError as e:
                 raise RetryLater(f"updating {self.sets_resource.kind} {rs.name}: {e.message}") from e
         elif write.kind == "delete":

@@ -113,6 +113,16 @@ class FakeKube:
                     else:
                         status[key] = value
                 self.objects[target]["status"] = status
+            elif content_type == "application/merge-patch+json" and isinstance(body, dict):
+                # A merge patch: a resourceVersion in it is a precondition (409 when it changed), and
+                # every applied patch gives the object a new resourceVersion.
+                current = self.objects[target]
+                guard = (body.get("metadata") or {}).get("resourceVersion")
+                if guard is not None and guard != current["metadata"].get("resourceVersion"):
+                    raise ApiError(409, {"reason": "Conflict", "message": "the object has been modified"})
+                _merge(current, {**body, "metadata": {k: v for k, v in (body.get("metadata") or {}).items()
+                                                      if k != "resourceVersion"}})
+                current["metadata"]["resourceVersion"] = str(next(self._counter))
             return self.objects[target]
         return {}
 
@@ -141,3 +151,14 @@ class FakeKube:
 
     async def close(self) -> None:
         pass
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """RFC 7386 JSON merge patch, in place."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
