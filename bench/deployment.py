@@ -20,37 +20,17 @@ process during the rollout are printed too.
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    ENV,
-    ROOT,
-    apply,
-    cluster_sh,
-    cpu_seconds,
-    free_port,
-    kubectl,
-    print_table,
-    process,
-    require_cluster,
-    wait_until,
-)
-from bench.replicaset import cluster_kcm, kcm_command, stop_process
+from bench import contenders
+from bench.common import ENV, apply, cpu_seconds, kubectl, print_table, require_cluster, wait_until
+from bench.contenders import APPS, KUBEPLANE_APPS, drop_namespace, median
 from tests.watch import Watch
 
-KCM_DEFAULT = "kube-controller-manager (QPS 20, burst 30)"
-KCM_LIFTED = "kube-controller-manager (limits lifted)"
-KUBEPLANE = "kubeplane"
-KUBEPLANE_LIFTED = "kubeplane (limits lifted)"
-APPS, KUBEPLANE_APPS = "apps/v1", "apps.kubeplane.dev/v1alpha1"
 PLURAL = {APPS: "deployments.apps", KUBEPLANE_APPS: "deployments.apps.kubeplane.dev"}
 
 
@@ -121,67 +101,21 @@ def measure(label: str, api_version: str, replicas: int, proc: subprocess.Popen[
               f"{cpu:.1f} CPU s", flush=True)
         return {"complete": complete_after, "gone": old_gone_after, "cpu": cpu}
     finally:
-        kubectl("delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force", "--wait=false")
-        kubectl("delete", "namespace", namespace, "--wait=false")
-        wait_until(lambda: (namespace not in kubectl("get", "namespaces", "-o", "name"), "deleting"), 600, namespace)
+        drop_namespace(namespace)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--replicas", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--kubeplane-qps", type=float, default=None,
-                        help="kubeplane's --kube-api-qps (default: the operator's default, 50)")
-    parser.add_argument("--kubeplane-burst", type=int, default=None,
-                        help="kubeplane's --kube-api-burst (default: the operator's default, 100)")
-    args = parser.parse_args()
+    args = contenders.arguments(__doc__.split("\n")[0]).parse_args()
     require_cluster()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-deployment-"))
-    print(f"logs in {workdir}", flush=True)
-    kcm_pid, kcm_argv = cluster_kcm()
-    paused = cluster_sh("stop-operators").split()
-    print(f"stopping the cluster's kube-controller-manager (pid {kcm_pid}); paused operators: {paused}", flush=True)
-    stop_process(kcm_pid)
-    ours = [str(ROOT / ".venv/bin/kubeplane"), "run", "controllers", f"--metrics-port={free_port()}"]
-    if args.kubeplane_qps is not None:
-        ours.append(f"--kube-api-qps={args.kubeplane_qps}")
-    if args.kubeplane_burst is not None:
-        ours.append(f"--kube-api-burst={args.kubeplane_burst}")
-    lifted = [a for a in ours if not a.startswith("--kube-api-")] + ["--kube-api-qps=0"]
-    times: dict[str, list[dict[str, float]]] = {KCM_DEFAULT: [], KCM_LIFTED: [], KUBEPLANE: [], KUBEPLANE_LIFTED: []}
-    env = {**ENV, "KUBEPLANE_LEADER_ELECT": "false", "PYTHONUNBUFFERED": "1"}
-    try:
-        for _ in range(args.rounds):
-            with process(kcm_command(kcm_argv, None), workdir / "kcm-default.log", ENV) as kcm:
-                times[KCM_DEFAULT].append(measure(KCM_DEFAULT, APPS, args.replicas, kcm))
-                with process(ours, workdir / "kubeplane.log", env) as kubeplane:
-                    times[KUBEPLANE].append(measure(KUBEPLANE, KUBEPLANE_APPS, args.replicas, kubeplane))
-                with process(lifted, workdir / "kubeplane-lifted.log", env) as kubeplane:
-                    times[KUBEPLANE_LIFTED].append(measure(KUBEPLANE_LIFTED, KUBEPLANE_APPS, args.replicas, kubeplane))
-            with process(kcm_command(kcm_argv, 100000), workdir / "kcm-lifted.log", ENV) as kcm:
-                times[KCM_LIFTED].append(measure(KCM_LIFTED, APPS, args.replicas, kcm))
-    finally:
-        print("starting the cluster's kube-controller-manager and operators again", flush=True)
-        cluster_sh("up", OPERATORS="")
-        if paused:
-            cluster_sh("start-operators", OPERATORS=" ".join(paused))
-
-    def median(label: str, key: str) -> float:
-        return statistics.median(r[key] for r in times[label])
-
-    qps = f"QPS {args.kubeplane_qps or 50:g}, burst {args.kubeplane_burst or 100}"
-    labels = {KCM_DEFAULT: KCM_DEFAULT, KCM_LIFTED: KCM_LIFTED, KUBEPLANE: f"kubeplane ({qps})",
-              KUBEPLANE_LIFTED: KUBEPLANE_LIFTED}
+    times, stated = contenders.run(lambda label, api, proc: measure(label, api, args.replicas, proc), "deployment",
+                                   args.rounds, args.kubeplane_qps, args.kubeplane_burst)
+    names = contenders.labels(stated)
     rows = [("controller", "rollout complete", "old pods gone", "CPU s")]
-    rows += [(labels[label], f"{median(label, 'complete'):.1f}s", f"{median(label, 'gone'):.1f}s",
-              f"{median(label, 'cpu'):.1f}") for label in times]
+    rows += [(names[label], f"{median(times, label, 'complete'):.1f}s", f"{median(times, label, 'gone'):.1f}s",
+              f"{median(times, label, 'cpu'):.1f}") for label in times]
     print_table(f"Deployment of {args.replicas}: template A -> B, 25%/25% (median of {args.rounds})", rows)
     print()
-    for ours_label, upstream in ((KUBEPLANE, KCM_DEFAULT), (KUBEPLANE_LIFTED, KCM_LIFTED)):
-        ratio = median(ours_label, "complete") / median(upstream, "complete")
-        print(f"time ratio {labels[ours_label]} / {upstream}: {ratio:.2f} (rollout complete; "
-              f"{'faster' if ratio < 1 else 'slower'}), old pods gone: "
-              f"{median(ours_label, 'gone') / median(upstream, 'gone'):.2f}")
+    contenders.print_ratios(times, stated, "complete", "rollout complete", ("gone", "old pods gone"))
 
 
 if __name__ == "__main__":

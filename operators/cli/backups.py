@@ -22,22 +22,15 @@ import yaml
 from operators.backup import archive, crypto, locations
 from operators.backup.locations import GROUP, VERSION
 from operators.backup.storage import ObjectStore, StorageError
-from operators.core.kube import ApiError, Kube
+from operators.cli.common import run_with_kube
+from operators.core.kube import Kube
 
 T = TypeVar("T")
 FINAL_PHASES = {"Completed", "PartiallyFailed", "Failed", "FailedValidation"}
 
 
 def _run(fn: Callable[[Kube], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with await Kube.connect() as kube:
-            return await fn(kube)
-    try:
-        return asyncio.run(main())
-    except ApiError as e:
-        raise click.ClickException(e.message) from None
-    except (StorageError, locations.LocationError, archive.ArchiveError, crypto.DecryptionError) as e:
-        raise click.ClickException(str(e)) from None
+    return run_with_kube(fn, (StorageError, locations.LocationError, archive.ArchiveError, crypto.DecryptionError))
 
 
 def _path(namespace: str, plural: str, name: str | None = None) -> str:

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import click
 
+from operators.cli.common import run_with_kube
 from operators.controllers.deployment import logic
 from operators.core.apis import DEPLOYMENTS, REPLICASETS
-from operators.core.kube import JSON_PATCH, ApiError, Kube
+from operators.core.kube import JSON_PATCH, Kube
 from operators.core.owners import controller_uid
 from operators.core.timeutil import format_time, now
 
@@ -30,13 +31,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 def _run(fn: Callable[[Kube], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with await Kube.connect() as kube:
-            return await fn(kube)
-    try:
-        return asyncio.run(main())
-    except ApiError as e:
-        raise click.ClickException(e.message) from None
+    return run_with_kube(fn)
 
 
 def _name(target: str) -> str:

@@ -253,3 +253,13 @@ def namespace(kind: KindCluster) -> Iterator[str]:
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def backup_objects() -> Iterator[list[tuple[str, str]]]:
+    """Backups and Restores a test created in kubeplane-system, deleted afterwards without waiting
+    (a Backup's finalizer deletes its files from the bucket first)."""
+    created: list[tuple[str, str]] = []
+    yield created
+    for resource, name in reversed(created):
+        kubectl("delete", resource, name, "-n", SYSTEM_NAMESPACE, "--wait=false", "--ignore-not-found", check=False)

@@ -6,7 +6,6 @@ its data, the ReplicaSet's pods Run and are Ready again on real nodes, and the S
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,16 +26,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420), pytest.mark.usefixtures
 
 BACKUP = "backups.backup.kubeplane.dev"
 RESTORE = "restores.backup.kubeplane.dev"
-
-
-@pytest.fixture
-def backup_objects() -> Iterator[list[tuple[str, str]]]:
-    """Backups and Restores a test created in kubeplane-system, deleted afterwards without waiting
-    (a Backup's finalizer deletes its files from the bucket first)."""
-    created: list[tuple[str, str]] = []
-    yield created
-    for resource, name in reversed(created):
-        kubectl("delete", resource, name, "-n", SYSTEM_NAMESPACE, "--wait=false", "--ignore-not-found", check=False)
 
 
 def create(resource: str, kind: str, spec: dict[str, Any], created: list[tuple[str, str]]) -> str:
