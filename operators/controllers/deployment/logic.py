@@ -145,8 +145,14 @@ def paused(d: Obj) -> bool:
     return bool((d.get("spec") or {}).get("paused"))
 
 
+def deadline_policy(d: Obj) -> str | None:
+    """kubeplane's spec.progressDeadlinePolicy: None (absent: upstream's behaviour), Report or Rollback."""
+    value = (d.get("spec") or {}).get("progressDeadlinePolicy")
+    return str(value) if value else None
+
+
 def rolls_back(d: Obj) -> bool:
-    return (d.get("spec") or {}).get("progressDeadlinePolicy") == ROLLBACK_POLICY
+    return deadline_policy(d) == ROLLBACK_POLICY
 
 
 def why_blocked(pod: Obj) -> str:
@@ -744,8 +750,9 @@ class _Sync:
             elif timed_out(d, self.status, self.now):
                 message = f"{subject} has timed out progressing."
                 current_now = find_condition(self.status, PROGRESSING)
-                if rolls_back(d) and (current_now is None or current_now.get("reason") != TIMED_OUT):
-                    message = self.roll_back(message, all_sets, new)
+                if deadline_policy(d) and (current_now is None or current_now.get("reason") != TIMED_OUT):
+                    message = self.roll_back(message, all_sets, new) if rolls_back(d) else \
+                        self.explain(message, new)
                 self.set_condition(PROGRESSING, "False", TIMED_OUT, message)
         failure = replica_failure(all_sets, new)
         if failure is not None:
@@ -765,6 +772,15 @@ class _Sync:
             return
         if ((self.d.get("metadata") or {}).get("annotations") or {}).get(LAST_COMPLETE) != new.annotations[REVISION]:
             self.plan.annotations[LAST_COMPLETE] = new.annotations[REVISION]
+
+    def explain(self, message: str, new: RS | None) -> str:
+        """★ progressDeadlinePolicy Report: upstream's condition, with the blocking pods named, and a
+        ProgressDeadlineExceeded Warning saying the same."""
+        blocking = blocking_message(self.o.pods_by_set.get(new.uid, []) if new is not None else [],
+                                    min_ready_seconds(self.d), self.now)
+        text = " ".join(part for part in (message, blocking) if part)
+        self.plan.events.append(("Warning", TIMED_OUT, text))
+        return text
 
     def roll_back(self, message: str, all_sets: Sequence[RS], new: RS | None) -> str:
         """★ progressDeadlinePolicy Rollback: the deadline just passed; write the template of the last

@@ -477,3 +477,13 @@ def test_a_finished_rollout_that_loses_a_pod_is_not_polled():
     assert plan.requeue_after is None
     assert logic.stuck_requeue(deployment(status={"conditions": [{**done, "reason": logic.RS_UPDATED}]}),
                                {}, NOW) == 1.0  # past the deadline: once a second at most
+
+
+def test_report_policy_names_the_blocking_pods_without_rolling_back():
+    plan = stuck_rollout("Report")
+    assert plan.rollback_to is None
+    condition = logic.find_condition(plan.status or {}, logic.PROGRESSING)
+    expected = ('ReplicaSet "foo-new" has timed out progressing. '
+                "Blocking pods: foo-new-a (Unschedulable), foo-new-b (ImagePullBackOff).")
+    assert condition is not None and condition["message"] == expected
+    assert plan.events == [("Warning", logic.TIMED_OUT, expected)]
