@@ -162,3 +162,34 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             _merge(target[key], value)
         else:
             target[key] = value
+
+
+class ControllerWorld:
+    """One registered controller under a real ControllerManager on a FakeKube: `objects` are
+    (collection path, object) pairs stored first; `observe()` lets the informers catch up (the real
+    list-and-replay code); `sync()` runs the controller on `namespace/name`; `events(reason)` are the
+    messages of the Events it queued."""
+
+    def __init__(self, controller: str, objects: list[tuple[str, dict[str, Any]]], key: str) -> None:
+        from operators.controllers.manager import ControllerManager
+        from operators.controllers.registry import default_registry
+
+        self.kube = FakeKube()
+        for collection, obj in objects:
+            self.kube.put(collection, obj)
+        self.manager = ControllerManager(self.kube, elect=False)  # type: ignore[arg-type]
+        self.manager.build(default_registry().builders(controller))
+        self.controller: Any = self.manager.controllers[controller]
+        self.key = key
+
+    async def observe(self) -> None:
+        for informer in self.manager.informers:
+            await informer.relist()
+
+    async def sync(self) -> float | None:
+        result: float | None = await self.controller.sync(self.key)
+        return result
+
+    def events(self, reason: str) -> list[str]:
+        queue = self.controller.events._queue
+        return [e["message"] for e in list(queue._queue) if e["reason"] == reason]

@@ -13,12 +13,10 @@ import pytest
 
 from operators.controllers.deployment import logic
 from operators.controllers.deployment.controller import DeploymentController
-from operators.controllers.manager import ControllerManager
-from operators.controllers.registry import default_registry
 from operators.core.apis import DEPLOYMENTS, REPLICASETS
 from operators.core.kube import ApiError
 from operators.core.workqueue import RetryLater
-from tests.unit.controllers.fakekube import FakeKube
+from tests.unit.controllers.fakekube import ControllerWorld
 
 NS = "ns"
 TEMPLATE = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
@@ -36,31 +34,15 @@ def deployment(**status: Any) -> dict[str, Any]:
     }
 
 
-class World:
+class World(ControllerWorld):
     def __init__(self, d: dict[str, Any], sets: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
-        self.kube = FakeKube()
-        self.kube.put(DEPLOYMENTS.path(NS), d)
-        for rs in sets:
-            self.kube.put(REPLICASETS.path(NS), rs)
-        self.manager = ControllerManager(self.kube, elect=False)  # type: ignore[arg-type]
-        self.manager.build(default_registry().builders("deployment"))
-        controller = self.manager.controllers["deployment"]
-        assert isinstance(controller, DeploymentController)
-        self.controller = controller
-
-    async def observe(self) -> None:
-        for informer in self.manager.informers:
-            await informer.relist()
-
-    async def sync(self) -> float | None:
-        return await self.controller.sync(f"{NS}/web")
+        super().__init__("deployment", [(DEPLOYMENTS.path(NS), d), *((REPLICASETS.path(NS), rs) for rs in sets)],
+                         f"{NS}/web")
+        assert isinstance(self.controller, DeploymentController)
 
     def deployment(self) -> dict[str, Any]:
         return self.kube.objects[f"{DEPLOYMENTS.path(NS)}/web"]
 
-    def events(self, reason: str) -> list[str]:
-        queue = self.controller.events._queue
-        return [e["message"] for e in list(queue._queue) if e["reason"] == reason]  # type: ignore[attr-defined]
 
 
 async def test_the_new_replica_set_is_created_owned_and_annotated_and_the_revision_noted() -> None:

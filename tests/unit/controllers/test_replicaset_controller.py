@@ -11,13 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from operators.controllers.manager import ControllerManager
-from operators.controllers.registry import default_registry
 from operators.controllers.replicaset.controller import ReplicaSetController
 from operators.core.apis import PODS, REPLICASETS
 from operators.core.kube import STRATEGIC_PATCH, ApiError
 from operators.core.workqueue import RetryLater
-from tests.unit.controllers.fakekube import FakeKube
+from tests.unit.controllers.fakekube import ControllerWorld
 
 NS = "ns"
 RS_COLLECTION = REPLICASETS.path(NS)
@@ -40,32 +38,13 @@ def orphan(name: str) -> dict[str, Any]:
             "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}
 
 
-class World:
+class World(ControllerWorld):
     def __init__(self, rs: dict[str, Any], pods: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
-        self.kube = FakeKube()
-        self.kube.put(RS_COLLECTION, rs)
-        for pod in pods:
-            self.kube.put(POD_COLLECTION, pod)
-        self.manager = ControllerManager(self.kube, elect=False)  # type: ignore[arg-type]
-        self.manager.build(default_registry().builders("replicaset"))
-        controller = self.manager.controllers["replicaset"]
-        assert isinstance(controller, ReplicaSetController)
-        self.controller = controller
-
-    async def observe(self) -> None:
-        """The informers catch up with the fake API server (the real list-and-replay code)."""
-        for informer in self.manager.informers:
-            await informer.relist()
-
-    async def sync(self) -> float | None:
-        return await self.controller.sync(f"{NS}/web")
+        super().__init__("replicaset", [(RS_COLLECTION, rs), *((POD_COLLECTION, p) for p in pods)], f"{NS}/web")
+        assert isinstance(self.controller, ReplicaSetController)
 
     def status(self) -> dict[str, Any]:
         return dict(self.kube.objects[f"{RS_COLLECTION}/web"].get("status") or {})
-
-    def events(self, reason: str) -> list[str]:
-        queue = self.controller.events._queue
-        return [e["message"] for e in list(queue._queue) if e["reason"] == reason]  # type: ignore[attr-defined]
 
     def pods(self) -> list[str]:
         return sorted(k.rsplit("/", 1)[1] for k in self.kube.objects if k.startswith(POD_COLLECTION + "/"))
