@@ -274,8 +274,16 @@ def test_progress_deadline_policy_rollback_returns_to_the_last_complete_revision
     kubectl("patch", DEPLOY, "web", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"template": {"spec": {
         "containers": [{"name": "web", "image": "registry.local/web:2"}],
         "nodeSelector": {"kubeplane.dev/nowhere": "true"}}}}}))
-    events = wait_for(lambda: [e for e in kubectl_json("get", "events", "-n", namespace)["items"]
-                               if e["reason"] == "ProgressDeadlineRollback"], what="the rollback event", timeout=90)
+    try:
+        events = wait_for(lambda: [e for e in kubectl_json("get", "events", "-n", namespace)["items"]
+                                   if e["reason"] == "ProgressDeadlineRollback"], what="the rollback event",
+                          timeout=120)
+    except AssertionError as e:
+        seen = deployment(namespace)
+        replica_sets = [(n, rs["spec"]["replicas"], rs.get("status")) for n, rs in sets(namespace).items()]
+        said = [(x["reason"], x["message"]) for x in kubectl_json("get", "events", "-n", namespace)["items"]]
+        raise AssertionError(f"{e}\nstatus: {json.dumps(seen.get('status'))}\ntemplate: "
+                             f"{json.dumps(seen['spec']['template'])}\nsets: {replica_sets}\nevents: {said}") from None
     message = events[0]["message"]
     assert "has timed out progressing. Rolled back to revision 1. Blocking pods: web-" in message, message
     assert "(Unschedulable)" in message, message

@@ -899,7 +899,9 @@ def stuck_requeue(d: Obj, status: Obj, now: datetime) -> float | None:
     could not change anything (a pod of a finished rollout going unready would otherwise be polled
     without end)."""
     deadline = progress_deadline(d)
-    condition = find_condition(d.get("status") or {}, PROGRESSING)
+    # The condition this sync writes (upstream reads the stored one, but only calls this when the two
+    # are equal; when the status changed it waits for the watch event of its own write instead).
+    condition = find_condition(status, PROGRESSING)
     if deadline is None or condition is None:
         return None
     if complete(d, status) or condition.get("reason") in (TIMED_OUT, NEW_RS_AVAILABLE):

@@ -366,7 +366,7 @@ def test_progress_refreshes_last_update_time_only_and_requeues_at_the_deadline()
     condition = logic.find_condition(plan.status or {}, logic.PROGRESSING)
     assert condition is not None and condition["reason"] == logic.RS_UPDATED
     assert condition["lastTransitionTime"] == since and condition["lastUpdateTime"] == format_time(NOW)
-    assert plan.requeue_after == pytest.approx(600 - 100 + 1)
+    assert plan.requeue_after == pytest.approx(600 + 1)  # the deadline runs from the refreshed lastUpdateTime
 
 
 def test_recreate_waits_for_old_pods_before_creating():
@@ -475,8 +475,8 @@ def test_a_finished_rollout_that_loses_a_pod_is_not_polled():
                      annotations={logic.REVISION: "1", logic.DESIRED_REPLICAS: "2", logic.MAX_REPLICAS: "3"})
     plan = logic.plan(logic.Observed(d, [new], {}, NOW))
     assert plan.requeue_after is None
-    assert logic.stuck_requeue(deployment(status={"conditions": [{**done, "reason": logic.RS_UPDATED}]}),
-                               {}, NOW) == 1.0  # past the deadline: once a second at most
+    assert logic.stuck_requeue(deployment(), {"conditions": [{**done, "reason": logic.RS_UPDATED}]},
+                               NOW) == 1.0  # past the deadline: once a second at most
 
 
 def test_report_policy_names_the_blocking_pods_without_rolling_back():
@@ -487,3 +487,17 @@ def test_report_policy_names_the_blocking_pods_without_rolling_back():
                 "Blocking pods: foo-new-a (Unschedulable), foo-new-b (ImagePullBackOff).")
     assert condition is not None and condition["message"] == expected
     assert plan.events == [("Warning", logic.TIMED_OUT, expected)]
+
+
+def test_a_rollout_that_just_started_is_requeued_for_its_deadline():
+    # The stored condition still says the previous rollout finished; the one written now starts the
+    # clock: the sync asks to look again when the deadline would pass.
+    done = {"type": "Progressing", "status": "True", "reason": logic.NEW_RS_AVAILABLE, "message": "m",
+            "lastUpdateTime": OLD, "lastTransitionTime": OLD}
+    d = deployment(2, 1, 0, status={"replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+                                    "observedGeneration": 1, "conditions": [done]}, generation=2, deadline=5)
+    old = replicaset("foo-old", 2, OLD, annotations={logic.REVISION: "1", logic.DESIRED_REPLICAS: "2",
+                                                      logic.MAX_REPLICAS: "3"})
+    plan = logic.plan(logic.Observed(d, [old], {}, NOW))
+    assert [w.kind for w in plan.writes] == ["create"]
+    assert plan.requeue_after == pytest.approx(5 + 1)
