@@ -16,8 +16,6 @@ import json
 import re
 from typing import Any
 
-import pytest
-
 from tests.integration import differential
 from tests.integration.conftest import Operator
 from tests.integration.differential import Flavour, Side
@@ -176,8 +174,6 @@ def stuck(s: Side) -> None:
     s.record("deadline passed", **snapshot(s))
 
 
-@pytest.mark.xfail(strict=False, reason="known bug, open in #12: under a full CI session the kubeplane "
-                  "Deployment sometimes never reports ProgressDeadlineExceeded (seen 2 of 4 rehearsals, never alone)")
 def test_a_rollout_that_cannot_progress_times_out_the_same_way(controllers: Operator) -> None:
     results = differential.run(stuck, (UPSTREAM, KUBEPLANE))
     differential.assert_same(results)

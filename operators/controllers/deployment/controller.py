@@ -185,20 +185,26 @@ class DeploymentController(Controller):
                 self._event(d, *write.event)
         for event in plan.events:
             self._event(d, *event)
+        # Every write to the Deployment carries the version this sync planned from (then its own previous
+        # write's), as upstream's Update/UpdateStatus: a plan made from a cache that lags the server (say,
+        # before it saw this controller's last status) is refused and made again, never written over it.
+        version = str(d["metadata"].get("resourceVersion") or "")
         annotations = {**plan.annotations, **({logic.REVISION: plan.revision} if plan.revision is not None else {})}
         if annotations:
-            await self._patch_deployment(d, {"metadata": {"annotations": annotations}})
+            version = await self._patch_deployment(d, version, {"metadata": {"annotations": annotations}})
         if plan.rollback_to is not None:
-            # progressDeadlinePolicy Rollback: what `rollout undo` writes, guarded by the uid.
+            # progressDeadlinePolicy Rollback: what `rollout undo` writes, guarded by the uid and version.
             try:
-                await self.kube.patch(self.resource.object_path(d), [
+                written = await self.kube.patch(self.resource.object_path(d), [
                     {"op": "test", "path": "/metadata/uid", "value": d["metadata"]["uid"]},
+                    {"op": "test", "path": "/metadata/resourceVersion", "value": version},
                     {"op": "replace", "path": "/spec/template", "value": plan.rollback_to},
                 ], content_type=JSON_PATCH)
             except ApiError as e:
                 raise RetryLater(f"rolling back {self.resource.kind} {d['metadata']['name']}: {e.message}") from e
+            version = _version(written, version)
         if plan.status is not None:
-            await self._write_status(d, plan.status)
+            await self._write_status(d, plan.status, version)
         return plan.requeue_after
 
     def _event(self, d: Obj, type_: str, reason: str, message: str) -> None:
@@ -268,35 +274,52 @@ class DeploymentController(Controller):
                     (existing.get("spec") or {}).get("template") or {}, d["spec"]["template"]):
                 raise RetryLater(f"{self.sets_resource.kind} {rs.name} exists already: the cache had not seen it")
             # A hash collision: the next hash includes the raised collision count.
-            await self._write_status(d, logic.collision_status(d))
+            await self._write_status(d, logic.collision_status(d), str(d["metadata"].get("resourceVersion") or ""))
             raise RetryLater(f"hash collision on {self.sets_resource.kind} {rs.name}")
         if error.status == 403:
             raise RetryLater(f"creating {self.sets_resource.kind} {rs.name}: {error.message}") from error
         message = f"Failed to create new replica set {logic.quoted(rs.name)}: {error.message}"
         status = logic.create_failed_status(d, rs.name, error.message, now())
         if status is not None:
-            await self._write_status(d, status)
+            await self._write_status(d, status, str(d["metadata"].get("resourceVersion") or ""))
         self.events.warning(d, logic.FAILED_RS_CREATE, message)
         raise RetryLater(message) from error
 
-    async def _patch_deployment(self, d: Obj, body: dict[str, Any]) -> None:
+    async def _patch_deployment(self, d: Obj, version: str, body: dict[str, Any]) -> str:
+        """A merge patch of the Deployment guarded by `version`; the version it leaves."""
+        metadata = {**body.get("metadata", {}), **({"resourceVersion": version} if version else {})}
+        guarded = {**body, "metadata": metadata}
         try:
-            await self.kube.patch(self.resource.object_path(d), body)
+            return _version(await self.kube.patch(self.resource.object_path(d), guarded), version)
         except ApiError as e:
+            if e.status == 409:
+                raise RetryLater(f"{self.resource.kind} {d['metadata']['name']} changed since this sync read it; "
+                                 "planning again") from e
             if not e.not_found:
                 raise
+            return version
 
-    async def _write_status(self, d: Obj, status: dict[str, Any]) -> None:
+    async def _write_status(self, d: Obj, status: dict[str, Any], version: str) -> None:
         if _semantic(d.get("status")) == _semantic(status):
             return
         patch = status_patch(d.get("status"), status)
         if patch is None:
             return
+        if version:
+            patch["metadata"] = {"resourceVersion": version}
         try:
             await self.kube.patch(self.resource.object_path(d, "status"), patch)
         except ApiError as e:
+            if e.status == 409:
+                raise RetryLater(f"{self.resource.kind} {d['metadata']['name']} changed since this sync read it; "
+                                 "planning again") from e
             if not e.not_found:
                 raise
+
+
+def _version(written: Any, fallback: str) -> str:
+    return str(((written or {}).get("metadata") or {}).get("resourceVersion") or fallback) \
+        if isinstance(written, Mapping) else fallback
 
 
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> DeploymentController:

@@ -106,6 +106,11 @@ class FakeKube:
             if target not in self.objects:
                 raise ApiError(404, {"reason": "NotFound", "message": f"{path} not found"})
             if path.endswith("/status") and isinstance(body, dict):
+                # As the API server: a resourceVersion in the patch is a precondition; a write bumps it.
+                guard = (body.get("metadata") or {}).get("resourceVersion")
+                if guard is not None and guard != self.objects[target]["metadata"].get("resourceVersion"):
+                    raise ApiError(409, {"reason": "Conflict", "message": "the object has been modified"})
+                self.objects[target]["metadata"]["resourceVersion"] = str(next(self._counter))
                 status = dict(self.objects[target].get("status") or {})
                 for key, value in (body.get("status") or {}).items():
                     if value is None:

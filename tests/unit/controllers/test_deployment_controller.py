@@ -3,7 +3,7 @@ is created with the Deployment as controller and its annotations; a same-named R
 template is a hash collision (status.collisionCount + 1, next hash differs); a refused create sets
 Progressing False ReplicaSetCreateError with an event; a ReplicaSet update carries the resourceVersion
 it was planned from (or its own previous write's); the revision annotation goes on the Deployment by
-a merge patch."""
+a merge patch, and every write to the Deployment is guarded by the version the sync planned from."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ class World(ControllerWorld):
 async def test_the_new_replica_set_is_created_owned_and_annotated_and_the_revision_noted() -> None:
     world = World(deployment())
     await world.observe()
+    planned_from = world.deployment()["metadata"]["resourceVersion"]
     await world.sync()
     [create] = world.kube.writes("POST", REPLICASETS.path(NS) + "$")
     rs = create.body
@@ -59,7 +60,7 @@ async def test_the_new_replica_set_is_created_owned_and_annotated_and_the_revisi
                                              logic.MAX_REPLICAS: "4"}
     assert rs["spec"]["replicas"] == 3
     [annotate] = world.kube.writes("PATCH", "/deployments/web$")
-    assert annotate.body == {"metadata": {"annotations": {logic.REVISION: "1"}}}
+    assert annotate.body == {"metadata": {"annotations": {logic.REVISION: "1"}, "resourceVersion": planned_from}}
     assert world.events("ScalingReplicaSet") == [f"Scaled up replica set {rs['metadata']['name']} from 0 to 3"]
     progressing = logic.find_condition(world.deployment()["status"], logic.PROGRESSING)
     assert progressing is not None and progressing["reason"] == logic.NEW_RS_CREATED
@@ -118,3 +119,31 @@ async def test_scaling_a_replica_set_carries_the_resource_version_it_was_planned
     assert update.body["metadata"]["annotations"][logic.DESIRED_REPLICAS] == "5"
     assert world.events("ScalingReplicaSet") == [f"Scaled up replica set {name} from 3 to 5"]
     assert world.kube.objects[f"{REPLICASETS.path(NS)}/{name}"]["spec"]["replicas"] == 5
+
+
+async def test_a_sync_from_a_stale_cache_cannot_overwrite_a_newer_status() -> None:
+    """The watch of the Deployment lags its own last write (a busy API server, a slow informer): the
+    cache still says the last rollout finished (NewReplicaSetAvailable) while the server already holds
+    the NewReplicaSetCreated this controller wrote when it created the new set. A sync planned from the
+    stale copy must not write it back, or the Deployment would never time out (a finished rollout is
+    exempt from the deadline). As upstream's UpdateStatus, the write carries the version it was planned
+    from and a conflict sends the key round again."""
+    d = deployment(observedGeneration=1, replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3,
+                   conditions=[{"type": logic.PROGRESSING, "status": "True", "reason": logic.NEW_RS_AVAILABLE,
+                                "message": 'ReplicaSet "web-old" has successfully progressed.',
+                                "lastUpdateTime": "2026-01-01T00:00:00Z",
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}])
+    world = World(d)
+    await world.observe()
+    await world.sync()  # creates the new set, writes NewReplicaSetCreated
+    written = logic.find_condition(world.deployment()["status"], logic.PROGRESSING)
+    assert written is not None and written["reason"] == logic.NEW_RS_CREATED
+    # The informers see the new ReplicaSet, not yet the Deployment's new status.
+    await world.controller.sets.relist()
+    stale = world.controller.deployments.get(world.key)
+    assert stale is not None and logic.find_condition(stale["status"], logic.PROGRESSING)["reason"] == \
+        logic.NEW_RS_AVAILABLE
+    with pytest.raises(RetryLater, match="changed"):
+        await world.sync()
+    kept = logic.find_condition(world.deployment()["status"], logic.PROGRESSING)
+    assert kept is not None and kept["reason"] == logic.NEW_RS_CREATED
