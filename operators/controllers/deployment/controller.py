@@ -188,7 +188,7 @@ class DeploymentController(Controller):
         # Every write to the Deployment carries the version this sync planned from (then its own previous
         # write's), as upstream's Update/UpdateStatus: a plan made from a cache that lags the server (say,
         # before it saw this controller's last status) is refused and made again, never written over it.
-        version = str(d["metadata"].get("resourceVersion") or "")
+        version = _version(d, "")
         annotations = {**plan.annotations, **({logic.REVISION: plan.revision} if plan.revision is not None else {})}
         if annotations:
             version = await self._patch_deployment(d, version, {"metadata": {"annotations": annotations}})
@@ -238,7 +238,7 @@ class DeploymentController(Controller):
                     "spec": {"replicas": rs.replicas, "minReadySeconds": rs.min_ready_seconds}}
             try:
                 written = await self.kube.patch(self.sets_resource.object_path(rs.obj), body)
-                versions[rs.uid] = str((written.get("metadata") or {}).get("resourceVersion") or guard)
+                versions[rs.uid] = _version(written, guard)
                 versions[f"sent:{rs.uid}"] = state
             except ApiError as e:
                 raise RetryLater(f"updating {self.sets_resource.kind} {rs.name}: {e.message}") from e
@@ -274,14 +274,14 @@ class DeploymentController(Controller):
                     (existing.get("spec") or {}).get("template") or {}, d["spec"]["template"]):
                 raise RetryLater(f"{self.sets_resource.kind} {rs.name} exists already: the cache had not seen it")
             # A hash collision: the next hash includes the raised collision count.
-            await self._write_status(d, logic.collision_status(d), str(d["metadata"].get("resourceVersion") or ""))
+            await self._write_status(d, logic.collision_status(d), _version(d, ""))
             raise RetryLater(f"hash collision on {self.sets_resource.kind} {rs.name}")
         if error.status == 403:
             raise RetryLater(f"creating {self.sets_resource.kind} {rs.name}: {error.message}") from error
         message = f"Failed to create new replica set {logic.quoted(rs.name)}: {error.message}"
         status = logic.create_failed_status(d, rs.name, error.message, now())
         if status is not None:
-            await self._write_status(d, status, str(d["metadata"].get("resourceVersion") or ""))
+            await self._write_status(d, status, _version(d, ""))
         self.events.warning(d, logic.FAILED_RS_CREATE, message)
         raise RetryLater(message) from error
 
@@ -292,11 +292,7 @@ class DeploymentController(Controller):
         try:
             return _version(await self.kube.patch(self.resource.object_path(d), guarded), version)
         except ApiError as e:
-            if e.status == 409:
-                raise RetryLater(f"{self.resource.kind} {d['metadata']['name']} changed since this sync read it; "
-                                 "planning again") from e
-            if not e.not_found:
-                raise
+            self._raise_unless_gone(d, e)
             return version
 
     async def _write_status(self, d: Obj, status: dict[str, Any], version: str) -> None:
@@ -310,14 +306,19 @@ class DeploymentController(Controller):
         try:
             await self.kube.patch(self.resource.object_path(d, "status"), patch)
         except ApiError as e:
-            if e.status == 409:
-                raise RetryLater(f"{self.resource.kind} {d['metadata']['name']} changed since this sync read it; "
-                                 "planning again") from e
-            if not e.not_found:
-                raise
+            self._raise_unless_gone(d, e)
+
+    def _raise_unless_gone(self, d: Obj, error: ApiError) -> None:
+        """A guarded write of the Deployment failed: a conflict plans again; only a deleted object is fine."""
+        if error.conflict:
+            raise RetryLater(f"{self.resource.kind} {d['metadata']['name']} changed since this sync read it; "
+                             "planning again") from error
+        if not error.not_found:
+            raise error
 
 
 def _version(written: Any, fallback: str) -> str:
+    """The resourceVersion of an object (one read, or the answer to a write), else `fallback`."""
     return str(((written or {}).get("metadata") or {}).get("resourceVersion") or fallback) \
         if isinstance(written, Mapping) else fallback
 
