@@ -234,6 +234,9 @@ up_cluster() {
       --kube-controller-manager-binary "$(realpath "$root/bin/kube-controller-manager")"
       --kube-scheduler-binary "$(realpath "$root/bin/kube-scheduler")"
       --kwok-controller-binary "$(realpath "$root/bin/kwok")"
+      # The project's stages (hack/tools.sh kwok-stages): kwokctl's defaults without pod-complete, so a Job's
+      # pods run until told, plus the exit stage (hack/kwok/pod-exit.yaml: pods end on an annotation).
+      --config "$(realpath "$root/bin/kwok-stages.yaml")"
       # Write the context into our kubeconfig, not ~/.kube/config (the default).
       --kubeconfig "$kubeconfig"
       --timeout 3m

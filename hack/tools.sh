@@ -2,7 +2,7 @@
 # Builds the pinned toolchain from Go modules into a cache outside the checkout, keyed by version,
 # and points ./bin at it. Idempotent: a tool whose versioned directory exists is not rebuilt.
 #
-#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle
+#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok kwok-stages helm kind minio velero coredns flannel crictl cron-oracle
 #                                e2e-test
 #                                (default: the embedded cluster's five; velero is for bench/backup.py,
 #                                kind/coredns/flannel/crictl for the kind node image, hack/kind/)
@@ -56,6 +56,19 @@ build_kubernetes() {
 }
 build_etcd() { (cd "$root/hack/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$1/etcd" go.etcd.io/etcd/server/v3); }
 build_kwok() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@"$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwokctl@"$KWOK_VERSION"; }
+# KWOK's stages for the embedded cluster: kwokctl's defaults for the binary runtime (node-initialize,
+# node-heartbeat-with-lease, pod-ready, pod-delete), read from the pinned kwok module, without `pod-complete`
+# (it ends every pod owned by any kind named Job at once, so nothing could fail), plus our hack/kwok/*.yaml.
+build_kwok_stages() {
+  local dir f
+  dir=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') || return 1
+  for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease pod/fast/pod-ready \
+      pod/fast/pod-delete; do
+    printf -- '---\n' && cat "$dir/kustomize/stage/$f.yaml" || return 1
+  done >"$1/kwok-stages.yaml"
+  for f in "$root"/hack/kwok/*.yaml; do printf -- '---\n' && cat "$f"; done >>"$1/kwok-stages.yaml"
+}
 build_kind() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kind@"$KIND_VERSION"; }
 build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" github.com/minio/minio@"$MINIO_VERSION"; }
 # Velero (benchmark peer only): a wrapper module because upstream's go.mod replaces kopia, which
@@ -108,7 +121,7 @@ build_helm() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kwok helm minio kubernetes cron-oracle)
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kwok kwok-stages helm minio kubernetes cron-oracle)
 total=$SECONDS
 for t in "${tools[@]}"; do
   case $t in
@@ -119,8 +132,9 @@ for t in "${tools[@]}"; do
     coredns) key=$COREDNS_VERSION ;; crictl) key=$CRICTL_VERSION ;;
     flannel) key=$FLANNEL_VERSION-cni-$FLANNEL_CNI_VERSION ;;
     e2e-test) key=$KUBERNETES_VERSION ;;
+    kwok-stages) key=$KWOK_VERSION-$(cat "$root"/hack/kwok/*.yaml | sha256sum | cut -c1-12) ;;
     cron-oracle) key=$(cat "$root"/hack/tools/cron-oracle/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12) ;;
-    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle e2e-test)"
+    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle kwok-stages e2e-test)"
        exit 2 ;;
   esac
   build "$t" "$key" "build_${t//-/_}"

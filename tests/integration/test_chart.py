@@ -37,6 +37,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import BIN, ENV, ROOT, Operator, apply, kubectl, kubectl_json, wait_for
+from tests.podexit import JobPodsFinish
 
 CHART = ROOT / "charts" / "kubeplane"
 CHART_CRDS = CHART / "files" / "crds"
@@ -176,9 +177,11 @@ def test_install_upgrade_uninstall_keep_custom_resources(chart_ns: str, tmp_path
     kubectl("get", "clusterrole", f"{fullname}-controllers")
     kubectl("get", "service", f"{fullname}-controllers-metrics", "-n", chart_ns)
 
-    # helm test: on KWOK the Job's container does not really run (KWOK completes Job pods), so this
-    # proves the hook's plumbing; on a real cluster it checks every CRD is served.
-    helm("test", release, "-n", chart_ns, "--timeout", "90s")
+    # helm test: on KWOK the Job's container does not really run (JobPodsFinish ends its pod with exit
+    # code 0), so this proves the hook's plumbing; on a real cluster it checks every CRD is served.
+    with JobPodsFinish(kubectl, chart_ns) as finish:
+        helm("test", release, "-n", chart_ns, "--timeout", "90s")
+    assert finish.ended, "helm test passed without its hook's pod ending"
 
     apply(replicaset("survivor", 0), namespace=chart_ns)
     uid = kubectl_json("get", KPRS, "survivor", "-n", chart_ns)["metadata"]["uid"]
@@ -321,9 +324,10 @@ def test_everything_installs_into_a_restricted_namespace(chart_ns: str, tmp_path
     # No ServiceMonitor (no prometheus-operator here) and no MinIO PVC (no provisioner on KWOK).
     values = {**everything_on(chart_ns), "crds": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": False}},
               "minio": {"enabled": True, "persistence": {"enabled": False}}}
-    helm("install", chart_ns, str(CHART), "-n", chart_ns, "--wait", "--wait-for-jobs", "--timeout", "240s",
-         *values_args(values, tmp_path))
-    helm("test", chart_ns, "-n", chart_ns, "--timeout", "120s")
+    with JobPodsFinish(kubectl, chart_ns):  # MinIO's bucket Job and the `helm test` hook
+        helm("install", chart_ns, str(CHART), "-n", chart_ns, "--wait", "--wait-for-jobs", "--timeout", "240s",
+             *values_args(values, tmp_path))
+        helm("test", chart_ns, "-n", chart_ns, "--timeout", "120s")
     refused = [e["message"] for e in kubectl_json("get", "events", "-n", chart_ns)["items"]
                if "violates PodSecurity" in e.get("message", "")]
     assert not refused, refused
