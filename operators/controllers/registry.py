@@ -84,6 +84,7 @@ class Registry:
 def default_registry() -> Registry:
     """kubeplane's controllers."""
     from operators.controllers.deployment import controller as deployment
+    from operators.controllers.job import controller as job
     from operators.controllers.replicaset import controller as replicaset
 
     registry = Registry()
@@ -101,4 +102,6 @@ def default_registry() -> Registry:
         "deployment", deployment.build, apis.DEPLOYMENTS, builtin=apis.APPS_DEPLOYMENTS,
         replaces=("deployment-controller",),
     ))
+    # kubeplane's Job only for now: its drop-in mode (batch/v1, job-controller) is not built yet.
+    registry.register(Registration("job", job.build, apis.JOBS))
     return registry

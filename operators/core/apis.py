@@ -71,3 +71,5 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", builtin=True)
 KUBEPLANE_APPS = "apps.kubeplane.dev"
 REPLICASETS = Resource(KUBEPLANE_APPS, "v1alpha1", "replicasets", "ReplicaSet")
 DEPLOYMENTS = Resource(KUBEPLANE_APPS, "v1alpha1", "deployments", "Deployment")
+KUBEPLANE_BATCH = "batch.kubeplane.dev"
+JOBS = Resource(KUBEPLANE_BATCH, "v1alpha1", "jobs", "Job")

@@ -379,6 +379,11 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
         assert allowed(objs, sa, "create", group, "events") and allowed(objs, sa, "patch", group, "events")
     for verb in ("list", "watch"):
         assert allowed(objs, sa, verb, "apiextensions.k8s.io", "customresourcedefinitions")
+    # The Job sets its own selector (patch), writes its status, and holds its pods' finalizer.
+    for verb in ("get", "list", "watch", "patch"):
+        assert allowed(objs, sa, verb, "batch.kubeplane.dev", "jobs"), verb
+    assert allowed(objs, sa, "patch", "batch.kubeplane.dev", "jobs/status")
+    assert allowed(objs, sa, "update", "batch.kubeplane.dev", "jobs/finalizers")
     # Denied: everything else, in particular secrets, nodes and other workloads.
     for verb, group, resource in [
         ("get", "", "secrets"), ("list", "", "secrets"), ("delete", "", "nodes"), ("get", "", "nodes"),
@@ -386,6 +391,8 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
         ("delete", "apps.kubeplane.dev", "deployments"), ("create", "apps.kubeplane.dev", "deployments"),
         ("update", "", "pods/status"), ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
         ("get", "", "configmaps"), ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
+        ("create", "batch.kubeplane.dev", "jobs"), ("delete", "batch.kubeplane.dev", "jobs"),
+        ("create", "batch", "jobs"),
     ]:
         assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, group, resource)
     assert not any("*" in r.get("resources", []) or "*" in r["verbs"] for _, r in grants(objs, sa, NAMESPACE))

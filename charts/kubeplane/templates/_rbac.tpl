@@ -86,6 +86,21 @@ finalizers or progress annotations on objects.
     - {{ . }}/finalizers
     {{- end }}
   verbs: ["update"]
+{{- $batch := include "kubeplane.crdPlurals" (dict "root" .root "group" "batch.kubeplane.dev") | fromJsonArray }}
+{{- if has "jobs" $batch }}
+# The Job writes its generated selector and template labels on itself on its first sync (patch), its
+# status, and removes the job-tracking finalizer from its pods (the pods' patch above). It never
+# creates or deletes Jobs.
+- apiGroups: ["batch.kubeplane.dev"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["batch.kubeplane.dev"]
+  resources: ["jobs/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch.kubeplane.dev"]
+  resources: ["jobs/finalizers"]
+  verbs: ["update"]
+{{- end }}
 {{- if .root.Values.operators.controllers.dropIn }}
 # Drop-in mode: the built-in kinds whose kube-controller-manager controllers kubeplane replaces, with
 # what system:controller:replicaset-controller and replication-controller hold for them.

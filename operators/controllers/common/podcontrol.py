@@ -1,7 +1,8 @@
 """Pod control: how every workload controller creates and deletes pods (controller_utils.go's
 RealPodControl, plus the slow-start batching the ReplicaSet, DaemonSet and Job share).
 
-- `create_many` creates `count` copies of one pod body in batches of 1, 2, 4, ...: a template that
+- `create_many` creates `count` copies of one pod body (`create_each` one pod per body: a Job's
+  indexed pods) in batches of 1, 2, 4, ...: a template that
   fails (quota, admission) costs one call, not hundreds. The first failing batch stops the rest; every
   create that failed or was never attempted is taken off the expectations, so the owner is not
   wedged waiting for pods that will never come.
@@ -82,13 +83,19 @@ class PodControl:
 
     async def create_many(self, owner: Mapping[str, Any], body: Mapping[str, Any], count: int) -> ManageResult:
         """Create `count` pods from `body` (generateName set) in slow-start batches."""
+        return await self.create_each(owner, [body] * count)
+
+    async def create_each(self, owner: Mapping[str, Any], bodies: Sequence[Mapping[str, Any]]) -> ManageResult:
+        """Create one pod per body (generateName set), in order, in slow-start batches (a Job's
+        indexed pods differ in their index)."""
         owner_uid = owner["metadata"]["uid"]
         namespace = owner["metadata"]["namespace"]
+        count = len(bodies)
         self.expectations.expect_creations(owner_uid, count)
         result = ManageResult()
         errors: list[BaseException] = []
 
-        async def one() -> None:
+        async def one(body: Mapping[str, Any]) -> None:
             try:
                 pod = await self.kube.create(PODS.path(namespace), body)
             except Exception as e:
@@ -105,8 +112,10 @@ class PodControl:
             self.events.normal(owner, "SuccessfulCreate", f"Created pod: {name}")
 
         batches = slow_start_batches(count)
+        done = 0
         for i, size in enumerate(batches):
-            await asyncio.gather(*(one() for _ in range(size)))
+            await asyncio.gather(*(one(body) for body in bodies[done:done + size]))
+            done += size
             if errors:
                 skipped = sum(batches[i + 1:])
                 if skipped:

@@ -10,6 +10,7 @@ connection, a timeout). Watches stay open and silent: tests move state into the 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import re
 import uuid
@@ -111,13 +112,28 @@ class FakeKube:
                 if guard is not None and guard != self.objects[target]["metadata"].get("resourceVersion"):
                     raise ApiError(409, {"reason": "Conflict", "message": "the object has been modified"})
                 self.objects[target]["metadata"]["resourceVersion"] = str(next(self._counter))
-                status = dict(self.objects[target].get("status") or {})
-                for key, value in (body.get("status") or {}).items():
-                    if value is None:
-                        status.pop(key, None)
-                    else:
-                        status[key] = value
+                status = copy.deepcopy(self.objects[target].get("status") or {})
+                _merge(status, body.get("status") or {})  # RFC 7386, nested maps too, as the API server
                 self.objects[target]["status"] = status
+            elif content_type == "application/json-patch+json" and isinstance(body, list):
+                # A JSON patch: `test` and `remove` ops on /metadata/finalizers/N (a failed test is a 422).
+                current = self.objects[target]
+                for op in body:
+                    parts = op["path"].strip("/").split("/")
+                    node: Any = current
+                    for part in parts[:-1]:
+                        node = node[int(part)] if isinstance(node, list) else node.get(part)
+                        if node is None:
+                            raise ApiError(422, {"reason": "Invalid", "message": f"no {op['path']}"})
+                    last = int(parts[-1]) if isinstance(node, list) else parts[-1]
+                    if op["op"] == "test":
+                        value = node[last] if isinstance(node, list) and last < len(node) else \
+                            node.get(last) if isinstance(node, dict) else None
+                        if value != op["value"]:
+                            raise ApiError(422, {"reason": "Invalid", "message": f"test of {op['path']} failed"})
+                    elif op["op"] == "remove":
+                        del node[last]
+                current["metadata"]["resourceVersion"] = str(next(self._counter))
             elif content_type == "application/merge-patch+json" and isinstance(body, dict):
                 # A merge patch: a resourceVersion in it is a precondition (409 when it changed), and
                 # every applied patch gives the object a new resourceVersion.

@@ -1,0 +1,240 @@
+"""The Job controller's I/O: informer handlers that enqueue, and the sync that acts.
+
+Read side by side with pkg/controller/job/job_controller.go:
+
+- handlers only enqueue: a Job on any change; a pod's controlling Job (kind, name and uid must match)
+  on add, update and delete, settling the expectations as addPod/updatePod/deletePod do. A pod that
+  still holds the job-tracking finalizer while its Job is gone is queued on its own
+  (`orphan/<namespace>/<name>`): its finalizer is removed (syncOrphanPod), or it would never go;
+- `sync` observes the Job and the pods it controls, calls `logic.plan` once, and carries the plan out
+  in the order that makes counting exactly-once survive a crash at any instant: the generated
+  selector (alone; the next sync plans with it), the status listing newly finished pods in
+  uncountedTerminatedPods, the finalizer removals, the creates and deletes, then the status that
+  moves the uncounted pods into the counters, and only then the Events its conditions tell of. Job
+  writes carry the resourceVersion the sync planned from (409: plan again). A failed finalizer
+  removal leaves the pod uncounted and the sync is retried: nothing is counted until its finalizer
+  is gone.
+
+kubeplane's Job (`batch.kubeplane.dev`) only: the drop-in mode for batch/v1 is not built yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from operators.controllers import caches
+from operators.controllers.common.expectations import Expectations
+from operators.controllers.common.loop import Controller
+from operators.controllers.common.podcontrol import PodControl, error_message
+from operators.controllers.job import logic
+from operators.controllers.manager import ControllerManager
+from operators.core import pods as podutil
+from operators.core.apis import PODS, Resource
+from operators.core.events import EventRecorder
+from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
+from operators.core.kube import JSON_PATCH, ApiError
+from operators.core.owners import controller_ref
+from operators.core.selectors import SelectorError, from_label_selector
+from operators.core.status import merge_diff
+from operators.core.timeutil import now
+from operators.core.workqueue import RetryLater
+
+logger = logging.getLogger(__name__)
+
+Obj = Mapping[str, Any]
+WORKERS = 5  # kube-controller-manager's --concurrent-job-syncs
+COMPONENT = "job-controller"
+ORPHAN = "orphan/"
+
+
+class JobController(Controller):
+    workers = WORKERS
+
+    def __init__(self, manager: ControllerManager, resource: Resource, name: str) -> None:
+        super().__init__(name)
+        self.kube = manager.kube
+        self.resource = resource
+        self.jobs = manager.informers.informer(resource)
+        self.pods = manager.informers.informer(PODS)
+        self.jobs.add_handler(self._on_job)
+        self.pods.add_handler(self._on_pod)
+        self.expectations = Expectations()
+        self.events = EventRecorder(self.kube, COMPONENT)
+        self.recorders.append(self.events)
+        self.pod_control = PodControl(self.kube, self.events, self.expectations, name)
+        # finalizerExpectations: by Job uid, the pod uids whose finalizer removal was sent and that the
+        # cache still shows with it.
+        self.removing: dict[str, set[str]] = {}
+
+    def keys(self) -> list[str]:
+        return list(self.jobs.store)
+
+    # --- what the caches say ---------------------------------------------------------------------
+
+    def resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
+        """The Job a controller reference names, if it is ours and still the same."""
+        if ref is None or not self.resource.is_kind_of(ref):
+            return None
+        job = self.jobs.get(f"{namespace}/{ref.get('name')}")
+        if job is None or job["metadata"]["uid"] != ref.get("uid"):
+            return None
+        return job
+
+    def owned_pods(self, job: Obj) -> list[Obj]:
+        """The pods the Job controls and selects (finished and terminating ones too)."""
+        raw = (job.get("spec") or {}).get("selector")
+        try:
+            selector = from_label_selector(raw)
+        except SelectorError as e:
+            logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(job), e)
+            return []
+        owned = self.pods.by_index(caches.CONTROLLER, job["metadata"]["uid"])
+        return [p for p in owned if selector.matches(p["metadata"].get("labels") or {})]
+
+    # --- handlers: enqueue only --------------------------------------------------------------------
+
+    def _on_job(self, kind: str, job: Obj, old: Obj | None) -> None:
+        if kind == DELETED:
+            self.expectations.forget(job["metadata"]["uid"])
+            self.removing.pop(job["metadata"]["uid"], None)
+            # Its pods lose their owner: release their finalizers.
+            for pod in self.pods.by_index(caches.CONTROLLER, job["metadata"]["uid"]):
+                if logic.has_finalizer(pod):
+                    self.queue.add(ORPHAN + object_key(pod))
+            return
+        if kind == MODIFIED and old is not None and old["metadata"]["uid"] != job["metadata"]["uid"]:
+            self.expectations.forget(old["metadata"]["uid"])
+        self.queue.add(object_key(job))
+
+    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        namespace = pod["metadata"].get("namespace") or ""
+        ref = controller_ref(pod)
+        if ref is None or not self.resource.is_kind_of(ref):
+            if old is not None and (ref := controller_ref(old)) is not None and self.resource.is_kind_of(ref):
+                job = self.resolve(namespace, ref)
+                if job is not None:
+                    self.queue.add(object_key(job))
+            return
+        job = self.resolve(namespace, ref)
+        if job is None:
+            if kind != DELETED and logic.has_finalizer(pod):
+                self.queue.add(ORPHAN + object_key(pod))
+            return
+        uid, name = job["metadata"]["uid"], pod["metadata"]["name"]
+        if kind == DELETED or not logic.has_finalizer(pod):
+            self.removing.get(uid, set()).discard(pod["metadata"]["uid"])
+        if kind in (ADDED, MODIFIED):
+            self.expectations.creation_observed(uid, name)
+        if kind == DELETED or podutil.is_being_deleted(pod):
+            self.expectations.deletion_observed(uid, name)
+        self.queue.add(object_key(job))
+
+    # --- the sync ----------------------------------------------------------------------------------
+
+    async def sync(self, key: str) -> float | None:
+        if key.startswith(ORPHAN):
+            await self._release_orphan(key[len(ORPHAN):])
+            return None
+        job = self.jobs.get(key)
+        if job is None:
+            return None
+        uid = job["metadata"]["uid"]
+        owned = self.owned_pods(job) if (job.get("spec") or {}).get("selector") is not None else []
+        self.expectations.observe(uid, seen={p["metadata"]["name"] for p in owned},
+                                  active={p["metadata"]["name"] for p in owned if podutil.is_active(p)})
+        # Settle the finalizer expectations against the cache, as a second line beside the handler.
+        holding = {p["metadata"]["uid"] for p in owned if logic.has_finalizer(p)}
+        removing = self.removing.setdefault(uid, set())
+        removing &= holding
+        plan = logic.plan(logic.Observed(job=job, pods=owned, expectations_satisfied=self.expectations.satisfied(uid),
+                                         now=now(), removing=frozenset(removing)))
+        version = str(job["metadata"].get("resourceVersion") or "")
+
+        if plan.labels is not None:
+            body = {**plan.labels, "metadata": {"resourceVersion": version}}
+            await self._write(job, self.resource.object_path(job), body)
+            return None
+        if plan.record is not None:
+            version = await self._write_status(job, job.get("status"), plan.record, version)
+
+        failures: list[str] = []
+        for pod in plan.finalize:
+            error = await self._remove_finalizer(pod)
+            if error is not None:
+                failures.append(error)
+            else:
+                removing.add(pod["metadata"]["uid"])
+
+        manage_error: str | None = None
+        if plan.delete:
+            manage_error = (await self.pod_control.delete_many(job, plan.delete)).error
+        if plan.create:
+            bodies = [logic.pod_from_template(job, self.resource, index) for index in plan.create]
+            manage_error = (await self.pod_control.create_each(job, bodies)).error or manage_error
+        if failures:
+            # Step three waits: the pods whose finalizer stayed are counted by a later sync.
+            raise RetryLater(f"removing the {logic.FINALIZER} finalizer failed: {failures[0]}")
+        written = plan.record if plan.record is not None else job.get("status")
+        await self._write_status(job, written, plan.status, version)
+        # The plan's Events tell of conditions: only once the status that holds them is written.
+        for event in plan.events:
+            (self.events.normal if event.type == "Normal" else self.events.warning)(job, event.reason, event.message)
+        if manage_error is not None:
+            raise RetryLater(manage_error)
+        return plan.requeue
+
+    async def _write(self, job: Obj, path: str, body: Any) -> str:
+        try:
+            written = await self.kube.patch(path, body)
+        except ApiError as e:
+            if e.not_found:
+                return ""
+            if e.conflict:
+                raise RetryLater(f"{self.resource.kind} {object_key(job)} changed since this sync read it; "
+                                 "planning again") from e
+            raise
+        return str((written.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def _write_status(self, job: Obj, old: Obj | None, new: dict[str, Any], version: str) -> str:
+        diff = merge_diff(old, new)
+        if not diff:
+            return version
+        patch = {"status": diff, "metadata": {"resourceVersion": version}}
+        return await self._write(job, self.resource.object_path(job, "status"), patch) or version
+
+    async def _remove_finalizer(self, pod: Obj) -> str | None:
+        """A JSON patch that removes the finalizer at the index the cache saw, tested first (None: done)."""
+        finalizers = list(pod["metadata"].get("finalizers") or [])
+        if logic.FINALIZER not in finalizers:
+            return None
+        index = finalizers.index(logic.FINALIZER)
+        path = f"/metadata/finalizers/{index}"
+        ops = [{"op": "test", "path": path, "value": logic.FINALIZER}, {"op": "remove", "path": path}]
+        try:
+            await self.kube.patch(PODS.object_path(pod), ops, content_type=JSON_PATCH)
+        except ApiError as e:
+            if e.not_found:
+                return None
+            return error_message(e)
+        except Exception as e:  # a reset connection: not done
+            return error_message(e)
+        return None
+
+    async def _release_orphan(self, key: str) -> None:
+        pod = self.pods.get(key)
+        if pod is None or not logic.has_finalizer(pod):
+            return
+        namespace = pod["metadata"].get("namespace") or ""
+        if self.resolve(namespace, controller_ref(pod)) is not None:
+            return  # its Job is back in the cache: the Job's sync counts it
+        error = await self._remove_finalizer(pod)
+        if error is not None:
+            raise RetryLater(f"removing the {logic.FINALIZER} finalizer of orphan pod {key} failed: {error}")
+
+
+def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> JobController:
+    if builtin:
+        raise ValueError("the Job controller has no drop-in mode yet")
+    return JobController(manager, resource, name)

@@ -1,0 +1,480 @@
+"""The Job's decisions: one pure function from what a sync observed to what it should do.
+
+Mirrors pkg/controller/job (job_controller.go, indexed_job_utils.go, backoff_utils.go) for Kubernetes
+1.34, for the fields kubeplane's Job supports (see the package README for what is not there yet):
+
+- a Job without a selector gets one first: `batch.kubernetes.io/controller-uid: <uid>` and the labels
+  the API server adds for batch/v1 (`plan_labels`); no pod is made before it is written;
+- pods carry the `batch.kubernetes.io/job-tracking` finalizer; a finished pod is counted exactly once,
+  in three steps across syncs and restarts (trackJobStatusAndRemoveFinalizers): its uid goes into
+  status.uncountedTerminatedPods (written first), then its finalizer is removed, then its uid moves
+  from the uncounted lists into succeeded/failed. `Plan.finalize` is step two, `Plan.status` holds
+  steps one and three;
+- a failed pod is one in phase Failed, or being deleted and not Succeeded (podReplacementPolicy
+  TerminatingOrFailed, the default without a podFailurePolicy);
+- the Job fails (FailureTarget, then Failed) when failed > backoffLimit (BackoffLimitExceeded),
+  when its restartPolicy is OnFailure and its active pods' restarts reach the limit, or when it has
+  been active longer than activeDeadlineSeconds (DeadlineExceeded); it succeeds (SuccessCriteriaMet,
+  then Complete, CompletionsReached) when succeeded reaches completions (NonIndexed), every index
+  has succeeded (Indexed), or, without completions, a pod has succeeded and none is active;
+  the final condition comes only once nothing is uncounted and no pod is terminating;
+- otherwise it keeps min(parallelism, completions - succeeded) pods active (Indexed: the lowest
+  indexes neither succeeded nor active), at most 500 creates or deletes per sync, and waits out the
+  pod-failure backoff (10 s doubling per failure since the last success, capped at 10 minutes)
+  before it creates again; a suspended Job deletes its active pods.
+
+`plan(observed)` returns a `Plan`; the controller carries it out and writes `Plan.status(...)`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from operators.core import conditions, pods
+from operators.core.apis import Resource
+from operators.core.owners import owner_reference
+from operators.core.pods import Pod
+from operators.core.timeutil import format_time, parse_time
+
+Obj = Mapping[str, Any]
+
+BURST = 500  # maxPodCreateDeletePerSync
+FINALIZER = "batch.kubernetes.io/job-tracking"
+CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+JOB_NAME = "batch.kubernetes.io/job-name"
+LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME = "controller-uid", "job-name"
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
+DEFAULT_BACKOFF_LIMIT = 6
+BACKOFF_BASE = 10.0  # DefaultJobPodFailureBackOff
+BACKOFF_MAX = 600.0  # MaxJobPodFailureBackOff
+
+# Condition types, reasons and messages (batch/v1 and job_controller.go).
+COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
+SUCCESS_CRITERIA_MET, FAILURE_TARGET = "SuccessCriteriaMet", "FailureTarget"
+COMPLETIONS_REACHED, COMPLETIONS_REACHED_MESSAGE = "CompletionsReached", "Reached expected number of succeeded pods"
+BACKOFF_LIMIT_EXCEEDED, BACKOFF_LIMIT_MESSAGE = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+DEADLINE_EXCEEDED, DEADLINE_MESSAGE = "DeadlineExceeded", "Job was active longer than specified deadline"
+JOB_SUSPENDED, JOB_RESUMED = "JobSuspended", "JobResumed"
+
+
+# --- the spec, as the API server defaults it ---------------------------------------------------------
+
+def spec(job: Obj) -> Obj:
+    return job.get("spec") or {}
+
+
+def parallelism(job: Obj) -> int:
+    value = spec(job).get("parallelism")
+    return 1 if value is None else int(value)
+
+
+def completions(job: Obj) -> int | None:
+    """spec.completions; batch/v1 defaults it to 1 when parallelism is unset too, the CRD does not
+    know that rule, so it is applied here."""
+    s = spec(job)
+    if s.get("completions") is not None:
+        return int(s["completions"])
+    return 1 if s.get("parallelism") is None else None
+
+
+def indexed(job: Obj) -> bool:
+    return spec(job).get("completionMode") == "Indexed"
+
+
+def backoff_limit(job: Obj) -> int:
+    value = spec(job).get("backoffLimit")
+    return DEFAULT_BACKOFF_LIMIT if value is None else int(value)
+
+
+def suspended(job: Obj) -> bool:
+    return bool(spec(job).get("suspend"))
+
+
+def restart_policy(job: Obj) -> str:
+    return str(((spec(job).get("template") or {}).get("spec") or {}).get("restartPolicy") or "")
+
+
+def is_finished(job: Obj) -> bool:
+    """IsJobFinished: Complete or Failed is True."""
+    return any(c.get("type") in (COMPLETE, FAILED) and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
+
+
+def _true(job: Obj, type_: str) -> Mapping[str, Any] | None:
+    found = conditions.find((job.get("status") or {}).get("conditions"), type_)
+    return found if found is not None and found.get("status") == "True" else None
+
+
+# --- labels and the selector --------------------------------------------------------------------------
+
+def plan_labels(job: Obj) -> dict[str, Any] | None:
+    """The merge patch that gives a Job without a selector its generated selector and template labels
+    (batch/v1's PrepareForCreate), or None when it has a selector."""
+    if spec(job).get("selector") is not None:
+        return None
+    meta = job["metadata"]
+    labels = {CONTROLLER_UID: meta["uid"], JOB_NAME: meta["name"],
+              LEGACY_CONTROLLER_UID: meta["uid"], LEGACY_JOB_NAME: meta["name"]}
+    return {"spec": {"selector": {"matchLabels": {CONTROLLER_UID: meta["uid"]}},
+                     "template": {"metadata": {"labels": labels}}}}
+
+
+# --- indexes ------------------------------------------------------------------------------------------
+
+def parse_intervals(text: str | None, limit: int | None = None) -> set[int]:
+    """"1,3-5" -> {1, 3, 4, 5}; indexes at or above `limit` are dropped (completions shrank)."""
+    found: set[int] = set()
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            continue
+        found.update(i for i in range(first, last + 1) if limit is None or i < limit)
+    return found
+
+
+def format_intervals(indexes: Iterable[int]) -> str:
+    """{1, 3, 4, 5} -> "1,3-5" (the form of status.completedIndexes)."""
+    ordered = sorted(set(indexes))
+    parts: list[str] = []
+    start = prev = None
+    for i in ordered:
+        if start is None:
+            start = prev = i
+        elif prev is not None and i == prev + 1:
+            prev = i
+        else:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+def completion_index(pod: Pod) -> int | None:
+    """The pod's index, from the annotation (or the label); None when absent or invalid."""
+    meta = pod["metadata"]
+    raw = (meta.get("annotations") or {}).get(COMPLETION_INDEX) or (meta.get("labels") or {}).get(COMPLETION_INDEX)
+    if raw is None or not str(raw).isdigit():
+        return None
+    return int(raw)
+
+
+def first_pending_indexes(done: set[int], active: set[int], count: int, total: int) -> list[int]:
+    """The lowest `count` indexes below `total` that have neither succeeded nor an active pod."""
+    found: list[int] = []
+    for i in range(total):
+        if len(found) >= count:
+            break
+        if i not in done and i not in active:
+            found.append(i)
+    return found
+
+
+# --- pods ---------------------------------------------------------------------------------------------
+
+def has_finalizer(pod: Pod) -> bool:
+    return FINALIZER in (pod["metadata"].get("finalizers") or [])
+
+
+def is_failed(pod: Pod) -> bool:
+    """A failed pod: phase Failed, or being deleted before it succeeded (podReplacementPolicy
+    TerminatingOrFailed, without a podFailurePolicy)."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase == "Failed" or (pods.is_being_deleted(pod) and phase != "Succeeded")
+
+
+def is_succeeded(pod: Pod) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Succeeded"
+
+
+def finish_time(pod: Pod) -> datetime | None:
+    """getFinishedTime: the last container's finishedAt, else the Ready=False transition, else the
+    deletion timestamp."""
+    status = pod.get("status") or {}
+    latest: datetime | None = None
+    for c in status.get("containerStatuses") or []:
+        finished = parse_time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        if finished is not None and (latest is None or finished > latest):
+            latest = finished
+    if latest is not None:
+        return latest
+    ready = pods.ready_condition(pod)
+    if ready is not None and ready.get("status") == "False":
+        found = parse_time(ready.get("lastTransitionTime"))
+        if found is not None:
+            return found
+    return parse_time(pod["metadata"].get("deletionTimestamp"))
+
+
+def backoff_remaining(pods_seen: Sequence[Pod], now: datetime) -> float:
+    """Seconds until the next pod may be created: 10 s doubling per failure since the last success,
+    capped at 10 minutes, counted from the last failure's finish time (0: create now)."""
+    last_success: datetime | None = None
+    failures: list[datetime] = []
+    for pod in pods_seen:
+        when = finish_time(pod)
+        if when is None:
+            continue
+        if is_succeeded(pod):
+            last_success = when if last_success is None or when > last_success else last_success
+        elif is_failed(pod) and (pods.is_terminal(pod) or pods.is_being_deleted(pod)):
+            failures.append(when)
+    recent = [f for f in failures if last_success is None or f > last_success]
+    if not recent:
+        return 0.0
+    delay = min(BACKOFF_BASE * 2 ** (len(recent) - 1), BACKOFF_MAX)
+    remaining = (max(recent) + timedelta(seconds=delay) - now).total_seconds()
+    return max(remaining, 0.0)
+
+
+def pod_from_template(job: Obj, resource: Resource, index: int | None) -> dict[str, Any]:
+    """The pod a Job makes: the template with the tracking finalizer and the Job as controller; for an
+    Indexed Job the index as annotation, label, hostname and JOB_COMPLETION_INDEX."""
+    template = spec(job).get("template") or {}
+    meta = template.get("metadata") or {}
+    name = job["metadata"]["name"]
+    labels = dict(meta.get("labels") or {})
+    annotations = dict(meta.get("annotations") or {})
+    body_spec = copy.deepcopy(template.get("spec") or {})
+    generate = f"{name}-"
+    if index is not None:
+        generate = f"{name}-{index}-"
+        annotations[COMPLETION_INDEX] = str(index)
+        labels[COMPLETION_INDEX] = str(index)
+        body_spec.setdefault("hostname", f"{name}-{index}")
+        env = {"name": COMPLETION_INDEX_ENV,
+               "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}}}
+        for key in ("initContainers", "containers"):
+            for container in body_spec.get(key) or []:
+                container["env"] = [e for e in container.get("env") or [] if e.get("name") != COMPLETION_INDEX_ENV]
+                container["env"].append(env)
+    metadata: dict[str, Any] = {
+        "generateName": generate,
+        "namespace": job["metadata"]["namespace"],
+        "labels": labels,
+        "finalizers": [*(meta.get("finalizers") or []), FINALIZER],
+        "ownerReferences": [owner_reference(job, resource)],
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body_spec}
+
+
+# --- the plan -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Observed:
+    job: Obj
+    pods: Sequence[Pod]  # the pods the Job controls (its selector matching), finished and terminating too
+    expectations_satisfied: bool
+    now: datetime
+    # Pods whose finalizer removal was sent and the cache does not show yet (upstream's
+    # finalizerExpectations): their uids may already be counted, so they are not new.
+    removing: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    observed: Observed
+    labels: dict[str, Any] | None = None  # the selector patch: written alone, before anything else
+    record: dict[str, Any] | None = None  # step one: the status listing newly finished pods as uncounted
+    finalize: tuple[Pod, ...] = ()  # step two: the uncounted pods that still hold the finalizer
+    create: tuple[int | None, ...] = ()  # one entry per pod to create: its index (None: NonIndexed)
+    delete: tuple[Pod, ...] = ()
+    status: dict[str, Any] = field(default_factory=dict)  # step three: counted, and everything else
+    events: tuple[Event, ...] = ()
+    requeue: float | None = None
+
+
+def _uncounted(job: Obj) -> tuple[set[str], set[str]]:
+    raw = (job.get("status") or {}).get("uncountedTerminatedPods") or {}
+    return set(raw.get("succeeded") or []), set(raw.get("failed") or [])
+
+
+def _restarts(active: Sequence[Pod]) -> int:
+    return sum(int(c.get("restartCount") or 0) for p in active
+               for key in ("initContainerStatuses", "containerStatuses")
+               for c in (p.get("status") or {}).get(key) or [])
+
+
+def exceeds_backoff_limit(job: Obj, failed: int, active: Sequence[Pod]) -> bool:
+    """failed > backoffLimit, or (restartPolicy OnFailure) the active pods' restarts reach it
+    (pastBackoffLimitOnFailure: any restart when the limit is 0)."""
+    limit = backoff_limit(job)
+    if failed > limit:
+        return True
+    if restart_policy(job) != "OnFailure":
+        return False
+    restarts = _restarts(active)
+    return restarts > 0 if limit == 0 else restarts >= limit
+
+
+def plan(observed: Observed) -> Plan:
+    job, now = observed.job, observed.now
+    labels = plan_labels(job)
+    if labels is not None:
+        return Plan(observed, labels=labels)
+    old = job.get("status") or {}
+    total = completions(job)
+    is_indexed = indexed(job) and total is not None
+    finished = is_finished(job)
+
+    # Counting. A pod is counted once its uid left the uncounted lists for the counters; the plan's
+    # numbers are the effective ones (counted, uncounted and newly finished), as upstream decides on.
+    # An Indexed Job's successes are counted by index instead (completedIndexes is idempotent), so
+    # their uids are never listed. A finished Job counts nothing more.
+    known_s, known_f = _uncounted(job)
+    new_s: set[str] = set()
+    new_f: set[str] = set()
+    completed: set[int] = parse_intervals(old.get("completedIndexes"), total) if is_indexed else set()
+    old_completed = set(completed)
+    finishing: list[Pod] = []  # finished pods whose finalizer goes this sync
+    for pod in observed.pods:
+        uid = pod["metadata"]["uid"]
+        if not has_finalizer(pod) or uid in observed.removing:
+            continue
+        if finished:
+            finishing.append(pod)
+            continue
+        if is_succeeded(pod):
+            index = completion_index(pod)
+            if is_indexed:
+                if index is not None and total is not None and index < total:
+                    completed.add(index)
+            elif uid not in known_s:
+                new_s.add(uid)
+            finishing.append(pod)
+        elif is_failed(pod):
+            if uid not in known_f:
+                new_f.add(uid)
+            finishing.append(pod)
+    uncounted_s, uncounted_f = known_s | new_s, known_f | new_f
+    record = None
+    if new_s or new_f or completed != old_completed:
+        record = {**old, "uncountedTerminatedPods": {"succeeded": sorted(uncounted_s), "failed": sorted(uncounted_f)}}
+        if is_indexed:
+            record["completedIndexes"] = format_intervals(completed)
+            record["succeeded"] = len(completed)
+    finalize = tuple(sorted(finishing, key=lambda p: str(p["metadata"]["name"])))
+    succeeded = len(completed) if is_indexed else int(old.get("succeeded") or 0) + len(uncounted_s)
+    failed = int(old.get("failed") or 0) + len(uncounted_f)
+    if finished:
+        succeeded, failed = int(old.get("succeeded") or 0), int(old.get("failed") or 0)
+
+    active = [p for p in observed.pods if pods.is_active(p)]
+    terminating = sum(1 for p in observed.pods if pods.is_terminating(p))
+    current: list[dict[str, Any]] = [dict(c) for c in old.get("conditions") or []]
+    events: list[Event] = []
+    start_time = old.get("startTime")
+    completion_time = old.get("completionTime")
+    requeue: float | None = None
+    create: list[int | None] = []
+    delete: list[Pod] = []
+    is_suspended = suspended(job) and not finished
+
+    if not finished:
+        # Suspension (and resumption, which restarts the clock of activeDeadlineSeconds).
+        was_suspended = _true(job, SUSPENDED) is not None
+        if is_suspended and not was_suspended:
+            current = conditions.set_condition(current, SUSPENDED, "True", JOB_SUSPENDED, "Job suspended", now,
+                                               stamps=("lastProbeTime",))
+            events.append(Event("Normal", "Suspended", "Job suspended"))
+        elif not is_suspended and was_suspended:
+            current = conditions.set_condition(current, SUSPENDED, "False", JOB_RESUMED, "Job resumed", now,
+                                               stamps=("lastProbeTime",))
+            events.append(Event("Normal", "Resumed", "Job resumed"))
+            start_time = None
+        if start_time is None and not is_suspended:
+            start_time = format_time(now)
+
+        # Terminal decisions: an interim condition first (FailureTarget / SuccessCriteriaMet), the final
+        # one (Failed / Complete) once no pod is active or terminating.
+        target = _true(job, FAILURE_TARGET) or _true(job, SUCCESS_CRITERIA_MET)
+        interim: tuple[str, str, str] | None = None
+        if target is not None:
+            interim = (str(target["type"]), str(target.get("reason", "")), str(target.get("message", "")))
+        else:
+            deadline = spec(job).get("activeDeadlineSeconds")
+            started = parse_time(start_time)
+            elapsed = (now - started).total_seconds() if started is not None else 0.0
+            if exceeds_backoff_limit(job, failed, active):
+                interim = (FAILURE_TARGET, BACKOFF_LIMIT_EXCEEDED, BACKOFF_LIMIT_MESSAGE)
+            elif deadline is not None and not is_suspended and elapsed >= int(deadline):
+                interim = (FAILURE_TARGET, DEADLINE_EXCEEDED, DEADLINE_MESSAGE)
+            elif (total is not None and succeeded >= total) or (total is None and succeeded > 0 and not active):
+                interim = (SUCCESS_CRITERIA_MET, COMPLETIONS_REACHED, COMPLETIONS_REACHED_MESSAGE)
+            elif deadline is not None and not is_suspended:
+                requeue = max(int(deadline) - elapsed, 0.0)
+
+        if interim is not None:
+            type_, reason, message = interim
+            if target is None:
+                current = conditions.set_condition(current, type_, "True", reason, message, now,
+                                                   stamps=("lastProbeTime",))
+            delete = active[:BURST]
+            if not active and terminating == 0:
+                final = COMPLETE if type_ == SUCCESS_CRITERIA_MET else FAILED
+                current = conditions.set_condition(current, final, "True", reason, message, now,
+                                                   stamps=("lastProbeTime",))
+                if final == COMPLETE:
+                    completion_time = format_time(now)
+                    events.append(Event("Normal", "Completed", "Job completed"))
+                else:
+                    events.append(Event("Warning", reason, message))
+        elif is_suspended:
+            delete = active[:BURST]
+        elif observed.expectations_satisfied and not job["metadata"].get("deletionTimestamp"):
+            want = parallelism(job) if total is None else min(parallelism(job), max(total - succeeded, 0))
+            if total is None and succeeded > 0:
+                want = min(want, len(active))  # once a pod succeeded, no new ones
+            if len(active) > want:
+                # Newest and least ready first (controller.ActivePodsWithRanks).
+                delete = pods.rank_for_deletion(active, [], now)[:min(len(active) - want, BURST)]
+            elif len(active) < want:
+                wait = backoff_remaining(observed.pods, now)
+                if wait > 0:
+                    requeue = wait if requeue is None else min(requeue, wait)
+                else:
+                    missing = min(want - len(active), BURST)
+                    if is_indexed and total is not None:
+                        busy = {i for p in active if (i := completion_index(p)) is not None}
+                        create = list(first_pending_indexes(completed, busy, missing, total))
+                    else:
+                        create = [None] * missing
+
+    gone = {p["metadata"]["uid"] for p in delete}
+    status: dict[str, Any] = {
+        "active": len([p for p in active if p["metadata"]["uid"] not in gone]),
+        "ready": sum(1 for p in active if pods.is_ready(p) and p["metadata"]["uid"] not in gone),
+        "terminating": terminating,
+        "succeeded": succeeded,
+        "failed": failed,
+        "uncountedTerminatedPods": {},
+    }
+    if start_time is not None:
+        status["startTime"] = start_time
+    if completion_time is not None:
+        status["completionTime"] = completion_time
+    if is_indexed:
+        status["completedIndexes"] = format_intervals(completed)
+    if current:
+        status["conditions"] = current
+    return Plan(observed, record=record, finalize=finalize, create=tuple(create), delete=tuple(delete),
+                status=status, events=tuple(events), requeue=requeue)

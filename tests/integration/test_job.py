@@ -1,0 +1,170 @@
+"""kubeplane's Job (batch.kubeplane.dev) on the embedded cluster, with pods that end when told
+(tests/podexit.py, hack/kwok/pod-exit.yaml): completion, backoff to BackoffLimitExceeded, Indexed pods,
+suspend and resume, refused specs, and exactly-once counting across an operator killed mid-count."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tests.faults.apirelay import ApiRelay
+from tests.integration.conftest import ENV, KUBECONFIG, Operator, apply, kubectl, kubectl_json, wait_for
+from tests.podexit import EXIT_AFTER, EXIT_CODE, end_pod
+from tests.watch import Watch
+
+KPJOB = "jobs.batch.kubeplane.dev"
+FINALIZER = "batch.kubernetes.io/job-tracking"
+
+
+def manifest(name: str, *, exit_code: int | None = 0, after: str = "1s", **spec: Any) -> dict[str, Any]:
+    annotations = {} if exit_code is None else {EXIT_CODE: str(exit_code), EXIT_AFTER: after}
+    return {"apiVersion": "batch.kubeplane.dev/v1alpha1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"metadata": {"annotations": annotations},
+                                  "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                                           "containers": [{"name": "c", "image": "busybox"}]}},
+                     **spec}}
+
+
+def job(namespace: str, name: str) -> Any:
+    return kubectl_json("-n", namespace, "get", KPJOB, name)
+
+
+def conditions(j: Any) -> list[tuple[str, str, str]]:
+    return [(c["type"], c["status"], c.get("reason", "")) for c in (j.get("status") or {}).get("conditions") or []]
+
+
+def finished(namespace: str, name: str, type_: str, timeout: float = 90) -> Any:
+    return wait_for(lambda: (j := job(namespace, name)) and any(c[0] == type_ and c[1] == "True"
+                                                                   for c in conditions(j)) and j,
+                    timeout=timeout, what=f"{name} {type_}")
+
+
+def pods_of(namespace: str, name: str) -> list[Any]:
+    selector = f"batch.kubernetes.io/job-name={name}"
+    items: list[Any] = kubectl_json("-n", namespace, "get", "pods", "-l", selector)["items"]
+    return items
+
+
+def reasons(namespace: str, name: str) -> list[str]:
+    events = kubectl_json("-n", namespace, "get", "events", "--field-selector", f"involvedObject.name={name}")["items"]
+    return [e["reason"] for e in events]
+
+
+def test_a_job_completes_and_counts_every_pod_once(controllers: Operator, namespace: str) -> None:
+    with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
+        apply(manifest("pi", completions=3, parallelism=2), namespace)
+        done = finished(namespace, "pi", "Complete")
+    status = done["status"]
+    assert (status["succeeded"], status.get("failed", 0), status["active"]) == (3, 0, 0)
+    assert conditions(done) == [("SuccessCriteriaMet", "True", "CompletionsReached"),
+                                ("Complete", "True", "CompletionsReached")]
+    assert status["completionTime"] >= status["startTime"]
+    assert len(pods.ever_added) == 3
+    uid = done["metadata"]["uid"]
+    assert done["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    for pod in pods_of(namespace, "pi"):
+        assert pod["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == uid
+        assert FINALIZER not in (pod["metadata"].get("finalizers") or [])
+        assert pod["metadata"]["name"].startswith("pi-")
+    # Every pod was born with the finalizer: none could vanish uncounted.
+    assert all(FINALIZER in (p["metadata"].get("finalizers") or []) for p in pods.ever_added.values())
+    wait_for(lambda: "Completed" in reasons(namespace, "pi"), what="the Completed event")
+    assert reasons(namespace, "pi").count("SuccessfulCreate") >= 1
+
+
+def test_failures_back_off_then_exceed_the_limit(controllers: Operator, namespace: str) -> None:
+    apply(manifest("flaky", exit_code=3, after="0s", backoffLimit=1), namespace)
+    failed = finished(namespace, "flaky", "Failed", timeout=120)
+    assert failed["status"]["failed"] == 2 and not failed["status"].get("succeeded")
+    assert conditions(failed) == [("FailureTarget", "True", "BackoffLimitExceeded"),
+                                  ("Failed", "True", "BackoffLimitExceeded")]
+    assert "completionTime" not in failed["status"]
+    pods = sorted(pods_of(namespace, "flaky"), key=lambda p: p["metadata"]["creationTimestamp"])
+    assert len(pods) == 2
+    first_end = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    gap = (datetime.fromisoformat(pods[1]["metadata"]["creationTimestamp"])
+           - datetime.fromisoformat(first_end)).total_seconds()
+    assert gap >= 9, f"the replacement came {gap}s after the failure; the first backoff is 10s"
+    wait_for(lambda: "BackoffLimitExceeded" in reasons(namespace, "flaky"), what="the warning event")
+
+
+def test_an_indexed_job_runs_each_index_once(controllers: Operator, namespace: str) -> None:
+    apply(manifest("idx", completions=3, parallelism=3, completionMode="Indexed"), namespace)
+    done = finished(namespace, "idx", "Complete")
+    assert done["status"]["completedIndexes"] == "0-2" and done["status"]["succeeded"] == 3
+    by_index = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p
+                for p in pods_of(namespace, "idx")}
+    assert sorted(by_index) == ["0", "1", "2"]
+    for index, pod in by_index.items():
+        assert pod["metadata"]["name"].startswith(f"idx-{index}-")
+        assert pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == index
+        assert pod["spec"]["hostname"] == f"idx-{index}"
+        env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        assert "JOB_COMPLETION_INDEX" in env
+
+
+def test_suspend_and_resume(controllers: Operator, namespace: str) -> None:
+    apply(manifest("later", exit_code=None, completions=2, parallelism=2, suspend=True), namespace)
+    suspended = finished(namespace, "later", "Suspended")
+    assert "startTime" not in suspended["status"] and not pods_of(namespace, "later")
+    kubectl("-n", namespace, "patch", KPJOB, "later", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    wait_for(lambda: len([p for p in pods_of(namespace, "later") if p["status"].get("phase") == "Running"]) == 2,
+             what="two running pods")
+    resumed = job(namespace, "later")
+    assert ("Suspended", "False", "JobResumed") in conditions(resumed) and resumed["status"]["startTime"]
+    # Suspending again deletes the active pods.
+    kubectl("-n", namespace, "patch", KPJOB, "later", "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    wait_for(lambda: not [p for p in pods_of(namespace, "later") if not p["metadata"].get("deletionTimestamp")],
+             what="the active pods deleted")
+    wait_for(lambda: job(namespace, "later")["status"].get("active") == 0, what="active 0")
+    assert ("Suspended", "True", "JobSuspended") in conditions(job(namespace, "later"))
+
+
+def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: str) -> None:
+    always = manifest("bad")
+    always["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    out = apply(always, namespace, check=False)
+    assert out.returncode != 0 and 'supported values: "OnFailure", "Never"' in out.stderr, out.stderr
+    indexed = manifest("bad", completionMode="Indexed")
+    out = apply(indexed, namespace, check=False)
+    assert out.returncode != 0 and "when completion mode is Indexed" in out.stderr, out.stderr
+    unknown = manifest("bad", podFailurePolicy={"rules": []})
+    out = apply(unknown, namespace, check=False)
+    assert out.returncode != 0 and "podFailurePolicy" in out.stderr, out.stderr
+
+
+def test_killed_while_pods_finish_counts_each_pod_exactly_once(controllers: Operator, namespace: str) -> None:
+    """The relay holds every finalizer removal: the operator has recorded the finished pods as uncounted
+    and is removing their finalizers when it is SIGKILLed. The held removals then land (a dead
+    process's last writes), a fresh operator takes over, and every pod is counted once: the Job's
+    counters, read from a watch of every status it ever had, never pass 4."""
+    pods_path = f"/api/v1/namespaces/{namespace}/pods"
+    jobs_path = f"/apis/batch.kubeplane.dev/v1alpha1/namespaces/{namespace}/jobs"
+    with ApiRelay(KUBECONFIG) as relay, Watch(ENV, jobs_path) as jobs:
+        controllers.stop()
+        relayed = Operator("controllers", env={"KUBECONFIG": str(relay.kubeconfig)},
+                           log_name="test-controllers-relayed")
+        try:
+            relayed.start()
+            apply(manifest("four", exit_code=None, completions=4, parallelism=4), namespace)
+            wait_for(lambda: len([p for p in pods_of(namespace, "four") if p["status"].get("phase") == "Running"])
+                     == 4, what="four running pods")
+            gate = relay.hold("PATCH", f"{pods_path}/four-")
+            for pod in pods_of(namespace, "four"):
+                end_pod(kubectl, namespace, pod["metadata"]["name"])
+            gate.wait_held(1, timeout=60)
+            recorded = job(namespace, "four")["status"].get("uncountedTerminatedPods") or {}
+            assert recorded.get("succeeded"), "the kill should land after the uncounted record"
+            relayed.kill()
+            gate.release()
+            wait_for(lambda: gate.held == 0, what="the held finalizer removals forwarded")
+        finally:
+            relayed.kill()
+            controllers.start()
+        done = finished(namespace, "four", "Complete")
+        assert done["status"]["succeeded"] == 4
+        seen = [int((obj.get("status") or {}).get("succeeded") or 0) for _, obj in jobs.events]
+        assert max(seen) == 4 and seen == sorted(seen), seen
+    for pod in pods_of(namespace, "four"):
+        assert FINALIZER not in (pod["metadata"].get("finalizers") or [])
+    assert len(pods_of(namespace, "four")) == 4, [p["metadata"]["name"] for p in pods_of(namespace, "four")]
