@@ -1,0 +1,113 @@
+"""Differential: the same Job manifests as batch/v1 (kube-controller-manager) and as kubeplane, on the
+same cluster with the same pods that end when told (tests/podexit.py), compared.
+
+Compared: the counters (succeeded, failed, active, terminating), completedIndexes, conditions (type,
+status, reason, message), the Events' reasons with counts, how many pods were ever created (from a
+watch), pod name shapes, the label and annotation keys of the pods, the env the pods get, and whether
+a finalizer is left. Never uids or timestamps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration import differential
+from tests.integration.conftest import Operator
+from tests.integration.differential import Flavour, Side, normalise
+from tests.podexit import EXIT_AFTER, EXIT_CODE
+
+UPSTREAM = Flavour("upstream", "batch/v1", "jobs.batch")
+KUBEPLANE = Flavour("kubeplane", "batch.kubeplane.dev/v1alpha1", "jobs.batch.kubeplane.dev")
+FLAVOURS = (UPSTREAM, KUBEPLANE)
+
+
+def manifest(*, exit_code: int | None = 0, after: str = "1s", **spec: Any) -> dict[str, Any]:
+    annotations = {} if exit_code is None else {EXIT_CODE: str(exit_code), EXIT_AFTER: after}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "work"},
+            "spec": {"template": {"metadata": {"annotations": annotations},
+                                  "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                                           "containers": [{"name": "c", "image": "registry.local/work:1"}]}},
+                     **spec}}
+
+
+def finished(s: Side, timeout: float = 150) -> dict[str, Any]:
+    def done() -> Any:
+        status = s.status("work")
+        return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in status.get("conditions") or []) and status
+    # The final condition can come a moment before the last counters: settle on uncounted being empty.
+    s.wait(done, "the Job finished", timeout=timeout)
+    return dict(s.wait(lambda: (st := s.status("work")) and not any(
+        (st.get("uncountedTerminatedPods") or {}).values()) and st, "nothing uncounted"))
+
+
+def facts(s: Side) -> dict[str, Any]:
+    status = s.status("work")
+    pods = list(s.pods.ever_added.values())
+    reasons = s.event_reasons("work")
+    return {
+        "counts": {k: int(status.get(k) or 0) for k in ("succeeded", "failed", "active", "terminating")},
+        "completedIndexes": status.get("completedIndexes") or "",
+        "conditions": s.conditions("work"),
+        # SuccessfulCreate can be aggregated differently; what was created is counted from the watch.
+        "events": dict(sorted((r, n) for r, n in reasons.items() if r not in ("SuccessfulCreate",
+                                                                              "SuccessfulDelete"))),
+        "created": s.created_count(),
+        "created_events": min(reasons.get("SuccessfulCreate", 0), 1),
+        "names": sorted({normalise(p["metadata"]["name"], s.namespace) for p in pods}),
+        "label_keys": sorted({k for p in pods for k in (p["metadata"].get("labels") or {})}),
+        "annotation_keys": sorted({k for p in pods for k in (p["metadata"].get("annotations") or {})}),
+        "env": sorted({e["name"] for p in pods for c in p["spec"]["containers"] for e in c.get("env") or []}),
+        "finalizers_left": sorted({f for p in s.live_pods().values() for f in p["metadata"].get("finalizers") or []}),
+    }
+
+
+def test_parallel_completion(controllers: Operator) -> None:
+    def scenario(s: Side) -> None:
+        s.apply_workload(manifest(completions=6, parallelism=3))
+        finished(s)
+        s.record("complete", **facts(s))
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))
+
+
+def test_backoff_limit_exceeded(controllers: Operator) -> None:
+    def scenario(s: Side) -> None:
+        s.apply_workload(manifest(exit_code=2, after="0s", backoffLimit=1))
+        finished(s)
+        s.record("failed", **facts(s))
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))
+
+
+def test_indexed_completion(controllers: Operator) -> None:
+    def scenario(s: Side) -> None:
+        s.apply_workload(manifest(completions=4, parallelism=2, completionMode="Indexed"))
+        finished(s)
+        s.record("complete", **facts(s))
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))
+
+
+def test_active_deadline(controllers: Operator) -> None:
+    def scenario(s: Side) -> None:
+        s.apply_workload(manifest(exit_code=None, completions=2, parallelism=2, activeDeadlineSeconds=3))
+        finished(s)
+        s.wait(lambda: not s.active_pods(), "the active pods gone")
+        s.record("deadline", **facts(s))
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))
+
+
+def test_created_suspended_then_resumed(controllers: Operator) -> None:
+    def scenario(s: Side) -> None:
+        s.apply_workload(manifest(completions=2, parallelism=2, suspend=True))
+        s.wait(lambda: ("Suspended", "True") in {(c[0], c[1]) for c in s.conditions("work")}, "Suspended")
+        s.record("suspended", conditions=s.conditions("work"), created=s.created_count(),
+                 start=bool(s.status("work").get("startTime")))
+        s.kubectl("patch", s.flavour.resource, "work", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+        finished(s)
+        s.record("resumed", **facts(s))
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))
+
