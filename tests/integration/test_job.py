@@ -128,9 +128,22 @@ def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: s
     indexed = manifest("bad", completionMode="Indexed")
     out = apply(indexed, namespace, check=False)
     assert out.returncode != 0 and "when completion mode is Indexed" in out.stderr, out.stderr
-    unknown = manifest("bad", podFailurePolicy={"rules": []})
+    unknown = manifest("bad", successPolicy={"rules": [{"succeededCount": 1}]})
     out = apply(unknown, namespace, check=False)
-    assert out.returncode != 0 and "podFailurePolicy" in out.stderr, out.stderr
+    assert out.returncode != 0 and "successPolicy" in out.stderr, out.stderr
+    on_failure = manifest("bad", podFailurePolicy={"rules": [{"action": "Ignore",
+                                                              "onPodConditions": [{"type": "DisruptionTarget"}]}]})
+    on_failure["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    out = apply(on_failure, namespace, check=False)
+    assert out.returncode != 0 and 'only "Never" is supported when podFailurePolicy is specified' in out.stderr
+    zero = manifest("bad", podFailurePolicy={"rules": [{"action": "FailJob",
+                                                        "onExitCodes": {"operator": "In", "values": [0, 1]}}]})
+    out = apply(zero, namespace, check=False)
+    assert out.returncode != 0 and "must not be 0 for the In operator" in out.stderr, out.stderr
+    index = manifest("bad", podFailurePolicy={"rules": [{"action": "FailIndex",
+                                                         "onExitCodes": {"operator": "In", "values": [1]}}]})
+    out = apply(index, namespace, check=False)
+    assert out.returncode != 0 and "FailIndex" in out.stderr, out.stderr
 
 
 def test_killed_while_pods_finish_counts_each_pod_exactly_once(controllers: Operator, namespace: str) -> None:

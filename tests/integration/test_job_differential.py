@@ -111,3 +111,23 @@ def test_created_suspended_then_resumed(controllers: Operator) -> None:
 
     differential.assert_same(differential.run(scenario, FLAVOURS))
 
+
+
+def test_pod_failure_policy_fail_job_on_exit_code_42(controllers: Operator) -> None:
+    rules = [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+             {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]
+
+    def scenario(s: Side) -> None:
+        s.apply_workload(manifest(exit_code=None, completions=3, parallelism=3, podFailurePolicy={"rules": rules}))
+        s.wait(lambda: len(s.active_pods()) == 3, "three pods running")
+        first, second, _ = sorted(s.active_pods())
+        s.kubectl("annotate", "pod", first, f"{EXIT_CODE}=3")  # ignored: replaced, not counted
+        s.wait(lambda: s.created_count() == 4, "the ignored pod replaced")
+        s.record("ignored", counts={k: int(s.status("work").get(k) or 0) for k in ("failed", "active")},
+                 conditions=s.conditions("work"))
+        s.kubectl("annotate", "pod", second, f"{EXIT_CODE}=42")  # fails the Job
+        finished(s)
+        s.wait(lambda: not s.active_pods(), "the active pods gone")
+        s.record("failed", **facts(s))
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from operators.controllers.job import policy
 from operators.core import conditions, pods
 from operators.core.apis import Resource
 from operators.core.owners import owner_reference
@@ -60,6 +61,7 @@ COMPLETIONS_REACHED, COMPLETIONS_REACHED_MESSAGE = "CompletionsReached", "Reache
 BACKOFF_LIMIT_EXCEEDED, BACKOFF_LIMIT_MESSAGE = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
 DEADLINE_EXCEEDED, DEADLINE_MESSAGE = "DeadlineExceeded", "Job was active longer than specified deadline"
 JOB_SUSPENDED, JOB_RESUMED = "JobSuspended", "JobResumed"
+POD_FAILURE_POLICY = "PodFailurePolicy"
 
 
 # --- the spec, as the API server defaults it ---------------------------------------------------------
@@ -186,11 +188,25 @@ def has_finalizer(pod: Pod) -> bool:
     return FINALIZER in (pod["metadata"].get("finalizers") or [])
 
 
-def is_failed(pod: Pod) -> bool:
-    """A failed pod: phase Failed, or being deleted before it succeeded (podReplacementPolicy
-    TerminatingOrFailed, without a podFailurePolicy)."""
+def only_replace_failed(job: Obj) -> bool:
+    """podReplacementPolicy Failed (its default when a podFailurePolicy is set): a pod is failed only
+    in phase Failed, and a terminating pod is not replaced until it is."""
+    policy = spec(job).get("podReplacementPolicy")
+    return policy == "Failed" or (policy is None and bool(spec(job).get("podFailurePolicy")))
+
+
+def is_failed(pod: Pod, job: Obj) -> bool:
+    """isPodFailed: phase Failed, or (podReplacementPolicy TerminatingOrFailed) being deleted before it
+    succeeded."""
     phase = (pod.get("status") or {}).get("phase")
-    return phase == "Failed" or (pods.is_being_deleted(pod) and phase != "Succeeded")
+    if phase == "Failed":
+        return True
+    return not only_replace_failed(job) and pods.is_being_deleted(pod) and phase != "Succeeded"
+
+
+def counts_as_failure(pod: Pod, job: Obj) -> bool:
+    """A failed pod that counts (towards backoffLimit and status.failed): not Ignored by the policy."""
+    return is_failed(pod, job) and policy.match(job, pod).action != policy.IGNORE
 
 
 def is_succeeded(pod: Pod) -> bool:
@@ -216,7 +232,7 @@ def finish_time(pod: Pod) -> datetime | None:
     return parse_time(pod["metadata"].get("deletionTimestamp"))
 
 
-def backoff_remaining(pods_seen: Sequence[Pod], now: datetime) -> float:
+def backoff_remaining(pods_seen: Sequence[Pod], now: datetime, job: Obj) -> float:
     """Seconds until the next pod may be created: 10 s doubling per failure since the last success,
     capped at 10 minutes, counted from the last failure's finish time (0: create now)."""
     last_success: datetime | None = None
@@ -227,7 +243,7 @@ def backoff_remaining(pods_seen: Sequence[Pod], now: datetime) -> float:
             continue
         if is_succeeded(pod):
             last_success = when if last_success is None or when > last_success else last_success
-        elif is_failed(pod) and (pods.is_terminal(pod) or pods.is_being_deleted(pod)):
+        elif counts_as_failure(pod, job):
             failures.append(when)
     recent = [f for f in failures if last_success is None or f > last_success]
     if not recent:
@@ -361,22 +377,27 @@ def plan(observed: Observed) -> Plan:
             elif uid not in known_s:
                 new_s.add(uid)
             finishing.append(pod)
-        elif is_failed(pod):
-            if uid not in known_f:
+        elif is_failed(pod, job):
+            if uid not in known_f and policy.match(job, pod).action != policy.IGNORE:
                 new_f.add(uid)
             finishing.append(pod)
-    uncounted_s, uncounted_f = known_s | new_s, known_f | new_f
-    record = None
-    if new_s or new_f or completed != old_completed:
-        record = {**old, "uncountedTerminatedPods": {"succeeded": sorted(uncounted_s), "failed": sorted(uncounted_f)}}
-        if is_indexed:
-            record["completedIndexes"] = format_intervals(completed)
-            record["succeeded"] = len(completed)
-    finalize = tuple(sorted(finishing, key=lambda p: str(p["metadata"]["name"])))
-    succeeded = len(completed) if is_indexed else int(old.get("succeeded") or 0) + len(uncounted_s)
-    failed = int(old.get("failed") or 0) + len(uncounted_f)
-    if finished:
-        succeeded, failed = int(old.get("succeeded") or 0), int(old.get("failed") or 0)
+    def tally() -> tuple[dict[str, Any] | None, tuple[Pod, ...], int, int]:
+        uncounted_s, uncounted_f = known_s | new_s, known_f | new_f
+        record = None
+        if new_s or new_f or completed != old_completed:
+            record = {**old, "uncountedTerminatedPods": {"succeeded": sorted(uncounted_s),
+                                                         "failed": sorted(uncounted_f)}}
+            if is_indexed:
+                record["completedIndexes"] = format_intervals(completed)
+                record["succeeded"] = len(completed)
+        finalize = tuple(sorted(finishing, key=lambda p: str(p["metadata"]["name"])))
+        succeeded = len(completed) if is_indexed else int(old.get("succeeded") or 0) + len(uncounted_s)
+        failed = int(old.get("failed") or 0) + len(uncounted_f)
+        if finished:
+            succeeded, failed = int(old.get("succeeded") or 0), int(old.get("failed") or 0)
+        return record, finalize, succeeded, failed
+
+    record, finalize, succeeded, failed = tally()
 
     active = [p for p in observed.pods if pods.is_active(p)]
     terminating = sum(1 for p in observed.pods if pods.is_terminating(p))
@@ -414,7 +435,11 @@ def plan(observed: Observed) -> Plan:
             deadline = spec(job).get("activeDeadlineSeconds")
             started = parse_time(start_time)
             elapsed = (now - started).total_seconds() if started is not None else 0.0
-            if exceeds_backoff_limit(job, failed, active):
+            fail_job = next((m.message for p in sorted(observed.pods, key=lambda p: str(p["metadata"]["name"]))
+                             if is_failed(p, job) and (m := policy.match(job, p)).action == policy.FAIL_JOB), None)
+            if fail_job is not None:
+                interim = (FAILURE_TARGET, POD_FAILURE_POLICY, fail_job)
+            elif exceeds_backoff_limit(job, failed, active):
                 interim = (FAILURE_TARGET, BACKOFF_LIMIT_EXCEEDED, BACKOFF_LIMIT_MESSAGE)
             elif deadline is not None and not is_suspended and elapsed >= int(deadline):
                 interim = (FAILURE_TARGET, DEADLINE_EXCEEDED, DEADLINE_MESSAGE)
@@ -422,6 +447,22 @@ def plan(observed: Observed) -> Plan:
                 interim = (SUCCESS_CRITERIA_MET, COMPLETIONS_REACHED, COMPLETIONS_REACHED_MESSAGE)
             elif deadline is not None and not is_suspended:
                 requeue = max(int(deadline) - elapsed, 0.0)
+
+        if interim is not None or job["metadata"].get("deletionTimestamp"):
+            # A Job that reached its target (or is being deleted) releases every pod's finalizer; on a
+            # failure target every pod that did not succeed counts as failed, unless the policy
+            # ignores it (trackJobStatusAndRemoveFinalizers, canRemoveFinalizer).
+            taken = {p["metadata"]["uid"] for p in finishing}
+            failing = interim is not None and interim[0] == FAILURE_TARGET
+            for pod in observed.pods:
+                uid = pod["metadata"]["uid"]
+                if not has_finalizer(pod) or uid in observed.removing or uid in taken:
+                    continue
+                finishing.append(pod)
+                if failing and not is_succeeded(pod) and uid not in known_f \
+                        and policy.match(job, pod).action != policy.IGNORE:
+                    new_f.add(uid)
+            record, finalize, succeeded, failed = tally()
 
         if interim is not None:
             type_, reason, message = interim
@@ -448,11 +489,12 @@ def plan(observed: Observed) -> Plan:
                 # Newest and least ready first (controller.ActivePodsWithRanks).
                 delete = pods.rank_for_deletion(active, [], now)[:min(len(active) - want, BURST)]
             elif len(active) < want:
-                wait = backoff_remaining(observed.pods, now)
+                wait = backoff_remaining(observed.pods, now, job)
                 if wait > 0:
                     requeue = wait if requeue is None else min(requeue, wait)
                 else:
-                    missing = min(want - len(active), BURST)
+                    missing = want - len(active) - (terminating if only_replace_failed(job) else 0)
+                    missing = min(max(missing, 0), BURST)
                     if is_indexed and total is not None:
                         busy = {i for p in active if (i := completion_index(p)) is not None}
                         create = list(first_pending_indexes(completed, busy, missing, total))

@@ -226,14 +226,14 @@ def test_active_deadline() -> None:
 @pytest.mark.parametrize(("failures", "want"), [(1, 10), (2, 20), (3, 40), (6, 320), (7, 600), (12, 600)])
 def test_backoff_doubles_per_failure_since_the_last_success(failures: int, want: float) -> None:
     seen = [pod(f"f{i}", "Failed", finished_ago=0, finalizer=False) for i in range(failures)]
-    assert logic.backoff_remaining(seen, NOW) == pytest.approx(want)
+    assert logic.backoff_remaining(seen, NOW, job()) == pytest.approx(want)
 
 
 def test_backoff_counts_only_failures_after_the_last_success_and_from_the_last_failure() -> None:
     seen = [pod("f1", "Failed", finished_ago=100), pod("s", "Succeeded", finished_ago=50),
             pod("f2", "Failed", finished_ago=4)]
-    assert logic.backoff_remaining(seen, NOW) == pytest.approx(6)
-    assert logic.backoff_remaining([pod("s", "Succeeded")], NOW) == 0
+    assert logic.backoff_remaining(seen, NOW, job()) == pytest.approx(6)
+    assert logic.backoff_remaining([pod("s", "Succeeded")], NOW, job()) == 0
 
 
 def test_a_failed_pod_delays_the_replacement() -> None:
@@ -280,3 +280,74 @@ def test_finish_time_falls_back_to_ready_transition_then_deletion() -> None:
     p = pod("a", "Failed")
     p["status"]["containerStatuses"] = []
     assert logic.finish_time(p) == NOW - timedelta(seconds=50)
+
+
+# --- podFailurePolicy (pod_failure_policy_test.go facts) ---------------------------------------------------
+
+def failed_with(code: int, name: str = "a", container: str = "c") -> dict[str, Any]:
+    p = pod(name, "Failed")
+    p["status"]["containerStatuses"][0].update(name=container)
+    p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = code
+    return p
+
+
+def policy_job(*rules: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return job(podFailurePolicy={"rules": list(rules)}, **spec)
+
+
+@pytest.mark.parametrize(("rule", "code", "action"), [
+    ({"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}, 42, "FailJob"),
+    ({"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}, 1, "Count"),
+    ({"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [1, 2]}}, 3, "Ignore"),
+    ({"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [1, 2]}}, 2, "Count"),
+    ({"action": "FailJob", "onExitCodes": {"containerName": "other", "operator": "In", "values": [42]}}, 42,
+     "Count"),
+    ({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}, 1, "Ignore"),
+])
+def test_policy_rules(rule: dict[str, Any], code: int, action: str) -> None:
+    from operators.controllers.job import policy
+
+    p = failed_with(code)
+    p["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True"})
+    assert policy.match(policy_job(rule), p).action == action
+
+
+def test_exit_code_zero_never_matches_and_the_first_rule_wins() -> None:
+    from operators.controllers.job import policy
+
+    j = policy_job({"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [5]}},
+                   {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [7]}})
+    assert policy.match(j, failed_with(7)).action == "Ignore"
+    assert policy.match(j, failed_with(0)).action == "Count"
+
+
+def test_fail_job_fails_at_once_with_upstreams_message() -> None:
+    j = policy_job({"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}, backoffLimit=6)
+    p = plan(j, [failed_with(42, "a"), pod("b")])
+    assert types(p.status) == [("FailureTarget", "True", "PodFailurePolicy")]
+    assert p.status["conditions"][0]["message"] == \
+        "Container c for pod ns/a failed with exit code 42 matching FailJob rule at index 0"
+    # On a failure target the still-running pod is deleted and counts as failed too (its finalizer goes now).
+    assert [x["metadata"]["name"] for x in p.delete] == ["b"] and p.status["failed"] == 2
+    assert [x["metadata"]["name"] for x in p.finalize] == ["a", "b"]
+
+
+def test_ignored_failures_are_not_counted_and_do_not_back_off() -> None:
+    j = policy_job({"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+                   completions=1, parallelism=1, backoffLimit=0)
+    p = plan(j, [failed_with(3, "a")])
+    assert p.status["failed"] == 0 and not types(p.status)
+    assert [x["metadata"]["name"] for x in p.finalize] == ["a"], "its finalizer goes all the same"
+    assert p.record is None
+    released = failed_with(3, "a")
+    released["metadata"]["finalizers"] = []
+    p = plan(j, [released])
+    assert p.create == (None,), "no backoff after an ignored failure"
+
+
+def test_with_a_policy_deleted_pods_are_not_failures_and_are_not_replaced_until_failed() -> None:
+    j = policy_job({"action": "Count", "onExitCodes": {"operator": "In", "values": [1]}},
+                   completions=2, parallelism=2)
+    p = plan(j, [pod("a", deleting=True), pod("b")])
+    assert p.record is None and p.status["failed"] == 0 and p.status["terminating"] == 1
+    assert p.create == (), "the terminating pod is replaced only once it is Failed"
