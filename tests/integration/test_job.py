@@ -120,6 +120,18 @@ def test_suspend_and_resume(controllers: Operator, namespace: str) -> None:
     assert ("Suspended", "True", "JobSuspended") in conditions(job(namespace, "later"))
 
 
+def test_a_finished_job_is_deleted_after_its_ttl_with_its_pods(controllers: Operator, namespace: str) -> None:
+    apply(manifest("brief", completions=2, parallelism=2, ttlSecondsAfterFinished=5), namespace)
+    done = finished(namespace, "brief", "Complete")
+    completed = datetime.fromisoformat(done["status"]["completionTime"])
+    gone = kubectl("-n", namespace, "get", KPJOB, "brief", "--ignore-not-found", "-o", "name")
+    assert gone.stdout.strip(), "deleted before its TTL"
+    wait_for(lambda: not kubectl("-n", namespace, "get", KPJOB, "brief", "--ignore-not-found", "-o", "name")
+             .stdout.strip(), timeout=60, what="the Job deleted")
+    wait_for(lambda: not pods_of(namespace, "brief"), what="its pods deleted with it")
+    assert (datetime.now(completed.tzinfo) - completed).total_seconds() >= 5
+
+
 def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: str) -> None:
     always = manifest("bad")
     always["spec"]["template"]["spec"]["restartPolicy"] = "Always"

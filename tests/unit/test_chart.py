@@ -380,7 +380,7 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
     for verb in ("list", "watch"):
         assert allowed(objs, sa, verb, "apiextensions.k8s.io", "customresourcedefinitions")
     # The Job sets its own selector (patch), writes its status, and holds its pods' finalizer.
-    for verb in ("get", "list", "watch", "patch"):
+    for verb in ("get", "list", "watch", "patch", "delete"):  # delete: ttlSecondsAfterFinished
         assert allowed(objs, sa, verb, "batch.kubeplane.dev", "jobs"), verb
     assert allowed(objs, sa, "patch", "batch.kubeplane.dev", "jobs/status")
     assert allowed(objs, sa, "update", "batch.kubeplane.dev", "jobs/finalizers")
@@ -391,7 +391,7 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
         ("delete", "apps.kubeplane.dev", "deployments"), ("create", "apps.kubeplane.dev", "deployments"),
         ("update", "", "pods/status"), ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
         ("get", "", "configmaps"), ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
-        ("create", "batch.kubeplane.dev", "jobs"), ("delete", "batch.kubeplane.dev", "jobs"),
+        ("create", "batch.kubeplane.dev", "jobs"),
         ("create", "batch", "jobs"),
     ]:
         assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, group, resource)

@@ -89,11 +89,12 @@ finalizers or progress annotations on objects.
 {{- $batch := include "kubeplane.crdPlurals" (dict "root" .root "group" "batch.kubeplane.dev") | fromJsonArray }}
 {{- if has "jobs" $batch }}
 # The Job writes its generated selector and template labels on itself on its first sync (patch), its
-# status, and removes the job-tracking finalizer from its pods (the pods' patch above). It never
-# creates or deletes Jobs.
+# status, and removes the job-tracking finalizer from its pods (the pods' patch above); it deletes a
+# finished Job whose ttlSecondsAfterFinished expired (system:controller:ttl-after-finished-controller's
+# delete). It never creates Jobs.
 - apiGroups: ["batch.kubeplane.dev"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch", "update", "delete"]
 - apiGroups: ["batch.kubeplane.dev"]
   resources: ["jobs/status"]
   verbs: ["get", "patch", "update"]

@@ -10,7 +10,9 @@ Read side by side with pkg/controller/job/job_controller.go:
   in the order that makes counting exactly-once survive a crash at any instant: the generated
   selector (alone; the next sync plans with it), the status listing newly finished pods in
   uncountedTerminatedPods, the finalizer removals, the creates and deletes, then the status that
-  moves the uncounted pods into the counters, and only then the Events its conditions tell of. Job
+  moves the uncounted pods into the counters, and only then the Events its conditions tell of; a
+  finished Job with ttlSecondsAfterFinished is deleted once it expires (the TTL-after-finished
+  controller's work, for kubeplane Jobs). Job
   writes carry the resourceVersion the sync planned from (409: plan again). A failed finalizer
   removal leaves the pod uncounted and the sync is retried: nothing is counted until its finalizer
   is gone.
@@ -183,7 +185,34 @@ class JobController(Controller):
             (self.events.normal if event.type == "Normal" else self.events.warning)(job, event.reason, event.message)
         if manage_error is not None:
             raise RetryLater(manage_error)
+        expires = logic.ttl_remaining(job, now())
+        if expires is not None and not plan.finalize and plan.record is None:
+            if expires > 0:
+                return expires if plan.requeue is None else min(plan.requeue, expires)
+            await self._expire(job)
+            return None
         return plan.requeue
+
+    async def _expire(self, job: Obj) -> None:
+        """The TTL-after-finished controller's delete: re-read the Job (the cache may be stale: the TTL
+        may have been changed, the Job recreated), then delete it in the foreground with its uid as a
+        precondition (ttlafterfinished_controller.go processJob)."""
+        path = self.resource.object_path(job)
+        try:
+            fresh = await self.kube.get(path)
+        except ApiError as e:
+            if e.not_found:
+                return
+            raise
+        remaining = logic.ttl_remaining(fresh, now())
+        if remaining is None or remaining > 0 or fresh["metadata"]["uid"] != job["metadata"]["uid"]:
+            return
+        body = {"propagationPolicy": "Foreground", "preconditions": {"uid": fresh["metadata"]["uid"]}}
+        try:
+            await self.kube.delete(path, body)
+        except ApiError as e:
+            if not (e.not_found or e.conflict):
+                raise
 
     async def _write(self, job: Obj, path: str, body: Any) -> str:
         try:

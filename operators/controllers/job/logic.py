@@ -107,6 +107,22 @@ def is_finished(job: Obj) -> bool:
                for c in (job.get("status") or {}).get("conditions") or [])
 
 
+def ttl_remaining(job: Obj, now: datetime) -> float | None:
+    """Seconds until a finished Job with ttlSecondsAfterFinished may be deleted (<= 0: now; None: never).
+    The clock starts at the Complete or Failed condition's transition (ttlafterfinished's
+    getFinishAndExpireTime)."""
+    ttl = spec(job).get("ttlSecondsAfterFinished")
+    if ttl is None or job["metadata"].get("deletionTimestamp"):
+        return None
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in (COMPLETE, FAILED) and condition.get("status") == "True":
+            finished_at = parse_time(condition.get("lastTransitionTime"))
+            if finished_at is None:
+                return None
+            return (finished_at + timedelta(seconds=int(ttl)) - now).total_seconds()
+    return None
+
+
 def _true(job: Obj, type_: str) -> Mapping[str, Any] | None:
     found = conditions.find((job.get("status") or {}).get("conditions"), type_)
     return found if found is not None and found.get("status") == "True" else None

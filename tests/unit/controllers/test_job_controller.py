@@ -104,3 +104,15 @@ async def test_a_status_conflict_before_the_finalizers_removes_none() -> None:
         await world.sync()
     assert all(p["metadata"]["finalizers"] == [logic.FINALIZER] for p in world.pods())
     assert not [c for c in world.kube.calls if c.content_type == JSON_PATCH]
+
+
+async def test_an_expired_job_is_deleted_in_the_foreground_with_its_uid_as_precondition() -> None:
+    world = World(job(ttlSecondsAfterFinished=0))
+    await _started(world)
+    for p in world.pods():
+        world.finish(p, "Succeeded")
+    for _ in range(3):  # count, then Complete, then the TTL
+        await world.observe()
+        await world.sync()
+    deletes = world.kube.writes("DELETE", r"/jobs/pi$")
+    assert [d.body for d in deletes] == [{"propagationPolicy": "Foreground", "preconditions": {"uid": UID}}]

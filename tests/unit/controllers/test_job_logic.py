@@ -351,3 +351,14 @@ def test_with_a_policy_deleted_pods_are_not_failures_and_are_not_replaced_until_
     p = plan(j, [pod("a", deleting=True), pod("b")])
     assert p.record is None and p.status["failed"] == 0 and p.status["terminating"] == 1
     assert p.create == (), "the terminating pod is replaced only once it is Failed"
+
+
+# --- ttlSecondsAfterFinished (ttlafterfinished_controller.go: getFinishAndExpireTime) ----------------------
+
+def test_ttl_counts_from_the_finished_condition() -> None:
+    finished = [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": ago(100)},
+                {"type": "Complete", "status": "True", "lastTransitionTime": ago(30)}]
+    assert logic.ttl_remaining(job(ttlSecondsAfterFinished=60, status={"conditions": finished}), NOW) == 30
+    assert logic.ttl_remaining(job(ttlSecondsAfterFinished=0, status={"conditions": finished}), NOW) == -30
+    assert logic.ttl_remaining(job(status={"conditions": finished}), NOW) is None, "no TTL: kept"
+    assert logic.ttl_remaining(job(ttlSecondsAfterFinished=0), NOW) is None, "not finished: kept"
