@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,7 @@ def process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[subp
             proc.wait()
 
 
-def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
+def print_table(title: str, rows: Sequence[tuple[str, ...]]) -> None:
     print(f"\n{title}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:

@@ -27,6 +27,7 @@ KCM_LIFTED = "kube-controller-manager (limits lifted)"
 KUBEPLANE = "kubeplane"
 KUBEPLANE_LIFTED = "kubeplane (limits lifted)"
 APPS, KUBEPLANE_APPS = "apps/v1", "apps.kubeplane.dev/v1alpha1"
+BATCH, KUBEPLANE_BATCH = "batch/v1", "batch.kubeplane.dev/v1alpha1"
 
 Measure = Callable[[str, str, subprocess.Popen[bytes]], dict[str, float]]
 Times = dict[str, list[dict[str, float]]]
@@ -83,8 +84,11 @@ def arguments(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run(measure: Measure, name: str, rounds: int, qps: float | None, burst: int | None) -> tuple[Times, str]:
-    """Every contender `rounds` times; returns the figures by label and kubeplane's stated limits."""
+def run(measure: Measure, name: str, rounds: int, qps: float | None, burst: int | None,
+        apis: tuple[str, str] = (APPS, KUBEPLANE_APPS)) -> tuple[Times, str]:
+    """Every contender `rounds` times; returns the figures by label and kubeplane's stated limits.
+    `apis`: the apiVersion of the upstream kind and of kubeplane's."""
+    upstream_api, kubeplane_api = apis
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     print(f"logs in {workdir}", flush=True)
     kcm_pid, kcm_argv = cluster_kcm()
@@ -102,13 +106,13 @@ def run(measure: Measure, name: str, rounds: int, qps: float | None, burst: int 
     try:
         for _ in range(rounds):
             with process(kcm_command(kcm_argv, None), workdir / "kcm-default.log", ENV) as kcm:
-                times[KCM_DEFAULT].append(measure(KCM_DEFAULT, APPS, kcm))
+                times[KCM_DEFAULT].append(measure(KCM_DEFAULT, upstream_api, kcm))
                 with process(ours, workdir / "kubeplane.log", env) as kubeplane:
-                    times[KUBEPLANE].append(measure(KUBEPLANE, KUBEPLANE_APPS, kubeplane))
+                    times[KUBEPLANE].append(measure(KUBEPLANE, kubeplane_api, kubeplane))
                 with process(lifted, workdir / "kubeplane-lifted.log", env) as kubeplane:
-                    times[KUBEPLANE_LIFTED].append(measure(KUBEPLANE_LIFTED, KUBEPLANE_APPS, kubeplane))
+                    times[KUBEPLANE_LIFTED].append(measure(KUBEPLANE_LIFTED, kubeplane_api, kubeplane))
             with process(kcm_command(kcm_argv, 100000), workdir / "kcm-lifted.log", ENV) as kcm:
-                times[KCM_LIFTED].append(measure(KCM_LIFTED, APPS, kcm))
+                times[KCM_LIFTED].append(measure(KCM_LIFTED, upstream_api, kcm))
     finally:
         print("starting the cluster's kube-controller-manager and operators again", flush=True)
         cluster_sh("up", OPERATORS="")
