@@ -104,6 +104,18 @@ def release_patch(owner: Obj, obj: Obj, target: Resource) -> tuple[Any, str]:
     return operations, JSON_PATCH
 
 
+def resolve_controller_ref(get: Callable[[str], Obj | None], resource: Resource, namespace: str,
+                           ref: Mapping[str, Any] | None) -> Obj | None:
+    """resolveControllerRef: the owner a controller reference names, from a cache (`get` by
+    `namespace/name`), if it is of `resource`'s kind and still the same object (same uid)."""
+    if ref is None or not resource.is_kind_of(ref):
+        return None
+    owner = get(f"{namespace}/{ref.get('name')}")
+    if owner is None or owner["metadata"]["uid"] != ref.get("uid"):
+        return None
+    return owner
+
+
 class OwnerGone(Exception):
     """The owner was deleted (or is being deleted) since the cache saw it: it must not adopt."""
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from operators.controllers import caches
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, Patcher, claim
+from operators.controllers.common.ownership import OwnerGone, Patcher, claim, resolve_controller_ref
 from operators.controllers.deployment import logic
 from operators.controllers.manager import ControllerManager
 from operators.core import apis
@@ -90,12 +90,8 @@ class DeploymentController(Controller):
         return self._selectors[uid]
 
     def resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
-        if ref is None or not self.resource.is_kind_of(ref):
-            return None
-        d = self.deployments.get(f"{namespace}/{ref.get('name')}")
-        if d is None or d["metadata"]["uid"] != ref.get("uid"):
-            return None
-        return d
+        """resolveControllerRef, from this controller's cache."""
+        return resolve_controller_ref(self.deployments.get, self.resource, namespace, ref)
 
     def selecting(self, rs: Obj) -> list[Obj]:
         """getDeploymentsForReplicaSet: the Deployments of its namespace whose selector matches it."""

@@ -29,6 +29,7 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
+from operators.controllers.common.ownership import resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl, error_message
 from operators.controllers.job import logic
 from operators.controllers.manager import ControllerManager
@@ -77,12 +78,7 @@ class JobController(Controller):
 
     def resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
         """The Job a controller reference names, if it is ours and still the same."""
-        if ref is None or not self.resource.is_kind_of(ref):
-            return None
-        job = self.jobs.get(f"{namespace}/{ref.get('name')}")
-        if job is None or job["metadata"]["uid"] != ref.get("uid"):
-            return None
-        return job
+        return resolve_controller_ref(self.jobs.get, self.resource, namespace, ref)
 
     def owned_pods(self, job: Obj) -> list[Obj]:
         """The pods the Job controls and selects (finished and terminating ones too)."""

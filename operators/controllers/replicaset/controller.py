@@ -27,7 +27,7 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, Patcher
+from operators.controllers.common.ownership import OwnerGone, Patcher, resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl
 from operators.controllers.manager import ControllerManager
 from operators.controllers.replicaset import logic
@@ -94,12 +94,7 @@ class ReplicaSetController(Controller):
 
     def resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
         """resolveControllerRef: the set a controller reference names, if it is ours and still the same."""
-        if ref is None or not self.resource.is_kind_of(ref):
-            return None
-        rs = self.sets.get(f"{namespace}/{ref.get('name')}")
-        if rs is None or rs["metadata"]["uid"] != ref.get("uid"):
-            return None
-        return rs
+        return resolve_controller_ref(self.sets.get, self.resource, namespace, ref)
 
     def sets_selecting(self, pod: Obj) -> list[Obj]:
         """getPodReplicaSets: the sets of the pod's namespace whose (non-empty) selector matches it."""
