@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from operators.controllers.caches import SharedInformers
 from operators.controllers.common.loop import Controller
 from operators.core import leader
-from operators.core.kube import Kube
+from operators.core.apis import Resource
+from operators.core.kube import ApiError, Kube
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,17 @@ class ControllerManager:
     @classmethod
     async def connect(cls, *, elect: bool = True, namespaces: Sequence[str] = ()) -> ControllerManager:
         return cls(await Kube.connect(), elect=elect, namespaces=namespaces)
+
+    async def serves(self, resource: Resource) -> bool:
+        """Whether the API server serves `resource` (API discovery; a CRD not installed is not served)."""
+        path = f"/apis/{resource.group}/{resource.version}" if resource.group else f"/api/{resource.version}"
+        try:
+            found = await self.kube.get(path)
+        except ApiError as e:
+            if e.not_found:
+                return False
+            raise
+        return any(r.get("name") == resource.plural for r in found.get("resources") or [])
 
     def add(self, controller: Controller) -> None:
         if controller.name in self.controllers:

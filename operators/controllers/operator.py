@@ -35,8 +35,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     registry = default_registry()
     selection = memo.get("controllers") or "*"
     drop_in = bool(memo.get("drop_in"))
-    builders = registry.builders(selection, drop_in=drop_in)
     manager = await ControllerManager.connect(namespaces=memo.get("namespaces") or ())
+    # As kube-controller-manager skips a controller whose resource is not served: a CRD that is not
+    # installed (yet) stops its own controller, never every controller's cache sync.
+    builders = []
+    for registration in registry.select(selection):
+        own = registration.resource is None or await manager.serves(registration.resource)
+        if not own:
+            assert registration.resource is not None
+            logger.error("controller %s not started: the API server does not serve %s; install its CRD "
+                         "(crds/%s_%s.yaml, or the Helm chart) and restart the operator", registration.name,
+                         registration.resource, registration.resource.group, registration.resource.plural)
+        builders.extend(registration.builders(drop_in, own=own))
     manager.build(builders)
     manager.start()
     memo.manager = manager

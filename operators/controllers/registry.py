@@ -31,10 +31,11 @@ class Registration:
     builtin: Resource | None = None  # the built-in kind it drives in drop-in mode
     replaces: tuple[str, ...] = ()  # kube-controller-manager controllers to turn off in drop-in mode
 
-    def builders(self, drop_in: bool) -> list[Callable[[ControllerManager], Controller]]:
-        """One builder per kind this controller drives: its own, and the built-in one in drop-in mode."""
+    def builders(self, drop_in: bool, *, own: bool = True) -> list[Callable[[ControllerManager], Controller]]:
+        """One builder per kind this controller drives: its own (unless `own` is False: its CRD is not
+        served), and the built-in one in drop-in mode."""
         found: list[Callable[[ControllerManager], Controller]] = []
-        if self.resource is not None:
+        if self.resource is not None and own:
             resource = self.resource
             found.append(lambda m: self.build(m, resource, self.name, builtin=False))
         if drop_in and self.builtin is not None:

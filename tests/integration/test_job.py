@@ -193,3 +193,27 @@ def test_killed_while_pods_finish_counts_each_pod_exactly_once(controllers: Oper
     for pod in pods_of(namespace, "four"):
         assert FINALIZER not in (pod["metadata"].get("finalizers") or [])
     assert len(pods_of(namespace, "four")) == 4, [p["metadata"]["name"] for p in pods_of(namespace, "four")]
+
+
+def test_a_job_crd_not_served_stops_only_the_job_controller(controllers: Operator, namespace: str) -> None:
+    """Discovery says batch.kubeplane.dev/v1alpha1 is not served (the relay answers 404, as for a CRD not
+    installed): the operator starts without its Job controller, says why, and the ReplicaSet controller
+    runs (before, the Job informer's 404s held every controller's cache sync forever)."""
+    from tests.integration.test_replicaset import manifest as replicaset
+    from tests.integration.test_replicaset import wait_status
+
+    with ApiRelay(KUBECONFIG) as relay:
+        relay.fail("GET", r"^/apis/batch\.kubeplane\.dev/v1alpha1$", status=404, times=None)
+        controllers.stop()
+        relayed = Operator("controllers", env={"KUBECONFIG": str(relay.kubeconfig)},
+                           log_name="test-controllers-no-job-crd")
+        try:
+            relayed.start()
+            apply(replicaset("web", replicas=2), namespace)
+            wait_status(namespace, "web", 2)
+            log = relayed.log.read_text()
+            assert "controller job not started: the API server does not serve" in log, log[-2000:]
+            assert not relay.seen("GET", r"/apis/batch\.kubeplane\.dev/v1alpha1/jobs"), "no Job informer"
+        finally:
+            relayed.kill()
+            controllers.start()

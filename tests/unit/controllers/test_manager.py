@@ -179,3 +179,25 @@ def test_registry_selects_like_kube_controller_managers_flag() -> None:
     assert len(registry.builders("replicaset", drop_in=True)) == 2
     assert registry.replaced("*") == ["replicaset-controller", "replicationcontroller-controller",
                                       "deployment-controller"]
+
+
+async def test_serves_reads_discovery() -> None:
+    from operators.controllers.manager import ControllerManager
+    from operators.core.apis import JOBS, PODS
+    from tests.unit.controllers.fakekube import FakeKube
+
+    kube = FakeKube()
+    kube.objects["/apis/batch.kubeplane.dev/v1alpha1"] = {"resources": [{"name": "jobs"}, {"name": "jobs/status"}]}
+    kube.objects["/api/v1"] = {"resources": [{"name": "pods"}]}
+    manager = ControllerManager(kube, elect=False)  # type: ignore[arg-type]
+    assert await manager.serves(JOBS) and await manager.serves(PODS)
+    del kube.objects["/apis/batch.kubeplane.dev/v1alpha1"]
+    assert not await manager.serves(JOBS), "a group not served (404) is not served"
+
+
+def test_a_registration_without_its_crd_keeps_its_drop_in_kind() -> None:
+    from operators.controllers.registry import default_registry
+
+    replicaset = default_registry().entries["replicaset"]
+    assert len(replicaset.builders(True, own=False)) == 1
+    assert replicaset.builders(False, own=False) == []
