@@ -116,3 +116,21 @@ async def test_an_expired_job_is_deleted_in_the_foreground_with_its_uid_as_preco
         await world.sync()
     deletes = world.kube.writes("DELETE", r"/jobs/pi$")
     assert [d.body for d in deletes] == [{"propagationPolicy": "Foreground", "preconditions": {"uid": UID}}]
+
+
+async def test_a_sync_from_a_cache_behind_its_own_write_waits_for_the_watch() -> None:
+    """After its status write, the cache still shows the version the write replaced: the next sync makes
+    no call (it would only meet a 409) and returns; once the cache shows the write, syncs act again."""
+    world = World(job())
+    pods = await _started(world)
+    world.finish(pods[0], "Succeeded")
+    await world.observe()
+    await world.sync()  # records, releases the finalizer, counts: writes the Job's status
+    calls = len(world.kube.calls)
+    await world.sync()  # same cache: behind the write
+    assert len(world.kube.calls) == calls, [c.method + " " + c.path for c in world.kube.calls[calls:]]
+    await world.observe()
+    world.finish(pods[1], "Succeeded")
+    await world.observe()
+    await world.sync()
+    assert world.job()["status"]["succeeded"] == 2
