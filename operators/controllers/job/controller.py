@@ -12,10 +12,9 @@ Read side by side with pkg/controller/job/job_controller.go:
   uncountedTerminatedPods, the finalizer removals, the creates and deletes, then the status that
   moves the uncounted pods into the counters, and only then the Events its conditions tell of; a
   finished Job with ttlSecondsAfterFinished is deleted once it expires (the TTL-after-finished
-  controller's work, for kubeplane Jobs). Job
-  writes carry the resourceVersion the sync planned from (409: plan again). A failed finalizer
-  removal leaves the pod uncounted and the sync is retried: nothing is counted until its finalizer
-  is gone.
+  controller's work, for kubeplane Jobs). Job writes carry the resourceVersion the sync planned from
+  (409: plan again). A failed finalizer removal leaves the pod uncounted and the sync is retried:
+  nothing is counted until its finalizer is gone.
 
 kubeplane's Job (`batch.kubeplane.dev`) only: the drop-in mode for batch/v1 is not built yet.
 """
