@@ -84,6 +84,7 @@ class Registry:
 
 def default_registry() -> Registry:
     """kubeplane's controllers."""
+    from operators.controllers.cronjob import controller as cronjob
     from operators.controllers.deployment import controller as deployment
     from operators.controllers.job import controller as job
     from operators.controllers.replicaset import controller as replicaset
@@ -105,4 +106,5 @@ def default_registry() -> Registry:
     ))
     # kubeplane's Job only for now: its drop-in mode (batch/v1, job-controller) is not built yet.
     registry.register(Registration("job", job.build, apis.JOBS))
+    registry.register(Registration("cronjob", cronjob.build, apis.CRONJOBS))
     return registry

@@ -73,3 +73,4 @@ REPLICASETS = Resource(KUBEPLANE_APPS, "v1alpha1", "replicasets", "ReplicaSet")
 DEPLOYMENTS = Resource(KUBEPLANE_APPS, "v1alpha1", "deployments", "Deployment")
 KUBEPLANE_BATCH = "batch.kubeplane.dev"
 JOBS = Resource(KUBEPLANE_BATCH, "v1alpha1", "jobs", "Job")
+CRONJOBS = Resource(KUBEPLANE_BATCH, "v1alpha1", "cronjobs", "CronJob")

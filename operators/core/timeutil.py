@@ -12,7 +12,8 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Second precision, "Z"; years before 1000 keep four digits (strftime's %Y would not)."""
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def now() -> datetime:

@@ -384,6 +384,11 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
         assert allowed(objs, sa, verb, "batch.kubeplane.dev", "jobs"), verb
     assert allowed(objs, sa, "patch", "batch.kubeplane.dev", "jobs/status")
     assert allowed(objs, sa, "update", "batch.kubeplane.dev", "jobs/finalizers")
+    # The CronJob creates and deletes its Jobs and writes its status, never its spec.
+    for verb in ("get", "list", "watch"):
+        assert allowed(objs, sa, verb, "batch.kubeplane.dev", "cronjobs"), verb
+    assert allowed(objs, sa, "create", "batch.kubeplane.dev", "jobs")
+    assert allowed(objs, sa, "patch", "batch.kubeplane.dev", "cronjobs/status")
     # Denied: everything else, in particular secrets, nodes and other workloads.
     for verb, group, resource in [
         ("get", "", "secrets"), ("list", "", "secrets"), ("delete", "", "nodes"), ("get", "", "nodes"),
@@ -391,7 +396,7 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
         ("delete", "apps.kubeplane.dev", "deployments"), ("create", "apps.kubeplane.dev", "deployments"),
         ("update", "", "pods/status"), ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
         ("get", "", "configmaps"), ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
-        ("create", "batch.kubeplane.dev", "jobs"),
+        ("patch", "batch.kubeplane.dev", "cronjobs"), ("delete", "batch.kubeplane.dev", "cronjobs"),
         ("create", "batch", "jobs"),
     ]:
         assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, group, resource)

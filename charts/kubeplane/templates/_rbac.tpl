@@ -91,7 +91,7 @@ finalizers or progress annotations on objects.
 # The Job writes its generated selector and template labels on itself on its first sync (patch), its
 # status, and removes the job-tracking finalizer from its pods (the pods' patch above); it deletes a
 # finished Job whose ttlSecondsAfterFinished expired (system:controller:ttl-after-finished-controller's
-# delete). It never creates Jobs.
+# delete). Only the CronJob below creates Jobs.
 - apiGroups: ["batch.kubeplane.dev"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "patch", "update", "delete"]
@@ -101,6 +101,22 @@ finalizers or progress annotations on objects.
 - apiGroups: ["batch.kubeplane.dev"]
   resources: ["jobs/finalizers"]
   verbs: ["update"]
+{{- end }}
+{{- if has "cronjobs" $batch }}
+# The CronJob creates its runs' Jobs and deletes finished ones past the history limits (and, with
+# Replace, the running ones), as system:controller:cronjob-controller does; it writes only its status.
+- apiGroups: ["batch.kubeplane.dev"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["batch.kubeplane.dev"]
+  resources: ["cronjobs/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch.kubeplane.dev"]
+  resources: ["cronjobs/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["batch.kubeplane.dev"]
+  resources: ["jobs"]
+  verbs: ["create"]
 {{- end }}
 {{- if .root.Values.operators.controllers.dropIn }}
 # Drop-in mode: the built-in kinds whose kube-controller-manager controllers kubeplane replaces, with

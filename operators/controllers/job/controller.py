@@ -30,6 +30,7 @@ from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
 from operators.controllers.common.ownership import resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl, error_message
+from operators.controllers.common.writes import Superseded
 from operators.controllers.job import logic
 from operators.controllers.manager import ControllerManager
 from operators.core import pods as podutil
@@ -69,9 +70,7 @@ class JobController(Controller):
         # finalizerExpectations: by Job uid, the pod uids whose finalizer removal was sent and that the
         # cache still shows with it.
         self.removing: dict[str, set[str]] = {}
-        # By Job uid, the resourceVersions this controller's own writes replaced: a cache still showing
-        # one of them is behind our last write, and a sync planned from it would only meet a 409.
-        self.superseded: dict[str, set[str]] = {}
+        self.superseded = Superseded()
 
     def keys(self) -> list[str]:
         return list(self.jobs.store)
@@ -99,7 +98,7 @@ class JobController(Controller):
         if kind == DELETED:
             self.expectations.forget(job["metadata"]["uid"])
             self.removing.pop(job["metadata"]["uid"], None)
-            self.superseded.pop(job["metadata"]["uid"], None)
+            self.superseded.forget(job["metadata"]["uid"])
             # Its pods lose their owner: release their finalizers.
             for pod in self.pods.by_index(caches.CONTROLLER, job["metadata"]["uid"]):
                 if logic.has_finalizer(pod):
@@ -141,12 +140,9 @@ class JobController(Controller):
         job = self.jobs.get(key)
         if job is None:
             return None
+        if self.superseded.behind(job):
+            return None  # our own write's watch event is on its way and queues the Job again
         uid = job["metadata"]["uid"]
-        replaced = self.superseded.get(uid)
-        if replaced:
-            if str(job["metadata"].get("resourceVersion")) in replaced:
-                return None  # our own write's watch event is on its way and queues the Job again
-            self.superseded.pop(uid)
         owned = self.owned_pods(job) if (job.get("spec") or {}).get("selector") is not None else []
         self.expectations.observe(uid, seen={p["metadata"]["name"] for p in owned},
                                   active={p["metadata"]["name"] for p in owned if podutil.is_active(p)})
@@ -230,8 +226,7 @@ class JobController(Controller):
             raise
         version = str((written.get("metadata") or {}).get("resourceVersion") or "")
         planned = str(((body.get("metadata") if isinstance(body, dict) else None) or {}).get("resourceVersion") or "")
-        if planned and version and planned != version:
-            self.superseded.setdefault(job["metadata"]["uid"], set()).add(planned)
+        self.superseded.wrote(job["metadata"]["uid"], planned, version)
         return version
 
     async def _write_status(self, job: Obj, old: Obj | None, new: dict[str, Any], version: str) -> str:
