@@ -158,6 +158,22 @@ def run(scenario: Callable[[Side], None], flavours: tuple[Flavour, Flavour]) -> 
     return results
 
 
+def run_together(scenario: Callable[[Side], None], flavours: tuple[Flavour, Flavour],
+                 ) -> dict[str, list[tuple[str, Any]]]:
+    """`run`, both flavours at the same time (one thread each): for scenarios that wait for the clock
+    (a CronJob's next minute), so one wait serves both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(flavour: Flavour) -> list[tuple[str, Any]]:
+        with side(flavour) as s:
+            scenario(s)
+            return s.records
+
+    with ThreadPoolExecutor(max_workers=len(flavours)) as pool:
+        futures = {f.name: pool.submit(one, f) for f in flavours}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def assert_same(results: Mapping[str, list[tuple[str, Any]]]) -> None:
     """Every step recorded the same facts on both sides; on a difference, show both, step by step."""
     (name_a, a), (name_b, b) = results.items()
