@@ -106,5 +106,7 @@ def default_registry() -> Registry:
     ))
     # kubeplane's Job only for now: its drop-in mode (batch/v1, job-controller) is not built yet.
     registry.register(Registration("job", job.build, apis.JOBS))
-    registry.register(Registration("cronjob", cronjob.build, apis.CRONJOBS))
+    registry.register(Registration(
+        "cronjob", cronjob.build, apis.CRONJOBS, builtin=apis.BATCH_CRONJOBS, replaces=("cronjob-controller",),
+    ))
     return registry

@@ -65,6 +65,8 @@ REPLICATION_CONTROLLERS = Resource("", "v1", "replicationcontrollers", "Replicat
 CONTROLLER_REVISIONS = Resource("apps", "v1", "controllerrevisions", "ControllerRevision", builtin=True)
 APPS_REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", builtin=True)
 APPS_DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", builtin=True)
+BATCH_JOBS = Resource("batch", "v1", "jobs", "Job", builtin=True)
+BATCH_CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob", builtin=True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", builtin=True)
 
 # kubeplane's workload kinds.

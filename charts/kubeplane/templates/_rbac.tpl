@@ -152,6 +152,19 @@ finalizers or progress annotations on objects.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["create", "patch", "update", "delete"]
+# ... and system:controller:cronjob-controller's: batch/v1 CronJobs (status only) and the Jobs they run.
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 {{- end }}
 {{ include "kubeplane.rules.events" . }}
 {{- end }}

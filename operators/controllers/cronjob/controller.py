@@ -15,8 +15,9 @@ Read side by side with pkg/controller/cronjob/cronjob_controllerv2.go:
 A crash between the Job's create and the status write loses nothing: the next sync plans the same
 run, the create meets AlreadyExists, and the Job, ours, is recorded then.
 
-kubeplane's CronJob (`batch.kubeplane.dev`) makes kubeplane Jobs; the drop-in mode for batch/v1 is
-not built yet.
+kubeplane's CronJob (`batch.kubeplane.dev`) makes kubeplane Jobs. In drop-in mode the same code drives
+batch/v1 CronJobs (kube-controller-manager's cronjob-controller off), which make batch/v1 Jobs; their
+status then carries batch/v1's fields only (`logic.UPSTREAM_STATUS`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from operators.controllers.common.writes import Superseded
 from operators.controllers.cronjob import logic
 from operators.controllers.manager import ControllerManager
 from operators.core import cron
-from operators.core.apis import JOBS, Resource
+from operators.core.apis import BATCH_JOBS, JOBS, Resource
 from operators.core.events import EventRecorder
 from operators.core.informer import DELETED, MODIFIED, object_key
 from operators.core.kube import ApiError
@@ -53,8 +54,10 @@ COMPONENT = "cronjob-controller"
 class CronJobController(Controller):
     workers = WORKERS
 
-    def __init__(self, manager: ControllerManager, resource: Resource, jobs: Resource, name: str) -> None:
+    def __init__(self, manager: ControllerManager, resource: Resource, jobs: Resource, name: str,
+                 *, extended_status: bool = True) -> None:
         super().__init__(name)
+        self.extended_status = extended_status
         self.kube = manager.kube
         self.resource = resource
         self.job_resource = jobs
@@ -222,6 +225,8 @@ class CronJobController(Controller):
         return logic.record_run(status, job, run.scheduled), None
 
     async def _write_status(self, cronjob: Obj, new: Mapping[str, Any]) -> None:
+        if not self.extended_status:  # batch/v1 has no place for kubeplane's additions
+            new = {k: v for k, v in new.items() if k in logic.UPSTREAM_STATUS}
         diff = merge_diff(cronjob.get("status"), new)
         if not diff:
             return
@@ -241,6 +246,5 @@ class CronJobController(Controller):
 
 
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> CronJobController:
-    if builtin:
-        raise ValueError("the CronJob controller has no drop-in mode yet")
-    return CronJobController(manager, resource, JOBS, name)
+    """kubeplane's CronJob makes kubeplane Jobs; batch/v1's (drop-in) makes batch/v1 Jobs."""
+    return CronJobController(manager, resource, BATCH_JOBS if builtin else JOBS, name, extended_status=not builtin)

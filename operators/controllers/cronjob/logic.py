@@ -52,6 +52,9 @@ DEFAULT_SUCCESSFUL_HISTORY, DEFAULT_FAILED_HISTORY = 3, 1
 ALLOW, FORBID, REPLACE = "Allow", "Forbid", "Replace"
 COMPLETE, FAILED = "Complete", "Failed"
 
+# batch/v1's status fields (a batch/v1 CronJob in drop-in mode gets these only).
+UPSTREAM_STATUS = frozenset({"active", "lastScheduleTime", "lastSuccessfulTime"})
+
 # kubeplane's conditions.
 SCHEDULE_VALID, MISSED_SCHEDULE = "ScheduleValid", "MissedSchedule"
 UNKNOWN_TIME_ZONE, UNPARSEABLE_SCHEDULE, INVALID_SCHEDULE = "UnknownTimeZone", "UnparseableSchedule", "InvalidSchedule"
