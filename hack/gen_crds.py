@@ -362,7 +362,7 @@ def load_sources(src_dir: Path) -> list[Source]:
     sources = []
     for path in sorted(src_dir.glob("*.yaml")):
         with path.open(encoding="utf-8") as fh:
-            crd = yaml.safe_load(fh)
+            crd = load_yaml(fh, str(path))
         _check_source(path, crd)
         sources.append(Source(path, crd))
     if not sources:
@@ -381,6 +381,31 @@ def _check_source(path: Path, crd: Any) -> None:
         raise GenError(f"{path}: metadata.name must be {expected}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently,
+    which once turned a misplaced edit into a schema with a vanished property)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise GenError(f"line {key_node.start_mark.line + 1}: key {key!r} given twice")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)  # type: ignore[arg-type]
+
+
+def load_yaml(stream: Any, name: str) -> Any:
+    try:
+        return yaml.load(stream, Loader=_StrictLoader)  # a SafeLoader subclass
+    except GenError as e:
+        raise GenError(f"{name}: {e}") from None
+
+
 FRAGMENTS_DIR = SRC_DIR / "fragments"
 
 
@@ -390,7 +415,7 @@ def load_fragment(name: str, path: str) -> Any:
     if not file.is_file():
         raise GenError(f"{path}: no fragment {file.relative_to(ROOT)}")
     with file.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return load_yaml(fh, str(file))
 
 
 def _merge(base: Any, overlay: Any) -> Any:

@@ -1,7 +1,9 @@
-"""Ending pods on the embedded cluster, where no container really runs (hack/kwok/pod-exit.yaml).
+"""Ending pods when told, on the embedded cluster (hack/kwok/pod-exit.yaml) and on kind.
 
 KWOK leaves every pod Running until it carries `kwok.kubeplane.dev/exit-code`; then it ends the pod's
-containers with that code (phase Succeeded for 0, Failed otherwise). `end_pod` sets it on one pod;
+containers with that code (phase Succeeded for 0, Failed otherwise). `end_pod` sets it on one pod; with
+`real=True` (kind) it asks the e2e workload (tests/e2e/httpserver) in the pod to exit with the code,
+through the API server's pod proxy (`GET /exit?code=N`), so a real container ends with it;
 `JobPodsFinish` is the stand-in for work that finishes: while it is open, a thread ends every Running
 pod a Job made in a namespace (the chart's `helm test` hook and MinIO's bucket Job, for example).
 
@@ -26,7 +28,11 @@ JOB_POD = "batch.kubernetes.io/job-name"
 Run = Callable[..., Result]
 
 
-def end_pod(kubectl: Run, namespace: str, name: str, exit_code: int = 0) -> None:
+def end_pod(kubectl: Run, namespace: str, name: str, exit_code: int = 0, *, real: bool = False,
+            port: int = 8080) -> None:
+    if real:
+        kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy/exit?code={exit_code}")
+        return
     kubectl("-n", namespace, "annotate", "pod", name, f"{EXIT_CODE}={exit_code}", "--overwrite")
 
 

@@ -144,9 +144,9 @@ def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: s
     indexed = manifest("bad", completionMode="Indexed")
     out = apply(indexed, namespace, check=False)
     assert out.returncode != 0 and "when completion mode is Indexed" in out.stderr, out.stderr
-    unknown = manifest("bad", successPolicy={"rules": [{"succeededCount": 1}]})
+    unknown = manifest("bad", completions=2, completionMode="Indexed", backoffLimitPerIndex=1)
     out = apply(unknown, namespace, check=False)
-    assert out.returncode != 0 and "successPolicy" in out.stderr, out.stderr
+    assert out.returncode != 0 and "backoffLimitPerIndex" in out.stderr, out.stderr
     on_failure = manifest("bad", podFailurePolicy={"rules": [{"action": "Ignore",
                                                               "onPodConditions": [{"type": "DisruptionTarget"}]}]})
     on_failure["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
@@ -221,3 +221,28 @@ def test_a_job_crd_not_served_stops_only_the_job_controller(controllers: Operato
         finally:
             relayed.kill()
             controllers.start()
+
+
+def test_a_success_policy_ends_an_indexed_job_early(controllers: Operator, namespace: str) -> None:
+    apply(manifest("early", exit_code=None, completions=3, parallelism=3, completionMode="Indexed",
+                   successPolicy={"rules": [{"succeededIndexes": "0"}]}), namespace)
+    wait_for(lambda: len([p for p in pods_of(namespace, "early") if p["status"].get("phase") == "Running"]) == 3,
+             what="three running pods")
+    first = next(p for p in pods_of(namespace, "early")
+                 if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0")
+    end_pod(kubectl, namespace, first["metadata"]["name"])
+    done = finished(namespace, "early", "Complete")
+    assert conditions(done) == [("SuccessCriteriaMet", "True", "SuccessPolicy"), ("Complete", "True", "SuccessPolicy")]
+    assert done["status"]["completedIndexes"] == "0" and done["status"]["succeeded"] == 1
+    wait_for(lambda: not [p for p in pods_of(namespace, "early") if p["status"].get("phase") == "Running"],
+             what="the other indexes' pods gone")
+    # Refused: without Indexed, a count above completions, a rule with neither field.
+    for spec, message in [
+        ({"completions": 2, "successPolicy": {"rules": [{"succeededCount": 1}]}}, "requires indexed completion mode"),
+        ({"completions": 2, "completionMode": "Indexed", "successPolicy": {"rules": [{"succeededCount": 3}]}},
+         "must be less than or equal to the number of specified completions"),
+        ({"completions": 2, "completionMode": "Indexed", "successPolicy": {"rules": [{}]}},
+         "at least one of succeededCount or succeededIndexes must be specified"),
+    ]:
+        out = apply(manifest("bad", **spec), namespace, check=False)
+        assert out.returncode != 0 and message in out.stderr, (spec, out.stderr)

@@ -373,6 +373,12 @@ def gen_crds() -> ModuleType:
     return module
 
 
+def test_a_key_given_twice_in_a_source_is_refused(gen_crds: ModuleType) -> None:
+    with pytest.raises(gen_crds.GenError, match="line 3: key 'type' given twice"):
+        gen_crds.load_yaml("a:\n  type: object\n  type: string\n", "src.yaml")
+    assert gen_crds.load_yaml("a: {b: 1}\nc: [1]\n", "src.yaml") == {"a": {"b": 1}, "c": [1]}
+
+
 def test_crds_are_up_to_date(gen_crds: ModuleType) -> None:
     """crds/ is what hack/gen_crds.py makes from hack/crd-src/ and the committed OpenAPI snapshot."""
     assert gen_crds.main(["--check"]) == 0, "crds/ is stale: run hack/gen_crds.py"

@@ -29,12 +29,13 @@ Mirrors pkg/controller/job (job_controller.go, indexed_job_utils.go, backoff_uti
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from operators.controllers.job import policy
+from operators.controllers.job.indexes import format_intervals, parse_intervals
 from operators.core import conditions, pods
 from operators.core.apis import Resource
 from operators.core.owners import owner_reference
@@ -62,6 +63,7 @@ BACKOFF_LIMIT_EXCEEDED, BACKOFF_LIMIT_MESSAGE = "BackoffLimitExceeded", "Job has
 DEADLINE_EXCEEDED, DEADLINE_MESSAGE = "DeadlineExceeded", "Job was active longer than specified deadline"
 JOB_SUSPENDED, JOB_RESUMED = "JobSuspended", "JobResumed"
 POD_FAILURE_POLICY = "PodFailurePolicy"
+SUCCESS_POLICY = "SuccessPolicy"
 
 
 # --- the spec, as the API server defaults it ---------------------------------------------------------
@@ -143,40 +145,6 @@ def plan_labels(job: Obj) -> dict[str, Any] | None:
 
 
 # --- indexes ------------------------------------------------------------------------------------------
-
-def parse_intervals(text: str | None, limit: int | None = None) -> set[int]:
-    """"1,3-5" -> {1, 3, 4, 5}; indexes at or above `limit` are dropped (completions shrank)."""
-    found: set[int] = set()
-    for part in (text or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            continue
-        found.update(i for i in range(first, last + 1) if limit is None or i < limit)
-    return found
-
-
-def format_intervals(indexes: Iterable[int]) -> str:
-    """{1, 3, 4, 5} -> "1,3-5" (the form of status.completedIndexes)."""
-    ordered = sorted(set(indexes))
-    parts: list[str] = []
-    start = prev = None
-    for i in ordered:
-        if start is None:
-            start = prev = i
-        elif prev is not None and i == prev + 1:
-            prev = i
-        else:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = prev = i
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
-
 
 def completion_index(pod: Pod) -> int | None:
     """The pod's index, from the annotation (or the label); None when absent or invalid."""
@@ -459,6 +427,8 @@ def plan(observed: Observed) -> Plan:
                 interim = (FAILURE_TARGET, BACKOFF_LIMIT_EXCEEDED, BACKOFF_LIMIT_MESSAGE)
             elif deadline is not None and not is_suspended and elapsed >= int(deadline):
                 interim = (FAILURE_TARGET, DEADLINE_EXCEEDED, DEADLINE_MESSAGE)
+            elif is_indexed and (matched := policy.success_policy_match(job, completed, total)) is not None:
+                interim = (SUCCESS_CRITERIA_MET, SUCCESS_POLICY, matched)
             elif (total is not None and succeeded >= total) or (total is None and succeeded > 0 and not active):
                 interim = (SUCCESS_CRITERIA_MET, COMPLETIONS_REACHED, COMPLETIONS_REACHED_MESSAGE)
             elif deadline is not None and not is_suspended:

@@ -1,4 +1,5 @@
-"""A Job's podFailurePolicy: what a failed pod means (pkg/controller/job/pod_failure_policy.go, 1.34).
+"""A Job's policies (pkg/controller/job, 1.34): podFailurePolicy, what a failed pod means
+(pod_failure_policy.go), and successPolicy, when an Indexed Job has succeeded early (success_policy.go).
 
 Rules are tried in order; the first that matches decides:
 - `onExitCodes`: a container (of `containerName`, if given; init containers too) terminated with a
@@ -14,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from operators.controllers.job.indexes import parse_intervals
 
 Obj = Mapping[str, Any]
 
@@ -78,3 +81,27 @@ def match(job: Obj, pod: Obj) -> Match:
             message = f"Pod {where} has condition {condition} matching {action} rule at index {index}"
         return Match(action, message if action == FAIL_JOB else None)
     return Match(COUNT)
+
+
+# --- successPolicy (success_policy.go) -------------------------------------------------------------
+
+def success_policy_match(job: Obj, succeeded: set[int], completions: int | None) -> str | None:
+    """matchSuccessPolicy: "Matched rules at index I" for the first rule the succeeded indexes meet, or
+    None. A rule with succeededIndexes is met when all of them succeeded, or at least succeededCount
+    of them; a rule with only succeededCount when that many indexes succeeded. Indexes at or above
+    completions are ignored; a rule whose indexes are all out of range never matches."""
+    rules_ = ((job.get("spec") or {}).get("successPolicy") or {}).get("rules") or []
+    if not rules_ or not succeeded or completions is None:
+        return None
+    for index, rule in enumerate(rules_):
+        count = rule.get("succeededCount")
+        if rule.get("succeededIndexes") is not None:
+            required = parse_intervals(str(rule["succeededIndexes"]), completions)
+            if not required:
+                continue
+            contains = len(required & succeeded)
+            if contains == len(required) or (count is not None and contains >= int(count)):
+                return f"Matched rules at index {index}"
+        elif count is not None and len(succeeded) >= int(count):
+            return f"Matched rules at index {index}"
+    return None

@@ -7,6 +7,11 @@
 //	GET /load/start?url=U -> starts sending GETs to U one after another, each on a new connection
 //	GET /load/stop        -> stops them and answers {"ok":N,"failed":N,"versions":{...},"errors":[...]}:
 //	                         how many succeeded, failed, and answered with each VERSION (a zero-downtime probe)
+//	GET /exit?code=N -> answers "exiting N", then the process exits with code N: a real container that
+//	                    ends when told (tests/podexit.py's kind driver)
+//
+// With EXIT_CODE set, the process exits with that code EXIT_AFTER (a Go duration, default 0s) after it
+// starts, without serving first: a batch workload. It logs "start <pod> index=<JOB_COMPLETION_INDEX>".
 //
 // It listens on :8080 (or $PORT) and exits cleanly on SIGTERM.
 package main
@@ -20,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +82,23 @@ func (l *load) run(url string) {
 	}
 }
 
+// exitLater ends the process with `code` after `after` (a Go duration; empty: at once).
+func exitLater(code, after string) {
+	n, err := strconv.Atoi(code)
+	if err != nil {
+		log.Fatalf("EXIT_CODE %q: %v", code, err)
+	}
+	wait := time.Duration(0)
+	if after != "" {
+		if wait, err = time.ParseDuration(after); err != nil {
+			log.Fatalf("EXIT_AFTER %q: %v", after, err)
+		}
+	}
+	time.Sleep(wait)
+	log.Printf("exit %d", n)
+	os.Exit(n)
+}
+
 func main() {
 	port := os.Getenv("PORT")
 	if port == "" {
@@ -85,7 +108,21 @@ func main() {
 	ip := os.Getenv("POD_IP")
 	client := &http.Client{Timeout: 5 * time.Second}
 
+	log.Printf("start %s index=%s", name, os.Getenv("JOB_COMPLETION_INDEX"))
+	if code := os.Getenv("EXIT_CODE"); code != "" {
+		exitLater(code, os.Getenv("EXIT_AFTER"))
+	}
+
 	mux := http.NewServeMux()
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code := r.URL.Query().Get("code")
+		if _, err := strconv.Atoi(code); err != nil {
+			http.Error(w, "code must be an integer", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "exiting %s\n", code)
+		go exitLater(code, "100ms")
+	})
 	version := os.Getenv("VERSION")
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if version != "" {
