@@ -246,3 +246,14 @@ def test_a_success_policy_ends_an_indexed_job_early(controllers: Operator, names
     ]:
         out = apply(manifest("bad", **spec), namespace, check=False)
         assert out.returncode != 0 and message in out.stderr, (spec, out.stderr)
+
+
+def test_a_job_managed_by_another_controller_is_left_alone(controllers: Operator, namespace: str) -> None:
+    apply(manifest("theirs", managedBy="example.com/batch-controller"), namespace)
+    apply(manifest("ours", managedBy="kubernetes.io/job-controller"), namespace)
+    finished(namespace, "ours", "Complete")  # the controller has been through both by now
+    theirs = job(namespace, "theirs")
+    assert "selector" not in theirs["spec"] and not theirs.get("status") and not pods_of(namespace, "theirs")
+    out = kubectl("-n", namespace, "patch", KPJOB, "theirs", "--type=merge", "-p",
+                  '{"spec":{"managedBy":"example.com/other"}}', check=False)
+    assert out.returncode != 0 and "spec.managedBy: field is immutable" in out.stderr, out.stderr

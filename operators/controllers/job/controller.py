@@ -6,6 +6,7 @@ Read side by side with pkg/controller/job/job_controller.go:
   on add, update and delete, settling the expectations as addPod/updatePod/deletePod do. A pod that
   still holds the job-tracking finalizer while its Job is gone is queued on its own
   (`orphan/<namespace>/<name>`): its finalizer is removed (syncOrphanPod), or it would never go;
+- a Job whose spec.managedBy names another controller is left alone entirely (its pods' finalizers too);
 - `sync` observes the Job and the pods it controls, calls `logic.plan` once, and carries the plan out
   in the order that makes counting exactly-once survive a crash at any instant: the generated
   selector (alone; the next sync plans with it), the status listing newly finished pods in
@@ -139,6 +140,9 @@ class JobController(Controller):
             return None
         job = self.jobs.get(key)
         if job is None:
+            return None
+        if (other := logic.managed_by_other(job)) is not None:
+            logger.debug("%s %s is managed by %s: not synced", self.resource.kind, key, other)
             return None
         if self.superseded.behind(job):
             return None  # our own write's watch event is on its way and queues the Job again

@@ -95,6 +95,16 @@ def backoff_limit(job: Obj) -> int:
     return DEFAULT_BACKOFF_LIMIT if value is None else int(value)
 
 
+JOB_CONTROLLER_NAME = "kubernetes.io/job-controller"  # batch.JobControllerName: the built-in controller's
+
+
+def managed_by_other(job: Obj) -> str | None:
+    """managedByExternalController: the controller named by spec.managedBy when it is not the Job
+    controller (kubeplane's answers to upstream's name, so ported manifests keep their meaning)."""
+    name = spec(job).get("managedBy")
+    return str(name) if name is not None and name != JOB_CONTROLLER_NAME else None
+
+
 def suspended(job: Obj) -> bool:
     return bool(spec(job).get("suspend"))
 

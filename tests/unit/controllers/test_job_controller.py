@@ -134,3 +134,15 @@ async def test_a_sync_from_a_cache_behind_its_own_write_waits_for_the_watch() ->
     await world.observe()
     await world.sync()
     assert world.job()["status"]["succeeded"] == 2
+
+
+@pytest.mark.parametrize(("managed_by", "acts"), [("example.com/other-controller", False),
+                                                  ("kubernetes.io/job-controller", True), (None, True)])
+async def test_a_job_managed_by_another_controller_is_left_alone(managed_by: str | None, acts: bool) -> None:
+    world = World(job(**({"managedBy": managed_by} if managed_by else {})))
+    await world.observe()
+    await world.sync()
+    await world.observe()
+    await world.sync()
+    assert bool(world.kube.writes()) == acts
+    assert bool(world.pods()) == acts
