@@ -257,3 +257,25 @@ def test_a_job_managed_by_another_controller_is_left_alone(controllers: Operator
     out = kubectl("-n", namespace, "patch", KPJOB, "theirs", "--type=merge", "-p",
                   '{"spec":{"managedBy":"example.com/other"}}', check=False)
     assert out.returncode != 0 and "spec.managedBy: field is immutable" in out.stderr, out.stderr
+
+
+def test_orphans_are_adopted_and_unselected_pods_released(controllers: Operator, namespace: str) -> None:
+    """As upstream's conformance test does: a pod stripped of its owner is adopted again, a pod whose
+    labels no longer match is released (owner and finalizer gone) and replaced."""
+    apply(manifest("keep", exit_code=None, completions=4, parallelism=2), namespace)
+    wait_for(lambda: len([p for p in pods_of(namespace, "keep") if p["status"].get("phase") == "Running"]) == 2,
+             what="two running pods")
+    uid = job(namespace, "keep")["metadata"]["uid"]
+    first, second = sorted(p["metadata"]["name"] for p in pods_of(namespace, "keep"))
+    kubectl("-n", namespace, "patch", "pod", first, "--type=json",
+            "-p", '[{"op":"remove","path":"/metadata/ownerReferences"}]')
+    wait_for(lambda: [r["uid"] for r in kubectl_json("-n", namespace, "get", "pod", first)["metadata"]
+                      .get("ownerReferences") or [] if r.get("controller")] == [uid], what="the orphan adopted")
+    kubectl("-n", namespace, "label", "pod", second, "batch.kubernetes.io/controller-uid-", "controller-uid-",
+            "batch.kubernetes.io/job-name-", "job-name-")
+    released = wait_for(lambda: not (p := kubectl_json("-n", namespace, "get", "pod", second))["metadata"]
+                        .get("ownerReferences") and p, what="the unselected pod released")
+    assert FINALIZER not in (released["metadata"].get("finalizers") or [])
+    wait_for(lambda: len([p for p in pods_of(namespace, "keep") if p["status"].get("phase") == "Running"]) == 2,
+             what="a replacement for the released pod")
+    assert job(namespace, "keep")["status"]["active"] == 2

@@ -72,12 +72,19 @@ def claim(owner: Obj, candidates: Iterable[Obj], selects: Callable[[Obj], bool])
 # --- patches -------------------------------------------------------------------------------------
 
 
-def adopt_patch(owner: Obj, owner_resource: Resource, obj: Obj, target: Resource) -> tuple[Any, str]:
-    """(body, content type) that makes `owner` the controller of `obj`, guarded by obj's uid."""
+def adopt_patch(owner: Obj, owner_resource: Resource, obj: Obj, target: Resource,
+                finalizers: tuple[str, ...] = ()) -> tuple[Any, str]:
+    """(body, content type) that makes `owner` the controller of `obj`, guarded by obj's uid; with
+    `finalizers` (a Job adopting a pod: its tracking finalizer) they are added in the same patch."""
     ref = owner_reference(owner, owner_resource)
     meta = obj["metadata"]
     if target.builtin:
-        return {"metadata": {"ownerReferences": [ref], "uid": meta["uid"]}}, STRATEGIC_PATCH
+        body: dict[str, Any] = {"ownerReferences": [ref], "uid": meta["uid"]}
+        if finalizers:
+            body["finalizers"] = list(finalizers)  # a merge list: added to the pod's own
+        return {"metadata": body}, STRATEGIC_PATCH
+    if finalizers:
+        raise ValueError("finalizers on adoption are only supported for built-in kinds (pods)")
     existing = list(meta.get("ownerReferences") or [])
     operations: list[dict[str, Any]] = [
         {"op": "test", "path": "/metadata/uid", "value": meta["uid"]},
@@ -88,13 +95,18 @@ def adopt_patch(owner: Obj, owner_resource: Resource, obj: Obj, target: Resource
     return operations, JSON_PATCH
 
 
-def release_patch(owner: Obj, obj: Obj, target: Resource) -> tuple[Any, str]:
-    """(body, content type) that removes `owner`'s reference from `obj`, guarded by obj's uid."""
+def release_patch(owner: Obj, obj: Obj, target: Resource, finalizers: tuple[str, ...] = ()) -> tuple[Any, str]:
+    """(body, content type) that removes `owner`'s reference from `obj`, guarded by obj's uid (and
+    `finalizers` with it, as deleteOwnerRefStrategicMergePatch does)."""
     owner_uid = owner["metadata"]["uid"]
     meta = obj["metadata"]
     if target.builtin:
-        return ({"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": meta["uid"]}},
-                STRATEGIC_PATCH)
+        body: dict[str, Any] = {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": meta["uid"]}
+        if finalizers:
+            body["$deleteFromPrimitiveList/finalizers"] = list(finalizers)
+        return {"metadata": body}, STRATEGIC_PATCH
+    if finalizers:
+        raise ValueError("finalizers on release are only supported for built-in kinds (pods)")
     refs = list(meta.get("ownerReferences") or [])
     index = next((i for i, r in enumerate(refs) if r.get("uid") == owner_uid), None)
     operations: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": meta["uid"]}]
@@ -123,8 +135,10 @@ class OwnerGone(Exception):
 class Patcher:
     """Adopts and releases objects of `target` for one owner during one sync."""
 
-    def __init__(self, kube: Kube, owner: Obj, owner_resource: Resource, target: Resource) -> None:
+    def __init__(self, kube: Kube, owner: Obj, owner_resource: Resource, target: Resource,
+                 finalizers: tuple[str, ...] = ()) -> None:
         self.kube = kube
+        self.finalizers = finalizers
         self.owner = owner
         self.owner_resource = owner_resource
         self.target = target
@@ -154,7 +168,7 @@ class Patcher:
             meta = self.owner["metadata"]
             raise OwnerGone(f"{self.owner_resource.kind} {meta.get('namespace')}/{meta['name']} "
                             f"(uid {meta['uid']}) is gone or being deleted; not adopting")
-        body, content_type = adopt_patch(self.owner, self.owner_resource, obj, self.target)
+        body, content_type = adopt_patch(self.owner, self.owner_resource, obj, self.target, self.finalizers)
         try:
             await self.kube.patch(self.target.object_path(obj), body, content_type=content_type)
         except ApiError as e:
@@ -165,7 +179,7 @@ class Patcher:
 
     async def release(self, obj: Obj) -> None:
         """Remove our reference; an object gone or replaced (404, 422) needs no release."""
-        body, content_type = release_patch(self.owner, obj, self.target)
+        body, content_type = release_patch(self.owner, obj, self.target, self.finalizers)
         try:
             await self.kube.patch(self.target.object_path(obj), body, content_type=content_type)
         except ApiError as e:

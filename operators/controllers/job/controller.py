@@ -7,14 +7,16 @@ Read side by side with pkg/controller/job/job_controller.go:
   still holds the job-tracking finalizer while its Job is gone is queued on its own
   (`orphan/<namespace>/<name>`): its finalizer is removed (syncOrphanPod), or it would never go;
 - a Job whose spec.managedBy names another controller is left alone entirely (its pods' finalizers too);
-- `sync` observes the Job and the pods it controls, calls `logic.plan` once, and carries the plan out
-  in the order that makes counting exactly-once survive a crash at any instant: the generated
-  selector (alone; the next sync plans with it), the status listing newly finished pods in
-  uncountedTerminatedPods, the finalizer removals, the creates and deletes, then the status that
-  moves the uncounted pods into the counters, and only then the Events its conditions tell of; a
-  finished Job with ttlSecondsAfterFinished is deleted once it expires (the TTL-after-finished
-  controller's work, for kubeplane Jobs). Job writes carry the resourceVersion the sync planned from
-  (409: plan again). A failed finalizer removal leaves the pod uncounted and the sync is retried:
+- `sync` claims the pods (getPodsForJob: orphans the selector matches are adopted with the
+  job-tracking finalizer in the same patch, pods no longer matched are released with it), observes
+  the Job and the pods it controls, calls `logic.plan` once, and carries the plan out in the order
+  that makes counting exactly-once survive a crash at any instant: the generated selector (alone;
+  the next sync plans with it), the status listing newly finished pods in uncountedTerminatedPods,
+  the finalizer removals, the creates and deletes, then the status that moves the uncounted pods
+  into the counters, and only then the Events its conditions tell of; a finished Job with
+  ttlSecondsAfterFinished is deleted once it expires (the TTL-after-finished controller's work, for
+  kubeplane Jobs). Job writes carry the resourceVersion the sync planned from (409: plan again). A
+  failed finalizer removal leaves the pod uncounted and the sync is retried:
   nothing is counted until its finalizer is gone.
 
 kubeplane's Job (`batch.kubeplane.dev`) only: the drop-in mode for batch/v1 is not built yet.
@@ -22,6 +24,7 @@ kubeplane's Job (`batch.kubeplane.dev`) only: the drop-in mode for batch/v1 is n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +32,7 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, Patcher, claim, resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl, error_message
 from operators.controllers.common.writes import Superseded
 from operators.controllers.job import logic
@@ -39,7 +42,7 @@ from operators.core.apis import PODS, Resource
 from operators.core.events import EventRecorder
 from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
 from operators.core.kube import JSON_PATCH, ApiError
-from operators.core.owners import controller_ref
+from operators.core.owners import controller_ref, owner_reference
 from operators.core.selectors import SelectorError, from_label_selector
 from operators.core.status import merge_diff
 from operators.core.timeutil import now
@@ -82,16 +85,51 @@ class JobController(Controller):
         """The Job a controller reference names, if it is ours and still the same."""
         return resolve_controller_ref(self.jobs.get, self.resource, namespace, ref)
 
-    def owned_pods(self, job: Obj) -> list[Obj]:
-        """The pods the Job controls and selects (finished and terminating ones too)."""
+    async def claim_pods(self, job: Obj) -> list[Obj]:
+        """getPodsForJob: the pods the Job controls and selects (finished and terminating ones too),
+        after adopting the orphans it selects (with the job-tracking finalizer, in the same patch) and
+        releasing the pods it controls that it no longer selects (and their finalizer)."""
         raw = (job.get("spec") or {}).get("selector")
         try:
             selector = from_label_selector(raw)
         except SelectorError as e:
             logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(job), e)
             return []
-        owned = self.pods.by_index(caches.CONTROLLER, job["metadata"]["uid"])
-        return [p for p in owned if selector.matches(p["metadata"].get("labels") or {})]
+        meta = job["metadata"]
+        candidates = [*self.pods.by_index(caches.CONTROLLER, meta["uid"]),
+                      *self.pods.by_index(caches.ORPHAN, meta.get("namespace") or "")]
+        found = claim(job, candidates, lambda p: selector.matches(p["metadata"].get("labels") or {}))
+        if not found.adopt and not found.release:
+            return found.owned
+        patcher = Patcher(self.kube, job, self.resource, PODS, finalizers=(logic.FINALIZER,))
+        await asyncio.gather(*(patcher.release(p) for p in found.release))
+        try:
+            adopted = await asyncio.gather(*(patcher.adopt(p) for p in found.adopt))
+        except OwnerGone as e:
+            raise RetryLater(str(e)) from e
+        # The adopted pods now hold the finalizer: count them as such in this sync.
+        ref = owner_reference(job, self.resource)
+        taken: list[Obj] = []
+        for pod, ok in zip(found.adopt, adopted, strict=True):
+            if ok:
+                finalizers = [*(pod["metadata"].get("finalizers") or []), logic.FINALIZER]
+                taken.append({**pod, "metadata": {**pod["metadata"], "ownerReferences": [ref],
+                                                  "finalizers": finalizers}})
+        return [*found.owned, *taken]
+
+    def _selecting(self, pod: Obj) -> list[Obj]:
+        labels = pod["metadata"].get("labels") or {}
+        found: list[Obj] = []
+        for job in self.jobs.by_index(caches.NAMESPACE, pod["metadata"].get("namespace") or ""):
+            raw = (job.get("spec") or {}).get("selector")
+            if raw is None:
+                continue
+            try:
+                if from_label_selector(raw).matches(labels):
+                    found.append(job)
+            except SelectorError:
+                continue
+        return found
 
     # --- handlers: enqueue only --------------------------------------------------------------------
 
@@ -113,9 +151,13 @@ class JobController(Controller):
         namespace = pod["metadata"].get("namespace") or ""
         ref = controller_ref(pod)
         if ref is None or not self.resource.is_kind_of(ref):
-            if old is not None and (ref := controller_ref(old)) is not None and self.resource.is_kind_of(ref):
-                job = self.resolve(namespace, ref)
+            if old is not None and (previous := controller_ref(old)) is not None and self.resource.is_kind_of(previous):
+                job = self.resolve(namespace, previous)
                 if job is not None:
+                    self.queue.add(object_key(job))
+            if ref is None and kind != DELETED and not podutil.is_being_deleted(pod):
+                # An orphan: every Job that selects it may adopt it (getPodJobs).
+                for job in self._selecting(pod):
                     self.queue.add(object_key(job))
             return
         job = self.resolve(namespace, ref)
@@ -147,7 +189,7 @@ class JobController(Controller):
         if self.superseded.behind(job):
             return None  # our own write's watch event is on its way and queues the Job again
         uid = job["metadata"]["uid"]
-        owned = self.owned_pods(job) if (job.get("spec") or {}).get("selector") is not None else []
+        owned = await self.claim_pods(job) if (job.get("spec") or {}).get("selector") is not None else []
         self.expectations.observe(uid, seen={p["metadata"]["name"] for p in owned},
                                   active={p["metadata"]["name"] for p in owned if podutil.is_active(p)})
         # Settle the finalizer expectations against the cache, as a second line beside the handler.

@@ -146,3 +146,27 @@ async def test_a_job_managed_by_another_controller_is_left_alone(managed_by: str
     await world.sync()
     assert bool(world.kube.writes()) == acts
     assert bool(world.pods()) == acts
+
+
+async def test_orphans_are_adopted_with_the_finalizer_and_unselected_pods_released() -> None:
+    """getPodsForJob: an orphan the selector matches is adopted with the job-tracking finalizer in the
+    same strategic merge patch (guarded by its uid); a pod the Job controls but no longer selects is
+    released, its finalizer with it."""
+    world = World(job())
+    pods = await _started(world)
+    labels = world.job()["spec"]["template"]["metadata"]["labels"]
+    world.kube.put(POD_COLLECTION, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "stray", "namespace": NS, "labels": dict(labels)}, "spec": {}, "status": {"phase": "Running"}})
+    pods[0]["metadata"]["labels"] = {"moved": "away"}
+    await world.observe()
+    await world.sync()
+    adopt = [c for c in world.kube.writes("PATCH", "/pods/stray$")]
+    assert len(adopt) == 1 and adopt[0].content_type == "application/strategic-merge-patch+json"
+    meta = adopt[0].body["metadata"]
+    assert meta["uid"] == "uid-stray" and meta["finalizers"] == [logic.FINALIZER]
+    assert meta["ownerReferences"][0]["uid"] == UID and meta["ownerReferences"][0]["controller"] is True
+    release = [c for c in world.kube.writes("PATCH", f"/pods/{pods[0]['metadata']['name']}$")
+               if "ownerReferences" in (c.body.get("metadata") or {})]
+    assert len(release) == 1
+    assert release[0].body["metadata"]["ownerReferences"] == [{"$patch": "delete", "uid": UID}]
+    assert release[0].body["metadata"]["$deleteFromPrimitiveList/finalizers"] == [logic.FINALIZER]
