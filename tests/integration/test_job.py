@@ -144,9 +144,9 @@ def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: s
     indexed = manifest("bad", completionMode="Indexed")
     out = apply(indexed, namespace, check=False)
     assert out.returncode != 0 and "when completion mode is Indexed" in out.stderr, out.stderr
-    unknown = manifest("bad", completions=2, completionMode="Indexed", backoffLimitPerIndex=1)
+    unknown = manifest("bad", completionz=2)  # a typo is refused, never silently ignored
     out = apply(unknown, namespace, check=False)
-    assert out.returncode != 0 and "backoffLimitPerIndex" in out.stderr, out.stderr
+    assert out.returncode != 0 and 'unknown field "spec.completionz"' in out.stderr, out.stderr
     on_failure = manifest("bad", podFailurePolicy={"rules": [{"action": "Ignore",
                                                               "onPodConditions": [{"type": "DisruptionTarget"}]}]})
     on_failure["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
@@ -159,7 +159,16 @@ def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: s
     index = manifest("bad", podFailurePolicy={"rules": [{"action": "FailIndex",
                                                          "onExitCodes": {"operator": "In", "values": [1]}}]})
     out = apply(index, namespace, check=False)
-    assert out.returncode != 0 and "FailIndex" in out.stderr, out.stderr
+    assert out.returncode != 0 and "requires the backoffLimitPerIndex to be set" in out.stderr, out.stderr
+    for spec, message in [
+        ({"completions": 2, "backoffLimitPerIndex": 1}, "backoffLimitPerIndex: requires indexed completion mode"),
+        ({"completions": 2, "completionMode": "Indexed", "maxFailedIndexes": 1},
+         "backoffLimitPerIndex: Required value: when maxFailedIndexes is specified"),
+        ({"completions": 2, "completionMode": "Indexed", "backoffLimitPerIndex": 1, "maxFailedIndexes": 3},
+         "maxFailedIndexes: must be less than or equal to completions"),
+    ]:
+        out = apply(manifest("bad", **spec), namespace, check=False)
+        assert out.returncode != 0 and message in out.stderr, (spec, out.stderr)
 
 
 def test_killed_while_pods_finish_counts_each_pod_exactly_once(controllers: Operator, namespace: str) -> None:
@@ -279,3 +288,37 @@ def test_orphans_are_adopted_and_unselected_pods_released(controllers: Operator,
     wait_for(lambda: len([p for p in pods_of(namespace, "keep") if p["status"].get("phase") == "Running"]) == 2,
              what="a replacement for the released pod")
     assert job(namespace, "keep")["status"]["active"] == 2
+
+
+def test_a_failing_index_is_retried_then_fails_alone(controllers: Operator, namespace: str) -> None:
+    """backoffLimitPerIndex 1: index 1 fails twice (its replacement carries the failure count and waits
+    out the index's 10 s backoff), the other indexes complete, and the Job fails with FailedIndexes."""
+    apply(manifest("per", exit_code=None, completions=3, parallelism=3, completionMode="Indexed",
+                   backoffLimitPerIndex=1), namespace)
+
+    def index_of(p: Any) -> str:
+        return str(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"])
+
+    ended: set[str] = set()
+
+    def drive() -> Any:
+        for p in pods_of(namespace, "per"):
+            name = p["metadata"]["name"]
+            if p["status"].get("phase") == "Running" and name not in ended:
+                end_pod(kubectl, namespace, name, 1 if index_of(p) == "1" else 0)
+                ended.add(name)
+        j = job(namespace, "per")
+        return any(c[0] == "Failed" and c[1] == "True" for c in conditions(j)) and j
+
+    failed = wait_for(drive, timeout=120, what="the Job failed")
+    assert conditions(failed)[-1] == ("Failed", "True", "FailedIndexes")
+    status = failed["status"]
+    assert (status["failedIndexes"], status["completedIndexes"], status["failed"]) == ("1", "0,2", 2)
+    ones = sorted((p for p in pods_of(namespace, "per") if index_of(p) == "1"),
+                  key=lambda p: p["metadata"]["creationTimestamp"])
+    assert [p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"] for p in ones] == ["0", "1"]
+    first_end = ones[0]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    gap = (datetime.fromisoformat(ones[1]["metadata"]["creationTimestamp"])
+           - datetime.fromisoformat(first_end)).total_seconds()
+    assert gap >= 9, f"the retry came {gap}s after the failure; the index's first backoff is 10s"
+    assert all(FINALIZER not in (p["metadata"].get("finalizers") or []) for p in pods_of(namespace, "per"))

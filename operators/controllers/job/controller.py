@@ -219,7 +219,9 @@ class JobController(Controller):
         if plan.delete:
             manage_error = (await self.pod_control.delete_many(job, plan.delete)).error
         if plan.create:
-            bodies = [logic.pod_from_template(job, self.resource, index) for index in plan.create]
+            bodies = [logic.pod_from_template(job, self.resource, index,
+                                              plan.replacing.get(index) if index is not None else None)
+                      for index in plan.create]
             manage_error = (await self.pod_control.create_each(job, bodies)).error or manage_error
         if failures:
             # Step three waits: the pods whose finalizer stayed are counted by a later sync.

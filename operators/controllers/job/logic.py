@@ -18,10 +18,17 @@ Mirrors pkg/controller/job (job_controller.go, indexed_job_utils.go, backoff_uti
   then Complete, CompletionsReached) when succeeded reaches completions (NonIndexed), every index
   has succeeded (Indexed), or, without completions, a pod has succeeded and none is active;
   the final condition comes only once nothing is uncounted and no pod is terminating;
+- with backoffLimitPerIndex (Indexed) each index is retried on its own: its pods carry the index's
+  failure count, a failed pod keeps its finalizer until its replacement exists, an index past its
+  limit (or matching a FailIndex rule) goes into status.failedIndexes and is not retried; the Job
+  fails when more than maxFailedIndexes indexes failed (MaxFailedIndexesExceeded), or once every
+  index is done with some failed (FailedIndexes); an Indexed Job with a successPolicy succeeds when a
+  rule is met (SuccessPolicy);
 - otherwise it keeps min(parallelism, completions - succeeded) pods active (Indexed: the lowest
-  indexes neither succeeded nor active), at most 500 creates or deletes per sync, and waits out the
-  pod-failure backoff (10 s doubling per failure since the last success, capped at 10 minutes)
-  before it creates again; a suspended Job deletes its active pods.
+  indexes neither succeeded, failed nor active), at most 500 creates or deletes per sync, and waits
+  out the pod-failure backoff (10 s doubling per failure since the last success, capped at 10
+  minutes; per index with backoffLimitPerIndex) before it creates again; a suspended Job deletes its
+  active pods.
 
 `plan(observed)` returns a `Plan`; the controller carries it out and writes `Plan.status(...)`.
 """
@@ -52,6 +59,9 @@ LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME = "controller-uid", "job-name"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 DEFAULT_BACKOFF_LIMIT = 6
+MAX_INT32 = 2**31 - 1  # backoffLimit's default with backoffLimitPerIndex
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
 BACKOFF_BASE = 10.0  # DefaultJobPodFailureBackOff
 BACKOFF_MAX = 600.0  # MaxJobPodFailureBackOff
 
@@ -64,6 +74,9 @@ DEADLINE_EXCEEDED, DEADLINE_MESSAGE = "DeadlineExceeded", "Job was active longer
 JOB_SUSPENDED, JOB_RESUMED = "JobSuspended", "JobResumed"
 POD_FAILURE_POLICY = "PodFailurePolicy"
 SUCCESS_POLICY = "SuccessPolicy"
+MAX_FAILED_INDEXES_EXCEEDED = "MaxFailedIndexesExceeded"
+MAX_FAILED_INDEXES_MESSAGE = "Job has exceeded the specified maximal number of failed indexes"
+FAILED_INDEXES, FAILED_INDEXES_MESSAGE = "FailedIndexes", "Job has failed indexes"
 
 
 # --- the spec, as the API server defaults it ---------------------------------------------------------
@@ -91,8 +104,18 @@ def indexed(job: Obj) -> bool:
 
 
 def backoff_limit(job: Obj) -> int:
+    """spec.backoffLimit: 6 by default, or no limit (MaxInt32) when backoffLimitPerIndex is set
+    (SetDefaults_Job)."""
     value = spec(job).get("backoffLimit")
-    return DEFAULT_BACKOFF_LIMIT if value is None else int(value)
+    if value is None:
+        return MAX_INT32 if backoff_limit_per_index(job) is not None else DEFAULT_BACKOFF_LIMIT
+    return int(value)
+
+
+def backoff_limit_per_index(job: Obj) -> int | None:
+    """spec.backoffLimitPerIndex, for an Indexed Job (hasBackoffLimitPerIndex)."""
+    value = spec(job).get("backoffLimitPerIndex")
+    return None if value is None or not indexed(job) else int(value)
 
 
 JOB_CONTROLLER_NAME = "kubernetes.io/job-controller"  # batch.JobControllerName: the built-in controller's
@@ -247,9 +270,95 @@ def backoff_remaining(pods_seen: Sequence[Pod], now: datetime, job: Obj) -> floa
     return max(remaining, 0.0)
 
 
-def pod_from_template(job: Obj, resource: Resource, index: int | None) -> dict[str, Any]:
+# --- backoffLimitPerIndex (indexed_job_utils.go, backoff_utils.go) ------------------------------------
+
+def _count(pod: Pod, key: str) -> int:
+    raw = ((pod["metadata"].get("annotations") or {}).get(key))
+    try:
+        value = int(str(raw))
+    except ValueError:
+        return 0
+    return value if 0 <= value <= MAX_INT32 else 0
+
+
+def index_failure_count(pod: Pod) -> int:
+    """The failures its index had before this pod (the job-index-failure-count annotation)."""
+    return _count(pod, INDEX_FAILURE_COUNT)
+
+
+def absolute_failure_count(pod: Pod) -> int:
+    """getIndexAbsoluteFailureCount: counted and ignored failures of its index before this pod."""
+    return _count(pod, INDEX_FAILURE_COUNT) + _count(pod, INDEX_IGNORED_FAILURE_COUNT)
+
+
+def is_index_failed(job: Obj, pod: Pod) -> bool:
+    """isIndexFailed: the pod failed and either matched a FailIndex rule, or its failure counts and
+    its index had already failed backoffLimitPerIndex times."""
+    if not is_failed(pod, job):
+        return False
+    action = policy.match(job, pod).action
+    if action == policy.FAIL_INDEX:
+        return True
+    limit = spec(job).get("backoffLimitPerIndex")
+    return action != policy.IGNORE and limit is not None and index_failure_count(pod) >= int(limit)
+
+
+def new_index_failure_counts(job: Obj, replaced: Pod | None) -> tuple[int, int]:
+    """getNewIndexFailureCounts: the counts a replacement for `replaced` carries (0, 0 for a first pod)."""
+    if replaced is None:
+        return 0, 0
+    counted, ignored = _count(replaced, INDEX_FAILURE_COUNT), _count(replaced, INDEX_IGNORED_FAILURE_COUNT)
+    if policy.match(job, replaced).action == policy.IGNORE:
+        return counted, ignored + 1
+    return counted + 1, ignored
+
+
+def remaining_for_index(last_failed: Pod | None, now: datetime, base: float = BACKOFF_BASE,
+                        cap: float = BACKOFF_MAX) -> float:
+    """getRemainingTimePerIndex: the index's backoff (10 s doubling per failure of the index, counted
+    and ignored, capped at 10 minutes) left after its last failed pod finished (0: create now)."""
+    if last_failed is None:
+        return 0.0
+    failures = absolute_failure_count(last_failed) + 1
+    finished = finish_time(last_failed)
+    if finished is None:
+        return 0.0
+    delay = base
+    for _ in range(1, failures):
+        delay *= 2
+        if delay >= cap:
+            delay = cap
+            break
+    return max((finished + timedelta(seconds=delay) - now).total_seconds(), 0.0)
+
+
+def delayed_per_index(job: Obj, pods_: Sequence[Pod], done: set[int], failed: set[int], active: set[int],
+                      total: int) -> dict[int, Pod]:
+    """getPodsWithDelayedDeletionPerIndex: per pending index, its newest failed pod (the highest failure
+    count, then the latest finish), whose finalizer stays until a replacement carries its count on."""
+    found: dict[int, Pod] = {}
+    for pod in pods_:
+        if not is_failed(pod, job):
+            continue
+        index = completion_index(pod)
+        if index is None or index >= total or index in done or index in failed or index in active:
+            continue
+        last = found.get(index)
+        if last is None:
+            found[index] = pod
+            continue
+        finished, last_finished = finish_time(pod), finish_time(last)
+        later = finished is None or last_finished is None or finished >= last_finished
+        if absolute_failure_count(last) <= absolute_failure_count(pod) and later:
+            found[index] = pod
+    return found
+
+
+def pod_from_template(job: Obj, resource: Resource, index: int | None, replacing: Pod | None = None,
+                      ) -> dict[str, Any]:
     """The pod a Job makes: the template with the tracking finalizer and the Job as controller; for an
-    Indexed Job the index as annotation, label, hostname and JOB_COMPLETION_INDEX."""
+    Indexed Job the index as annotation, label, hostname and JOB_COMPLETION_INDEX; with
+    backoffLimitPerIndex the index's failure counts, carried on from the pod it replaces."""
     template = spec(job).get("template") or {}
     meta = template.get("metadata") or {}
     name = job["metadata"]["name"]
@@ -268,6 +377,11 @@ def pod_from_template(job: Obj, resource: Resource, index: int | None) -> dict[s
             for container in body_spec.get(key) or []:
                 container["env"] = [e for e in container.get("env") or [] if e.get("name") != COMPLETION_INDEX_ENV]
                 container["env"].append(env)
+    if index is not None and backoff_limit_per_index(job) is not None:
+        counted, ignored = new_index_failure_counts(job, replacing)
+        annotations[INDEX_FAILURE_COUNT] = str(counted)
+        if ignored > 0:
+            annotations[INDEX_IGNORED_FAILURE_COUNT] = str(ignored)
     metadata: dict[str, Any] = {
         "generateName": generate,
         "namespace": job["metadata"]["namespace"],
@@ -307,6 +421,7 @@ class Plan:
     record: dict[str, Any] | None = None  # step one: the status listing newly finished pods as uncounted
     finalize: tuple[Pod, ...] = ()  # step two: the uncounted pods that still hold the finalizer
     create: tuple[int | None, ...] = ()  # one entry per pod to create: its index (None: NonIndexed)
+    replacing: Mapping[int, Pod] = field(default_factory=dict)  # per index: the failed pod a create replaces
     delete: tuple[Pod, ...] = ()
     status: dict[str, Any] = field(default_factory=dict)  # step three: counted, and everything else
     events: tuple[Event, ...] = ()
@@ -375,15 +490,38 @@ def plan(observed: Observed) -> Plan:
             if uid not in known_f and policy.match(job, pod).action != policy.IGNORE:
                 new_f.add(uid)
             finishing.append(pod)
+    # backoffLimitPerIndex: the indexes that failed for good (kept in status.failedIndexes, written
+    # with the uncounted record, before any finalizer goes), and per pending index the failed pod whose
+    # finalizer waits for its replacement (it carries the index's failure count on).
+    per_index = backoff_limit_per_index(job) if is_indexed else None
+    failed_indexes: set[int] = set()
+    delayed: dict[int, Pod] = {}
+    if per_index is not None and total is not None:
+        failed_indexes = parse_intervals(old.get("failedIndexes"), total)
+        valid = [p for p in observed.pods if has_finalizer(p) and p["metadata"]["uid"] not in observed.removing
+                 and p["metadata"]["uid"] not in known_s | known_f]
+        failed_indexes |= {i for p in valid if (i := completion_index(p)) is not None and i < total
+                           and is_index_failed(job, p)}
+        active_indexes = {i for p in observed.pods if pods.is_active(p) and (i := completion_index(p)) is not None}
+        if not finished:
+            delayed = delayed_per_index(job, valid, completed, failed_indexes, active_indexes, total)
+        waiting = {p["metadata"]["uid"] for p in delayed.values()}
+        finishing = [p for p in finishing if p["metadata"]["uid"] not in waiting]
+        new_f -= waiting
+    old_failed_indexes = old.get("failedIndexes")
+
     def tally() -> tuple[dict[str, Any] | None, tuple[Pod, ...], int, int]:
         uncounted_s, uncounted_f = known_s | new_s, known_f | new_f
         record = None
-        if new_s or new_f or completed != old_completed:
+        indexes_failed = format_intervals(failed_indexes) if per_index is not None else None
+        if new_s or new_f or completed != old_completed or indexes_failed != old_failed_indexes:
             record = {**old, "uncountedTerminatedPods": {"succeeded": sorted(uncounted_s),
                                                          "failed": sorted(uncounted_f)}}
             if is_indexed:
                 record["completedIndexes"] = format_intervals(completed)
                 record["succeeded"] = len(completed)
+            if indexes_failed is not None:
+                record["failedIndexes"] = indexes_failed
         finalize = tuple(sorted(finishing, key=lambda p: str(p["metadata"]["name"])))
         succeeded = len(completed) if is_indexed else int(old.get("succeeded") or 0) + len(uncounted_s)
         failed = int(old.get("failed") or 0) + len(uncounted_f)
@@ -437,6 +575,12 @@ def plan(observed: Observed) -> Plan:
                 interim = (FAILURE_TARGET, BACKOFF_LIMIT_EXCEEDED, BACKOFF_LIMIT_MESSAGE)
             elif deadline is not None and not is_suspended and elapsed >= int(deadline):
                 interim = (FAILURE_TARGET, DEADLINE_EXCEEDED, DEADLINE_MESSAGE)
+            elif per_index is not None and (most := spec(job).get("maxFailedIndexes")) is not None \
+                    and len(failed_indexes) > int(most):
+                interim = (FAILURE_TARGET, MAX_FAILED_INDEXES_EXCEEDED, MAX_FAILED_INDEXES_MESSAGE)
+            elif per_index is not None and total is not None and failed_indexes \
+                    and len(failed_indexes) + len(completed) >= total:
+                interim = (FAILURE_TARGET, FAILED_INDEXES, FAILED_INDEXES_MESSAGE)
             elif is_indexed and (matched := policy.success_policy_match(job, completed, total)) is not None:
                 interim = (SUCCESS_CRITERIA_MET, SUCCESS_POLICY, matched)
             elif (total is not None and succeeded >= total) or (total is None and succeeded > 0 and not active):
@@ -485,7 +629,8 @@ def plan(observed: Observed) -> Plan:
                 # Newest and least ready first (controller.ActivePodsWithRanks).
                 delete = pods.rank_for_deletion(active, [], now)[:min(len(active) - want, BURST)]
             elif len(active) < want:
-                wait = backoff_remaining(observed.pods, now, job)
+                # With backoffLimitPerIndex each index waits out its own backoff, not the Job's.
+                wait = backoff_remaining(observed.pods, now, job) if per_index is None else 0.0
                 if wait > 0:
                     requeue = wait if requeue is None else min(requeue, wait)
                 else:
@@ -493,7 +638,19 @@ def plan(observed: Observed) -> Plan:
                     missing = min(max(missing, 0), BURST)
                     if is_indexed and total is not None:
                         busy = {i for p in active if (i := completion_index(p)) is not None}
-                        create = list(first_pending_indexes(completed, busy, missing, total))
+                        if only_replace_failed(job):
+                            busy |= {i for p in observed.pods if pods.is_terminating(p)
+                                     and (i := completion_index(p)) is not None}
+                        pending = first_pending_indexes(completed | failed_indexes, busy, missing, total)
+                        if per_index is not None and pending:
+                            # getPodCreationInfoForIndependentIndexes: the indexes out of backoff now,
+                            # or (none) a requeue for the soonest.
+                            left = {i: remaining_for_index(delayed.get(i), now) for i in pending}
+                            pending = [i for i in pending if left[i] <= 0]
+                            if not pending:
+                                soonest = min(left.values())
+                                requeue = soonest if requeue is None else min(requeue, soonest)
+                        create = list(pending)
                     else:
                         create = [None] * missing
 
@@ -512,7 +669,10 @@ def plan(observed: Observed) -> Plan:
         status["completionTime"] = completion_time
     if is_indexed:
         status["completedIndexes"] = format_intervals(completed)
+    if per_index is not None:
+        status["failedIndexes"] = format_intervals(failed_indexes)
     if current:
         status["conditions"] = current
+    replacing = {i: delayed[i] for i in create if i is not None and i in delayed}
     return Plan(observed, record=record, finalize=finalize, create=tuple(create), delete=tuple(delete),
-                status=status, events=tuple(events), requeue=requeue)
+                status=status, events=tuple(events), requeue=requeue, replacing=replacing)

@@ -5,7 +5,8 @@ Rules are tried in order; the first that matches decides:
 - `onExitCodes`: a container (of `containerName`, if given; init containers too) terminated with a
   non-zero exit code that is In / NotIn the values (exit code 0 never matches);
 - `onPodConditions`: the pod has a condition of that type with that status (default "True").
-Actions: FailJob (the Job fails, reason PodFailurePolicy, the failure counted), Ignore (not counted:
+Actions: FailJob (the Job fails, reason PodFailurePolicy, the failure counted), FailIndex (the pod's
+index fails at once, with backoffLimitPerIndex; counted), Ignore (not counted:
 neither towards backoffLimit nor in status.failed), Count (counted, as without a policy). No match
 counts the failure.
 """
@@ -20,7 +21,7 @@ from operators.controllers.job.indexes import parse_intervals
 
 Obj = Mapping[str, Any]
 
-FAIL_JOB, IGNORE, COUNT = "FailJob", "Ignore", "Count"
+FAIL_JOB, FAIL_INDEX, IGNORE, COUNT = "FailJob", "FailIndex", "Ignore", "Count"
 
 
 @dataclass(frozen=True)
