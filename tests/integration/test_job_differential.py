@@ -48,6 +48,7 @@ def facts(s: Side) -> dict[str, Any]:
     return {
         "counts": {k: int(status.get(k) or 0) for k in ("succeeded", "failed", "active", "terminating")},
         "completedIndexes": status.get("completedIndexes") or "",
+        "failedIndexes": status.get("failedIndexes"),
         "conditions": s.conditions("work"),
         # SuccessfulCreate can be aggregated differently; what was created is counted from the watch.
         "events": dict(sorted((r, n) for r, n in reasons.items() if r not in ("SuccessfulCreate",
@@ -131,3 +132,32 @@ def test_pod_failure_policy_fail_job_on_exit_code_42(controllers: Operator) -> N
         s.record("failed", **facts(s))
 
     differential.assert_same(differential.run(scenario, FLAVOURS))
+
+
+def test_one_index_failing_under_backoff_limit_per_index(controllers: Operator) -> None:
+    """Index 1 always exits 1, the others 0; backoffLimitPerIndex 1: index 1 is retried once (after its
+    own backoff, its count carried on by annotation), then fails alone; the Job fails with FailedIndexes."""
+    def scenario(s: Side) -> None:
+        s.apply_workload(manifest(exit_code=None, completions=3, parallelism=3, completionMode="Indexed",
+                                  backoffLimitPerIndex=1))
+        ended: set[str] = set()
+
+        def drive() -> Any:
+            for name, pod in s.active_pods().items():
+                if pod["status"].get("phase") == "Running" and name not in ended:
+                    index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+                    s.kubectl("annotate", "pod", name, f"{EXIT_CODE}={1 if index == '1' else 0}")
+                    ended.add(name)
+            status = s.status("work")
+            return any(c.get("type") == "Failed" and c.get("status") == "True"
+                       for c in status.get("conditions") or [])
+
+        s.wait(drive, "the Job failed", timeout=150)
+        finished(s)
+        counts = sorted((p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"],
+                         p["metadata"]["annotations"].get("batch.kubernetes.io/job-index-failure-count"))
+                        for p in s.pods.ever_added.values())
+        s.record("failed", **facts(s), index_failure_counts=counts)
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))
+
