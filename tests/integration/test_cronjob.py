@@ -1,8 +1,10 @@
 """kubeplane's CronJob (batch.kubeplane.dev) on the embedded cluster.
 
-A run is made due without waiting for the clock: the CronJob is created suspended, its
-status.lastScheduleTime is set a few minutes back (the status subresource), and it is resumed; the
-controller then finds the newest scheduled time not later than now, as after any outage. Its Jobs are
+A run is made due without waiting for the clock: the CronJob (monthly, "0 0 1 * *") is created
+suspended, its status.lastScheduleTime is set three months back (the status subresource), and it is
+resumed; the controller then finds the newest scheduled time not later than now, the 1st of this
+month, as after any outage. The next one is a month away, so no second run can come while a test
+runs, however slow the machine. Its Jobs are
 kubeplane Jobs whose pods end when told (tests/podexit.py)."""
 
 from __future__ import annotations
@@ -22,7 +24,18 @@ KPCJ, KPJOB = "cronjobs.batch.kubeplane.dev", "jobs.batch.kubeplane.dev"
 SCHEDULED = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
 
-def manifest(name: str, schedule: str = "* * * * *", *, exit_code: int | None = 0, **spec: Any) -> dict[str, Any]:
+MONTHLY = "0 0 1 * *"
+
+
+def month_start(months_back: int = 0) -> datetime:
+    now = datetime.now(UTC)
+    year, month = now.year, now.month - months_back
+    while month < 1:
+        year, month = year - 1, month + 12
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def manifest(name: str, schedule: str = MONTHLY, *, exit_code: int | None = 0, **spec: Any) -> dict[str, Any]:
     annotations = {} if exit_code is None else {EXIT_CODE: str(exit_code), EXIT_AFTER: "1s"}
     return {"apiVersion": "batch.kubeplane.dev/v1alpha1", "kind": "CronJob", "metadata": {"name": name},
             "spec": {"schedule": schedule, "suspend": True,
@@ -64,9 +77,9 @@ def stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_due(namespace: str, name: str, minutes_back: int = 3) -> datetime:
-    """Set lastScheduleTime `minutes_back` whole minutes back, then resume: runs are due at once."""
-    last = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes_back)
+def make_due(namespace: str, name: str, months_back: int = 3) -> datetime:
+    """Set lastScheduleTime to the 1st of the month `months_back` ago, then resume: a run is due at once."""
+    last = month_start(months_back)
     kubectl("-n", namespace, "patch", KPCJ, name, "--subresource=status", "--type=merge",
             "-p", f'{{"status":{{"lastScheduleTime":"{stamp(last)}"}}}}')
     kubectl("-n", namespace, "patch", KPCJ, name, "--type=merge", "-p", '{"spec":{"suspend":false}}')
@@ -85,7 +98,7 @@ def test_a_due_run_starts_once_completes_and_is_recorded(controllers: Operator, 
                         timeout=90, what="a run completed")
     status = done["status"]
     scheduled = datetime.fromisoformat(status["lastScheduleTime"])
-    assert scheduled > last + timedelta(minutes=1)
+    assert scheduled == month_start() and last < scheduled
     created = [o for kind, o in jobs.events if kind == "ADDED"]
     assert [o["metadata"]["name"] for o in created] == [f"tick-{int(scheduled.timestamp()) // 60}"]
     job = created[0]
@@ -95,9 +108,11 @@ def test_a_due_run_starts_once_completes_and_is_recorded(controllers: Operator, 
         ("CronJob", "tick", done["metadata"]["uid"], True)
     assert job["metadata"]["labels"]["run"] == "tick"
     # The runs between the last one and this one did not happen: visible in status.
-    assert status["lastMissedTime"] == stamp(scheduled - timedelta(minutes=1))
+    assert status["lastMissedTime"] == stamp(month_start(1))
     assert condition(done, "MissedSchedule") == ("True", "SkippedSchedules")
-    assert datetime.fromisoformat(status["nextScheduleTime"]) == scheduled + timedelta(minutes=1)
+    upcoming = datetime.fromisoformat(status["nextScheduleTime"])
+    assert upcoming > datetime.now(UTC) and upcoming.day == 1 and upcoming.hour == 0 and upcoming - scheduled \
+        <= timedelta(days=31)
     wait_for(lambda: not cronjob(namespace, "tick")["status"].get("active"), what="the finished run leaves active")
     wait_for(lambda: {"SuccessfulCreate", "SawCompletedJob"} <= set(reasons(namespace, "tick")), what="events")
     assert reasons(namespace, "tick").count("SuccessfulCreate") == 1
