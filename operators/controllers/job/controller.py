@@ -19,8 +19,7 @@ Read side by side with pkg/controller/job/job_controller.go:
   failed finalizer removal leaves the pod uncounted and the sync is retried:
   nothing is counted until its finalizer is gone.
 
-kubeplane's Job (`batch.kubeplane.dev`); in drop-in mode also batch/v1's (kube-controller-manager's
-job-controller off), with the same code: batch/v1's status has every field this controller writes.
+kubeplane's Job (`batch.kubeplane.dev`) only: the drop-in mode for batch/v1 is not built yet.
 """
 
 from __future__ import annotations
@@ -60,9 +59,8 @@ ORPHAN = "orphan/"
 class JobController(Controller):
     workers = WORKERS
 
-    def __init__(self, manager: ControllerManager, resource: Resource, name: str, *, ttl: bool = True) -> None:
+    def __init__(self, manager: ControllerManager, resource: Resource, name: str) -> None:
         super().__init__(name)
-        self.ttl = ttl  # kubeplane Jobs: this controller expires them; batch/v1 ones: kube-controller-manager's
         self.kube = manager.kube
         self.resource = resource
         self.jobs = manager.informers.informer(resource)
@@ -235,7 +233,7 @@ class JobController(Controller):
             (self.events.normal if event.type == "Normal" else self.events.warning)(job, event.reason, event.message)
         if manage_error is not None:
             raise RetryLater(manage_error)
-        expires = logic.ttl_remaining(job, now()) if self.ttl else None
+        expires = logic.ttl_remaining(job, now())
         if expires is not None and not plan.finalize and plan.record is None:
             if expires > 0:
                 return expires if plan.requeue is None else min(plan.requeue, expires)
@@ -317,6 +315,6 @@ class JobController(Controller):
 
 
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> JobController:
-    """kubeplane's Job; in drop-in mode batch/v1's too (the API server has set its selector and labels;
-    its TTL stays with kube-controller-manager's ttl-after-finished-controller, which keeps running)."""
-    return JobController(manager, resource, name, ttl=not builtin)
+    if builtin:
+        raise ValueError("the Job controller has no drop-in mode yet")
+    return JobController(manager, resource, name)
