@@ -139,11 +139,12 @@ class CronJobController(Controller):
         requeue = plan.requeue
         if plan.run is not None:
             failed = None
-            for ref in plan.replace:
+            for i, ref in enumerate(plan.replace):
                 failed = await self._delete(cronjob, ref)
                 if failed is not None:
-                    # The Job stays listed; no run until it is gone.
-                    status = {**status, "active": [*(status.get("active") or []), dict(ref)]}
+                    # This Job and the ones not tried yet stay listed; no run until they are gone.
+                    kept = [dict(r) for r in plan.replace[i:]]
+                    status = {**status, "active": [*(status.get("active") or []), *kept]}
                     retry = f"could not replace job {ref.get('namespace')}/{ref.get('name')}: {failed}"
                     break
             if failed is None:

@@ -675,3 +675,23 @@ async def test_sync_cronjob(name: str) -> None:
             owner = call.body["metadata"]["ownerReferences"][0]
             assert (owner["apiVersion"], owner["kind"], owner["name"], owner["uid"], owner["controller"]) == \
                 (CRONJOBS.api_version, "CronJob", "mycronjob", "1a2b3c", True)
+
+
+async def test_a_failed_replace_keeps_that_job_and_the_untried_ones_listed() -> None:
+    """Replace with three active Jobs, the second delete failing: the first leaves the list, the second and
+    third stay, no run starts, and the sync is retried."""
+    cj = cronjob(Case(concurrency_policy="Replace", schedule=ON_THE_HOUR, deadline=None))
+    cj["status"] = {"lastScheduleTime": format_time(just_after_the_prior_hour()),
+                    "active": [{"name": f"old-{i}", "namespace": NS, "uid": f"u{i}"} for i in range(3)]}
+    world = ControllerWorld("cronjob", [(CJ_COLLECTION, cj)], f"{NS}/mycronjob")
+    for i in range(3):
+        world.kube.put(JOB_COLLECTION, {"metadata": {"name": f"old-{i}", "namespace": NS, "uid": f"u{i}"},
+                                        "status": {}})
+    await world.observe()
+    world.controller.clock = just_after_the_hour
+    world.kube.fail("DELETE", "/jobs/old-1$", ApiError(500, {"reason": "InternalError", "message": "boom"}))
+    with pytest.raises(Exception, match="could not replace job"):
+        await world.sync()
+    stored = world.kube.objects[CRONJOBS.path(NS, "mycronjob")]["status"]
+    assert [r["name"] for r in stored["active"]] == ["old-1", "old-2"]
+    assert not [c for c in world.kube.calls if c.method == "POST" and c.path == JOB_COLLECTION]
