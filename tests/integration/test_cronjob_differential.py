@@ -1,26 +1,30 @@
 """Differential: the same CronJobs as batch/v1 (kube-controller-manager's cronjob and job controllers)
-and as kubeplane, side by side in two namespaces of the same cluster, at the same time (the scenario
-waits for the next minute once for both), compared.
+and as kubeplane, in two namespaces of the same cluster, compared.
 
-Scenario: two CronJobs whose runs never end on their own ("* * * * *"), Forbid and Replace, are made
-due at once (created suspended, lastScheduleTime set three minutes back, resumed); then the next minute
-comes while their runs are active; then Forbid's run is ended. Compared at each step: the Jobs each
-CronJob ever made (name shapes, counted from a watch) and has now, status.active, lastScheduleTime and
-lastSuccessfulTime being set, and the Events' reasons. Never uids, timestamps or the minute numbers in
-Job names (the two sides may straddle a minute boundary).
+Forbid and Replace (both flavours at the same time: the scenario waits for the next minute once for
+both): two CronJobs whose runs never end on their own ("* * * * *") are made due at once (created
+suspended, lastScheduleTime set three minutes back, resumed); then the next minute comes while their
+runs are active; then Forbid's run is ended. Compared at each step: the Jobs each CronJob ever made
+(name shapes, counted from a watch) and has now, status.active, lastScheduleTime and lastSuccessfulTime
+being set, and the Events' reasons. Never uids, timestamps or the minute numbers in Job names (the two
+sides may straddle a minute boundary).
+
+History limits: the same five finished Jobs handed to a suspended CronJob; which survive, and the
+deletions' Events.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.integration import differential
-from tests.integration.conftest import ENV, Operator, kubectl
+from tests.integration.conftest import ENV, Operator, kubectl, kubectl_json
 from tests.integration.differential import Flavour, Side
-from tests.podexit import end_pod
+from tests.podexit import EXIT_AFTER, EXIT_CODE, end_pod
 from tests.watch import Watch
 
 UPSTREAM = Flavour("upstream", "batch/v1", "cronjobs.batch")
@@ -116,3 +120,44 @@ def test_forbid_and_replace_across_a_minute(controllers: Operator) -> None:
     if second >= 40:
         time.sleep(61 - second)
     differential.assert_same(differential.run_together(scenario, FLAVOURS))
+
+
+def test_history_limits(controllers: Operator) -> None:
+    """Five finished Jobs (three Complete, two Failed) are handed to a suspended CronJob with history
+    limits 1 and 1: the same ones survive on both sides, and the same deletions are told of."""
+    def scenario(s: Side) -> None:
+        resource, api_version = JOB_RESOURCE[s.flavour.name]
+        cronjob = {**manifest("hist", "Allow"), "spec": {**manifest("hist", "Allow")["spec"],
+                                                         "successfulJobsHistoryLimit": 1,
+                                                         "failedJobsHistoryLimit": 1}}
+        s.apply_workload(cronjob)
+        uid = s.get("hist")["metadata"]["uid"]
+        template = manifest("hist", "Allow")["spec"]["jobTemplate"]["spec"]["template"]
+        names = [("hist-a", 0), ("hist-b", 0), ("hist-c", 0), ("hist-x", 1), ("hist-y", 1)]
+        for name, code in names:
+            pod = {**template, "metadata": {"annotations": {EXIT_CODE: str(code), EXIT_AFTER: "0s"}}}
+            s.apply({"apiVersion": api_version, "kind": "Job", "metadata": {"name": name, "labels": {"run": "hist"}},
+                     "spec": {"backoffLimit": 0, "template": pod}})
+
+        def finished() -> bool:
+            jobs = kubectl_json("get", resource, "-n", s.namespace, "-l", "run=hist")["items"]
+            return len(jobs) == 5 and all(any(c["status"] == "True" and c["type"] in ("Complete", "Failed")
+                                              for c in (j.get("status") or {}).get("conditions") or [])
+                                          for j in jobs)
+
+        s.wait(finished, "five finished Jobs", timeout=120)
+        owner = {"apiVersion": s.flavour.api_version, "kind": "CronJob", "name": "hist", "uid": uid,
+                 "controller": True}
+        for name, _ in names:
+            s.kubectl("patch", resource, name, "--type=merge", "-p",
+                      json.dumps({"metadata": {"ownerReferences": [owner]}}))
+
+        def left() -> list[str]:
+            return sorted(j["metadata"]["name"] for j in
+                          kubectl_json("get", resource, "-n", s.namespace, "-l", "run=hist")["items"])
+
+        s.wait(lambda: len(left()) == 2, "the history trimmed", timeout=60)
+        s.wait(lambda: len(s.event_messages("hist", "SuccessfulDelete")) == 3, "three deletions told of")
+        s.record("trimmed", left=left(), deleted=sorted(s.event_messages("hist", "SuccessfulDelete")))
+
+    differential.assert_same(differential.run(scenario, FLAVOURS))
