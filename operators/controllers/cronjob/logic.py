@@ -435,8 +435,11 @@ def plan(observed: Observed) -> Plan:
         events.append(warning(TOO_MANY_MISSED, "too many missed start times. Set or decrease "
                                                ".spec.startingDeadlineSeconds or check clock skew"))
 
-    def waiting(**extra: Any) -> Plan:
-        at = upcoming({**cronjob, "status": new}, now, schedule)
+    def waiting(ran: datetime | None = None, **extra: Any) -> Plan:
+        """The plan, with nextScheduleTime and the requeue aimed at the next scheduled time (counted
+        from `ran` when this sync starts a run)."""
+        counted = new if ran is None else {**new, "lastScheduleTime": format_time(ran)}
+        at = upcoming({**cronjob, "status": counted}, now, schedule)
         if at is None:
             new.pop("nextScheduleTime", None)
         else:
@@ -488,14 +491,7 @@ def plan(observed: Observed) -> Plan:
     elif conditions.find(new.get("conditions"), MISSED_SCHEDULE) is not None:
         _set(new, MISSED_SCHEDULE, "False", "OnSchedule",
              f"The run scheduled for {format_time(scheduled)} started.", now)
-    after = {**cronjob, "status": {**new, "lastScheduleTime": format_time(scheduled)}}
-    at = upcoming(after, now, schedule)
-    if at is None:
-        new.pop("nextScheduleTime", None)
-    else:
-        new["nextScheduleTime"] = format_time(at)
-    return done(requeue=None if at is None else (at - now).total_seconds() + NEXT_SCHEDULE_DELTA,
-                replace=replaced, run=Run(scheduled, name))
+    return waiting(scheduled, replace=replaced, run=Run(scheduled, name))
 
 
 def record_run(status_: Mapping[str, Any], job: Obj, scheduled: datetime) -> dict[str, Any]:
