@@ -8,6 +8,10 @@
 #   registry.k8s.io/e2e-test-images/httpd:2.4.39-4      serving /usr/local/apache2/htdocs on port 80,
 #   registry.k8s.io/e2e-test-images/nginx:1.14-4        /bin/sh and mv, under tini, so a pod stops at
 #   registry.k8s.io/e2e-test-images/nginx:1.15-4        once on SIGTERM (its content is not tested)
+#   registry.k8s.io/e2e-test-images/busybox:1.37.0-1  Debian's busybox-static alone, its applets linked
+#                                                     into /bin (so /bin/sh is busybox's ash: `[[ ]]`,
+#                                                     $RANDOM), CMD sh, as upstream's; the Job tests'
+#                                                     shell commands and exit codes run in it
 #   (registry.k8s.io/pause:3.10.1 is already in the kind node image)
 #
 #   hack/conformance/images.sh [KIND CLUSTER]   build what is missing or stale; `kind load` them when
@@ -34,6 +38,7 @@ trap 'rm -rf "$work"' EXIT
 
 registry=registry.k8s.io/e2e-test-images
 agnhost=$registry/agnhost:2.56
+busybox=$registry/busybox:1.37.0-1
 webservers=("$registry/httpd:2.4.38-4" "$registry/httpd:2.4.39-4" "$registry/nginx:1.14-4" "$registry/nginx:1.15-4")
 
 fresh() { [[ $(image_label "$1" "$label") == "$2" ]]; }
@@ -76,8 +81,36 @@ DOCKERFILE
 fi
 for tag in "${webservers[@]:1}"; do docker tag "${webservers[0]}" "$tag"; done
 
+# busybox: the stand-in's busybox binary on its own, like upstream's image (no Debian userland).
+busybox_hash=$( { cat "$0"; docker image inspect -f '{{.Id}}' "${webservers[0]}"; } | sha256sum | cut -c1-16)
+if fresh "$busybox" "$busybox_hash"; then
+  say "$busybox is up to date"
+else
+  say "building $busybox (busybox-static, applets in /bin)"
+  mkdir -p "$work/busybox"
+  cat >"$work/busybox/Dockerfile" <<'DOCKERFILE'
+ARG WEB_IMAGE
+FROM ${WEB_IMAGE} AS source
+RUN mkdir -p /rootfs/bin /rootfs/tmp /rootfs/etc /rootfs/root && chmod 1777 /rootfs/tmp && \
+    cp /bin/busybox /rootfs/bin/busybox && \
+    for applet in $(/bin/busybox --list); do ln -s busybox "/rootfs/bin/$applet"; done && \
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' >/rootfs/etc/passwd && \
+    printf 'root:x:0:\nnobody:x:65534:\n' >/rootfs/etc/group
+FROM scratch
+COPY --from=source /rootfs/ /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CMD ["sh"]
+DOCKERFILE
+  # --no-cache: the legacy builder reuses a COPY --from layer whose symlinks pointed elsewhere
+  docker build -q --no-cache --label "$label=$busybox_hash" --build-arg "WEB_IMAGE=${webservers[0]}" -t "$busybox" \
+    "$work/busybox" >/dev/null
+  docker run --rm "$busybox" sh -c '[[ -d /bin ]] && [ "$(echo $((1 + 1)))" = 2 ]' ||
+    { say "$busybox: its shell cannot run [[ ]] or arithmetic"; exit 1; }
+  say "built $busybox"
+fi
+
 if [[ -n $cluster ]]; then
-  for image in "$agnhost" "${webservers[@]}"; do
+  for image in "$agnhost" "$busybox" "${webservers[@]}"; do
     say "kind load docker-image $image"
     kind load docker-image --name "$cluster" "$image" 2>&1 | grep -v 'not yet present' >&2 || true
   done

@@ -104,8 +104,9 @@ def default_registry() -> Registry:
         "deployment", deployment.build, apis.DEPLOYMENTS, builtin=apis.APPS_DEPLOYMENTS,
         replaces=("deployment-controller",),
     ))
-    # kubeplane's Job only for now: its drop-in mode (batch/v1, job-controller) is not built yet.
-    registry.register(Registration("job", job.build, apis.JOBS))
+    registry.register(Registration(
+        "job", job.build, apis.JOBS, builtin=apis.BATCH_JOBS, replaces=("job-controller",),
+    ))
     registry.register(Registration(
         "cronjob", cronjob.build, apis.CRONJOBS, builtin=apis.BATCH_CRONJOBS, replaces=("cronjob-controller",),
     ))

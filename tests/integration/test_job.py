@@ -4,7 +4,7 @@ suspend and resume, refused specs, and exactly-once counting across an operator 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.faults.apirelay import ApiRelay
@@ -166,9 +166,52 @@ def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: s
          "backoffLimitPerIndex: Required value: when maxFailedIndexes is specified"),
         ({"completions": 2, "completionMode": "Indexed", "backoffLimitPerIndex": 1, "maxFailedIndexes": 3},
          "maxFailedIndexes: must be less than or equal to completions"),
+        ({"backoffPolicy": {"initialSeconds": 60, "maxSeconds": 30}},
+         "spec.backoffPolicy.maxSeconds: Invalid value: \"object\": must be at least initialSeconds"),
     ]:
         out = apply(manifest("bad", **spec), namespace, check=False)
         assert out.returncode != 0 and message in out.stderr, (spec, out.stderr)
+
+
+def test_next_retry_time_holds_the_retry_across_a_restart_without_the_failed_pod(
+        controllers: Operator, namespace: str) -> None:
+    """kubeplane only: with backoffPolicy.initialSeconds 30 the retry after the first failure is due 30 s
+    after its finish, and status.nextRetryTime says so (backoffLimit defaulted to 6 on the first sync).
+    The operator is stopped and the failed pod deleted, so no pod tells of the failure any more; a fresh
+    operator still creates the replacement no earlier than nextRetryTime (the pods' watch says when)."""
+    with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
+        apply(manifest("patient", exit_code=3, after="0s", backoffPolicy={"initialSeconds": 30}), namespace)
+        waiting = wait_for(lambda: (j := job(namespace, "patient"))["status"].get("failed") == 1
+                           and j["status"].get("nextRetryTime") and j, what="the failure counted, a retry time")
+        assert waiting["spec"]["backoffLimit"] == 6
+        (first,) = pods_of(namespace, "patient")
+        finish = datetime.fromisoformat(first["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"])
+        retry = datetime.fromisoformat(waiting["status"]["nextRetryTime"])
+        assert retry == finish + timedelta(seconds=30), (finish, retry)
+        controllers.stop()
+        try:
+            kubectl("-n", namespace, "delete", "pod", first["metadata"]["name"], "--wait=true")
+        finally:
+            controllers.start()
+        # The restarted controller has synced its Jobs once it gives a new Job its selector.
+        apply(manifest("probe", exit_code=None, suspend=True), namespace)
+        wait_for(lambda: job(namespace, "probe")["spec"].get("selector"), what="the restarted controller syncing")
+        if datetime.now(UTC) >= retry - timedelta(seconds=2):
+            raise AssertionError("the restart took longer than the 30 s backoff: this test proves nothing; "
+                                 "raise initialSeconds")
+        second = pods.wait(lambda w: [o for o in w.ever_added.values() if o["metadata"]["name"].startswith("patient-")
+                                      and o["metadata"]["uid"] != first["metadata"]["uid"]], timeout=90,
+                           what="the replacement pod")[0]
+    created = datetime.fromisoformat(second["metadata"]["creationTimestamp"])
+    assert created >= retry, f"the replacement came at {created}, before nextRetryTime {retry}"
+    # The replacement fails too: the next wait counts the failures the pods show (the deleted one no
+    # longer does, so it is 30 s again, not 60), from its finish.
+    again = wait_for(lambda: (j := job(namespace, "patient"))["status"].get("failed") == 2
+                     and j["status"].get("nextRetryTime", "") > waiting["status"]["nextRetryTime"] and j,
+                     what="the second failure counted, a later retry time")
+    (gone,) = [p for p in pods_of(namespace, "patient") if p["metadata"]["uid"] == second["metadata"]["uid"]]
+    finish = datetime.fromisoformat(gone["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"])
+    assert datetime.fromisoformat(again["status"]["nextRetryTime"]) == finish + timedelta(seconds=30)
 
 
 def test_killed_while_pods_finish_counts_each_pod_exactly_once(controllers: Operator, namespace: str) -> None:

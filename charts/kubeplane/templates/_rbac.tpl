@@ -152,6 +152,16 @@ finalizers or progress annotations on objects.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["create", "patch", "update", "delete"]
+# ... and system:controller:job-controller's: batch/v1 Jobs (their status, their pods' finalizer).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["batch"]
+  resources: ["jobs/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch"]
+  resources: ["jobs/finalizers"]
+  verbs: ["update"]
 # ... and system:controller:cronjob-controller's: batch/v1 CronJobs (status only) and the Jobs they run.
 - apiGroups: ["batch"]
   resources: ["cronjobs"]

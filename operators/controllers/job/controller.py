@@ -19,7 +19,8 @@ Read side by side with pkg/controller/job/job_controller.go:
   failed finalizer removal leaves the pod uncounted and the sync is retried:
   nothing is counted until its finalizer is gone.
 
-kubeplane's Job (`batch.kubeplane.dev`) only: the drop-in mode for batch/v1 is not built yet.
+kubeplane's Job (`batch.kubeplane.dev`); in drop-in mode also batch/v1's (kube-controller-manager's
+job-controller off), with the same code: batch/v1's status has every field this controller writes.
 """
 
 from __future__ import annotations
@@ -59,8 +60,11 @@ ORPHAN = "orphan/"
 class JobController(Controller):
     workers = WORKERS
 
-    def __init__(self, manager: ControllerManager, resource: Resource, name: str) -> None:
+    def __init__(self, manager: ControllerManager, resource: Resource, name: str, *, builtin: bool = False) -> None:
         super().__init__(name)
+        # batch/v1 Jobs (drop-in mode): kube-controller-manager's ttl-after-finished-controller expires
+        # them, and their status has no nextRetryTime.
+        self.builtin = builtin
         self.kube = manager.kube
         self.resource = resource
         self.jobs = manager.informers.informer(resource)
@@ -197,7 +201,7 @@ class JobController(Controller):
         removing = self.removing.setdefault(uid, set())
         removing &= holding
         plan = logic.plan(logic.Observed(job=job, pods=owned, expectations_satisfied=self.expectations.satisfied(uid),
-                                         now=now(), removing=frozenset(removing)))
+                                         now=now(), removing=frozenset(removing), extras=not self.builtin))
         version = str(job["metadata"].get("resourceVersion") or "")
 
         if plan.labels is not None:
@@ -233,7 +237,7 @@ class JobController(Controller):
             (self.events.normal if event.type == "Normal" else self.events.warning)(job, event.reason, event.message)
         if manage_error is not None:
             raise RetryLater(manage_error)
-        expires = logic.ttl_remaining(job, now())
+        expires = None if self.builtin else logic.ttl_remaining(job, now())
         if expires is not None and not plan.finalize and plan.record is None:
             if expires > 0:
                 return expires if plan.requeue is None else min(plan.requeue, expires)
@@ -315,6 +319,6 @@ class JobController(Controller):
 
 
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> JobController:
-    if builtin:
-        raise ValueError("the Job controller has no drop-in mode yet")
-    return JobController(manager, resource, name)
+    """kubeplane's Job; in drop-in mode batch/v1's too (the API server has set its selector and labels;
+    its TTL stays with kube-controller-manager's ttl-after-finished-controller, which keeps running)."""
+    return JobController(manager, resource, name, builtin=builtin)

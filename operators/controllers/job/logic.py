@@ -4,7 +4,8 @@ Mirrors pkg/controller/job (job_controller.go, indexed_job_utils.go, backoff_uti
 1.34, for the fields kubeplane's Job supports (see the package README for what is not there yet):
 
 - a Job without a selector gets one first: `batch.kubernetes.io/controller-uid: <uid>` and the labels
-  the API server adds for batch/v1 (`plan_labels`); no pod is made before it is written;
+  the API server adds for batch/v1, and backoffLimit's default (`plan_labels`); no pod is made before
+  it is written;
 - pods carry the `batch.kubernetes.io/job-tracking` finalizer; a finished pod is counted exactly once,
   in three steps across syncs and restarts (trackJobStatusAndRemoveFinalizers): its uid goes into
   status.uncountedTerminatedPods (written first), then its finalizer is removed, then its uid moves
@@ -173,8 +174,13 @@ def plan_labels(job: Obj) -> dict[str, Any] | None:
     meta = job["metadata"]
     labels = {CONTROLLER_UID: meta["uid"], JOB_NAME: meta["name"],
               LEGACY_CONTROLLER_UID: meta["uid"], LEGACY_JOB_NAME: meta["name"]}
-    return {"spec": {"selector": {"matchLabels": {CONTROLLER_UID: meta["uid"]}},
-                     "template": {"metadata": {"labels": labels}}}}
+    patch: dict[str, Any] = {"selector": {"matchLabels": {CONTROLLER_UID: meta["uid"]}},
+                             "template": {"metadata": {"labels": labels}}}
+    if spec(job).get("backoffLimit") is None:
+        # SetDefaults_Job's backoffLimit, which depends on backoffLimitPerIndex (a CRD schema default
+        # cannot): written in the same patch so the Job shows it; backoff_limit() assumes it anyway.
+        patch["backoffLimit"] = backoff_limit(job)
+    return {"spec": patch}
 
 
 # --- indexes ------------------------------------------------------------------------------------------
@@ -249,9 +255,20 @@ def finish_time(pod: Pod) -> datetime | None:
     return parse_time(pod["metadata"].get("deletionTimestamp"))
 
 
-def backoff_remaining(pods_seen: Sequence[Pod], now: datetime, job: Obj) -> float:
-    """Seconds until the next pod may be created: 10 s doubling per failure since the last success,
-    capped at 10 minutes, counted from the last failure's finish time (0: create now)."""
+def backoff_policy(job: Obj) -> tuple[float, float]:
+    """(first wait, longest wait) of the pod-failure backoff: upstream's 10 s and 600 s, unless the
+    kubeplane-only spec.backoffPolicy says otherwise (its maxSeconds defaults to the larger of 600 and
+    initialSeconds)."""
+    raw = spec(job).get("backoffPolicy") or {}
+    base = float(raw.get("initialSeconds") or BACKOFF_BASE)
+    cap = float(raw["maxSeconds"]) if raw.get("maxSeconds") else max(BACKOFF_MAX, base)
+    return base, cap
+
+
+def retry_after(pods_seen: Sequence[Pod], job: Obj) -> tuple[datetime | None, bool]:
+    """(when the next pod may be created by the backoff the pods' failures ask for, whether a success
+    finished after every visible failure). The first is None when no failure came after the last
+    success: 10 s doubling per such failure, capped at 10 minutes, from the last one's finish time."""
     last_success: datetime | None = None
     failures: list[datetime] = []
     for pod in pods_seen:
@@ -264,10 +281,28 @@ def backoff_remaining(pods_seen: Sequence[Pod], now: datetime, job: Obj) -> floa
             failures.append(when)
     recent = [f for f in failures if last_success is None or f > last_success]
     if not recent:
-        return 0.0
-    delay = min(BACKOFF_BASE * 2 ** (len(recent) - 1), BACKOFF_MAX)
-    remaining = (max(recent) + timedelta(seconds=delay) - now).total_seconds()
-    return max(remaining, 0.0)
+        return None, last_success is not None
+    base, cap = backoff_policy(job)
+    delay = min(base * 2 ** (len(recent) - 1), cap)
+    return max(recent) + timedelta(seconds=delay), False
+
+
+def backoff_remaining(pods_seen: Sequence[Pod], now: datetime, job: Obj) -> float:
+    """Seconds until the next pod may be created by the pods' failures (0: create now)."""
+    until, _ = retry_after(pods_seen, job)
+    return 0.0 if until is None else max((until - now).total_seconds(), 0.0)
+
+
+def next_retry(job: Obj, pods_seen: Sequence[Pod], now: datetime, stored: bool) -> datetime | None:
+    """When the Job may create again after pod failures (None: now). With `stored` (kubeplane's Jobs),
+    status.nextRetryTime counts too, so a wait survives a restart and the failed pods' deletion,
+    unless a success finished after every failure the pods still show (a success resets the
+    backoff, as upstream)."""
+    until, reset = retry_after(pods_seen, job)
+    kept = parse_time((job.get("status") or {}).get("nextRetryTime")) if stored and not reset else None
+    if kept is not None and (until is None or kept > until):
+        until = kept
+    return until if until is not None and until > now else None
 
 
 # --- backoffLimitPerIndex (indexed_job_utils.go, backoff_utils.go) ------------------------------------
@@ -405,6 +440,8 @@ class Observed:
     # Pods whose finalizer removal was sent and the cache does not show yet (upstream's
     # finalizerExpectations): their uids may already be counted, so they are not new.
     removing: frozenset[str] = frozenset()
+    # kubeplane's own Jobs: status.nextRetryTime is kept (batch/v1's status has no such field).
+    extras: bool = True
 
 
 @dataclass(frozen=True)
@@ -538,6 +575,7 @@ def plan(observed: Observed) -> Plan:
     start_time = old.get("startTime")
     completion_time = old.get("completionTime")
     requeue: float | None = None
+    retry_at: datetime | None = None  # status.nextRetryTime
     create: list[int | None] = []
     delete: list[Pod] = []
     is_suspended = suspended(job) and not finished
@@ -630,8 +668,9 @@ def plan(observed: Observed) -> Plan:
                 delete = pods.rank_for_deletion(active, [], now)[:min(len(active) - want, BURST)]
             elif len(active) < want:
                 # With backoffLimitPerIndex each index waits out its own backoff, not the Job's.
-                wait = backoff_remaining(observed.pods, now, job) if per_index is None else 0.0
-                if wait > 0:
+                retry_at = next_retry(job, observed.pods, now, observed.extras) if per_index is None else None
+                if retry_at is not None:
+                    wait = (retry_at - now).total_seconds()
                     requeue = wait if requeue is None else min(requeue, wait)
                 else:
                     missing = want - len(active) - (terminating if only_replace_failed(job) else 0)
@@ -645,14 +684,20 @@ def plan(observed: Observed) -> Plan:
                         if per_index is not None and pending:
                             # getPodCreationInfoForIndependentIndexes: the indexes out of backoff now,
                             # or (none) a requeue for the soonest.
-                            left = {i: remaining_for_index(delayed.get(i), now) for i in pending}
+                            base, cap = backoff_policy(job)
+                            left = {i: remaining_for_index(delayed.get(i), now, base, cap) for i in pending}
                             pending = [i for i in pending if left[i] <= 0]
                             if not pending:
                                 soonest = min(left.values())
                                 requeue = soonest if requeue is None else min(requeue, soonest)
+                                retry_at = now + timedelta(seconds=soonest)
                         create = list(pending)
                     else:
                         create = [None] * missing
+        elif not job["metadata"].get("deletionTimestamp"):
+            # Waiting for the cache to show this controller's own pod changes: a backoff still runs.
+            kept = parse_time(old.get("nextRetryTime")) if observed.extras else None
+            retry_at = kept if kept is not None and kept > now else None
 
     gone = {p["metadata"]["uid"] for p in delete}
     status: dict[str, Any] = {
@@ -673,6 +718,8 @@ def plan(observed: Observed) -> Plan:
         status["failedIndexes"] = format_intervals(failed_indexes)
     if current:
         status["conditions"] = current
+    if retry_at is not None and observed.extras:
+        status["nextRetryTime"] = format_time(retry_at)
     replacing = {i: delayed[i] for i in create if i is not None and i in delayed}
     return Plan(observed, record=record, finalize=finalize, create=tuple(create), delete=tuple(delete),
                 status=status, events=tuple(events), requeue=requeue, replacing=replacing)

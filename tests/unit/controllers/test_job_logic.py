@@ -91,8 +91,20 @@ def test_a_job_without_selector_gets_upstreams_labels_first_and_nothing_else() -
     assert p.labels == {"spec": {"selector": {"matchLabels": {logic.CONTROLLER_UID: UID}},
                                  "template": {"metadata": {"labels": {
                                      logic.CONTROLLER_UID: UID, logic.JOB_NAME: "pi",
-                                     "controller-uid": UID, "job-name": "pi"}}}}}
+                                     "controller-uid": UID, "job-name": "pi"}}},
+                                 "backoffLimit": 6}}
     assert not p.create and p.record is None
+
+
+@pytest.mark.parametrize(("fields", "want"), [
+    ({}, 6), ({"backoffLimit": 2}, None), ({"completionMode": "Indexed", "backoffLimitPerIndex": 1}, 2**31 - 1),
+])
+def test_backoff_limit_defaults_as_set_defaults_job(fields: dict[str, Any], want: int | None) -> None:
+    """SetDefaults_Job: 6, or MaxInt32 with backoffLimitPerIndex; a given value is left alone."""
+    j = job(**fields)
+    del j["spec"]["selector"]
+    p = plan(j, [])
+    assert p.labels is not None and p.labels["spec"].get("backoffLimit") == want
 
 
 def test_creates_min_parallelism_and_remaining_completions() -> None:
@@ -242,6 +254,65 @@ def test_a_failed_pod_delays_the_replacement() -> None:
     assert not p.create and p.requeue == pytest.approx(7)
     p = plan(j, [pod("a", "Failed", finalizer=False, finished_ago=11)])
     assert p.create == (None,)
+
+
+# --- beyond upstream: spec.backoffPolicy and status.nextRetryTime ----------------------------------------
+
+@pytest.mark.parametrize(("policy", "failures", "want"), [
+    ({"initialSeconds": 2}, 1, 2), ({"initialSeconds": 2}, 4, 16), ({"initialSeconds": 2}, 12, 600),
+    ({"initialSeconds": 2, "maxSeconds": 5}, 3, 5), ({"maxSeconds": 30}, 3, 30), ({"maxSeconds": 30}, 1, 10),
+    ({"initialSeconds": 900}, 2, 900),  # maxSeconds defaults to initialSeconds when that is over 600
+])
+def test_backoff_policy_replaces_10s_and_600s(policy: dict[str, int], failures: int, want: float) -> None:
+    seen = [pod(f"f{i}", "Failed", finished_ago=0, finalizer=False) for i in range(failures)]
+    assert logic.backoff_remaining(seen, NOW, job(backoffPolicy=policy)) == pytest.approx(want)
+
+
+def test_a_waiting_job_shows_next_retry_time_and_a_creating_one_clears_it() -> None:
+    j = job(completions=1, parallelism=1, status={"startTime": ago(30), "failed": 1})
+    p = plan(j, [pod("a", "Failed", finalizer=False, finished_ago=3)])
+    assert not p.create and p.status["nextRetryTime"] == ago(-7)
+    # The write is stable across syncs: the time comes from the finish time, not the sync's.
+    later = logic.plan(logic.Observed(job=j | {"status": p.status}, expectations_satisfied=True,
+                                      pods=[pod("a", "Failed", finalizer=False, finished_ago=3)],
+                                      now=NOW + timedelta(seconds=2)))
+    assert later.status == p.status and later.requeue == pytest.approx(5)
+    done = plan(j | {"status": {**j["status"], "nextRetryTime": ago(1)}},
+                [pod("a", "Failed", finalizer=False, finished_ago=11)])
+    assert done.create == (None,) and "nextRetryTime" not in done.status
+
+
+def test_next_retry_time_outlives_the_failed_pods() -> None:
+    """The failed pods deleted (or a restart that lost them): the stored time still holds the Job back."""
+    j = job(completions=1, parallelism=1, status={"startTime": ago(30), "failed": 3, "nextRetryTime": ago(-25)})
+    p = plan(j, [])
+    assert not p.create and p.requeue == pytest.approx(25) and p.status["nextRetryTime"] == ago(-25)
+    # A later time from the pods wins over an earlier stored one, and the other way round.
+    assert plan(j, [pod("a", "Failed", finalizer=False, finished_ago=0)]).status["nextRetryTime"] == ago(-25)
+    assert plan(j | {"status": {**j["status"], "nextRetryTime": ago(-2)}},
+                [pod("a", "Failed", finalizer=False, finished_ago=0)]).status["nextRetryTime"] == ago(-10)
+
+
+def test_a_success_after_every_failure_resets_the_stored_wait() -> None:
+    j = job(completions=3, parallelism=1, status={"startTime": ago(30), "failed": 1, "succeeded": 1,
+                                                  "nextRetryTime": ago(-300)})
+    p = plan(j, [pod("f", "Failed", finalizer=False, finished_ago=20), pod("s", "Succeeded", finalizer=False,
+                                                                             finished_ago=10)])
+    assert p.create == (None,) and "nextRetryTime" not in p.status
+
+
+def test_builtin_jobs_neither_write_nor_read_next_retry_time() -> None:
+    j = job(completions=1, parallelism=1, status={"startTime": ago(30), "failed": 1, "nextRetryTime": ago(-300)})
+    p = logic.plan(logic.Observed(job=j, pods=[pod("a", "Failed", finalizer=False, finished_ago=3)],
+                                  expectations_satisfied=True, now=NOW, extras=False))
+    assert p.requeue == pytest.approx(7) and "nextRetryTime" not in p.status
+
+
+def test_next_retry_time_kept_while_expectations_wait_and_dropped_when_suspended() -> None:
+    j = job(completions=1, parallelism=1, status={"startTime": ago(30), "failed": 1, "nextRetryTime": ago(-9)})
+    assert plan(j, [], satisfied=False).status["nextRetryTime"] == ago(-9)
+    assert "nextRetryTime" not in plan(job(completions=1, parallelism=1, suspend=True, status=j["status"]),
+                                       []).status
 
 
 # --- suspend -------------------------------------------------------------------------------------------

@@ -102,6 +102,17 @@ def test_a_failed_index_is_retried_after_its_own_backoff_carrying_its_count() ->
     assert [p["metadata"]["name"] for p in replaced.finalize] == ["pi-1"]
 
 
+def test_per_index_backoff_follows_backoff_policy_and_shows_the_soonest_retry() -> None:
+    """kubeplane only: spec.backoffPolicy sets each index's backoff; status.nextRetryTime is the soonest."""
+    j = per_index(backoffLimitPerIndex=3, backoffPolicy={"initialSeconds": 4, "maxSeconds": 6})
+    waiting = plan(j, [pod("pi-0", index=0), failed("pi-1", 1, 0, finished_ago=1),
+                       failed("pi-2", 2, 2, finished_ago=1)])
+    assert not waiting.create and waiting.requeue == pytest.approx(3, abs=0.01)  # index 1: 4 s; index 2: 6 s (capped)
+    assert waiting.status["nextRetryTime"] == "2026-01-01T12:00:03Z"
+    assert plan(j, [pod("pi-0", index=0), failed("pi-1", 1, 0, finished_ago=5),
+                    failed("pi-2", 2, 2, finished_ago=5)]).create == (1,)
+
+
 def _jobs() -> Any:
     from operators.core.apis import JOBS
     return JOBS
