@@ -70,6 +70,10 @@ def test_a_job_completes_and_counts_every_pod_once(controllers: Operator, namesp
     assert all(FINALIZER in (p["metadata"].get("finalizers") or []) for p in pods.ever_added.values())
     wait_for(lambda: "Completed" in reasons(namespace, "pi"), what="the Completed event")
     assert reasons(namespace, "pi").count("SuccessfulCreate") >= 1
+    # kubectl's own columns through the plugin (a CRD column cannot compute STATUS or DURATION).
+    table = kubectl("kubeplane", "get", "jobs", "-n", namespace).stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], table
+    assert table[1].split()[:3] == ["pi", "Complete", "3/3"], table
 
 
 def test_failures_back_off_then_exceed_the_limit(controllers: Operator, namespace: str) -> None:
