@@ -85,6 +85,7 @@ class Registry:
 def default_registry() -> Registry:
     """kubeplane's controllers."""
     from operators.controllers.cronjob import controller as cronjob
+    from operators.controllers.daemonset import controller as daemonset
     from operators.controllers.deployment import controller as deployment
     from operators.controllers.job import controller as job
     from operators.controllers.replicaset import controller as replicaset
@@ -104,6 +105,8 @@ def default_registry() -> Registry:
         "deployment", deployment.build, apis.DEPLOYMENTS, builtin=apis.APPS_DEPLOYMENTS,
         replaces=("deployment-controller",),
     ))
+    # kubeplane's DaemonSet only for now: its drop-in mode (apps/v1, daemonset-controller) is not built yet.
+    registry.register(Registration("daemonset", daemonset.build, apis.DAEMONSETS))
     registry.register(Registration(
         "job", job.build, apis.JOBS, builtin=apis.BATCH_JOBS, replaces=("job-controller",),
     ))

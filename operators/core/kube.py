@@ -35,6 +35,20 @@ class NotLeading(Exception):
     """A write refused because this process may no longer hold its Lease (see `Kube.fence`)."""
 
 
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def encode(body: Any) -> bytes:
+    """JSON as Go's encoding/json writes it: compact, UTF-8, and <, >, &, U+2028, U+2029 escaped (they
+    only occur inside strings). The API server keeps some fields byte for byte as they were sent (a
+    ControllerRevision's data, compared as bytes on every update) and writes them back this way when it
+    re-encodes an object for a patch; sent otherwise, such a field could never be patched again."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    for char, escape in _GO_ESCAPES.items():
+        text = text.replace(char, escape)
+    return text.encode()
+
+
 class ApiError(Exception):
     """A non-2xx answer from the API server, with its Status reason and message."""
 
@@ -160,7 +174,7 @@ class Kube:
         if params:
             url += "?" + urlencode(params)
         headers = await self._headers(content_type)
-        data = json.dumps(body) if body is not None else None
+        data = encode(body) if body is not None else None
         response = await self._session.request(method, url, headers=headers, data=data, **self._extra)
         async with response:
             text = await response.text()

@@ -38,6 +38,7 @@ from tests.integration.conftest import (
     kubectl_json,
     wait_for,
 )
+from tests.watch import Watch
 
 NS = "kubeplane-system"
 GROUP = "backup.kubeplane.dev/v1alpha1"
@@ -397,12 +398,17 @@ def test_invalid_cron_fails_validation(backup_operator: Operator) -> None:
 
 
 def test_expired_backups_are_garbage_collected(backup_operator: Operator, namespace: str, s3: Any) -> None:
+    """A 1 s TTL expires before a poll could see Completed: the phases come from a watch of the Backup."""
     populate(namespace)
     backup = unique("b")
-    create("Backup", backup, {"includedNamespaces": [namespace], "ttl": "1s"})
-    assert finished("kpbackup", backup)["phase"] == "Completed"
-    wait_for(lambda: kubectl("get", "kpbackup", backup, "-n", NS, check=False).returncode != 0, timeout=60,
-             what="the expired backup deleted")
+    with Watch(ENV, f"/apis/backup.kubeplane.dev/v1alpha1/namespaces/{NS}/backups") as backups:
+        create("Backup", backup, {"includedNamespaces": [namespace], "ttl": "1s"})
+        backups.wait(lambda w: any(o["metadata"]["name"] == backup for o in w.ever_added.values())
+                     and backup not in w.current, timeout=120, what="the expired backup deleted")
+        phases = [(o.get("status") or {}).get("phase") for _, o in backups.events if o["metadata"]["name"] == backup]
+    # Each phase once, in order: it completed before it expired.
+    assert [p for i, p in enumerate(phases) if p and (i == 0 or phases[i - 1] != p)][-3:] == \
+        ["InProgress", "Completed", "Deleting"], phases
     assert s3.list_objects_v2(Bucket="kubeplane", Prefix=f"backups/{backup}/").get("KeyCount", 0) == 0
 
 

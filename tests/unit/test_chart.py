@@ -389,9 +389,17 @@ def test_controllers_rbac_is_what_the_controllers_need() -> None:
         assert allowed(objs, sa, verb, "batch.kubeplane.dev", "cronjobs"), verb
     assert allowed(objs, sa, "create", "batch.kubeplane.dev", "jobs")
     assert allowed(objs, sa, "patch", "batch.kubeplane.dev", "cronjobs/status")
-    # Denied: everything else, in particular secrets, nodes and other workloads.
+    # The DaemonSet reads nodes (never writes them) and keeps its history in ControllerRevisions.
+    for verb in ("get", "list", "watch"):
+        assert allowed(objs, sa, verb, "", "nodes"), verb
+    for verb in ("get", "list", "watch", "create", "patch", "update", "delete"):
+        assert allowed(objs, sa, verb, "apps", "controllerrevisions", namespace="default"), verb
+    assert allowed(objs, sa, "patch", "apps.kubeplane.dev", "daemonsets/status")
+    # Denied: everything else, in particular secrets, node writes and other workloads.
     for verb, group, resource in [
-        ("get", "", "secrets"), ("list", "", "secrets"), ("delete", "", "nodes"), ("get", "", "nodes"),
+        ("get", "", "secrets"), ("list", "", "secrets"), ("delete", "", "nodes"), ("patch", "", "nodes"),
+        ("update", "", "nodes/status"), ("create", "apps", "daemonsets"),
+        ("delete", "apps.kubeplane.dev", "daemonsets"),
         ("list", "", "namespaces"), ("create", "apps", "deployments"), ("create", "", "pods/exec"),
         ("delete", "apps.kubeplane.dev", "deployments"), ("create", "apps.kubeplane.dev", "deployments"),
         ("update", "", "pods/status"), ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
@@ -446,7 +454,8 @@ def test_controllers_watching_namespaces_get_roles_there_only() -> None:
     assert allowed(objs, sa, "watch", "", "namespaces") and allowed(objs, sa, "list", "", "namespaces")
     assert allowed(objs, sa, "watch", "apiextensions.k8s.io", "customresourcedefinitions")
     cluster_rules = named(objs, "ClusterRole", "kp-kubeplane-controllers")["rules"]
-    assert {r["resources"][0] for r in cluster_rules} == {"customresourcedefinitions", "namespaces"}
+    # Nodes are cluster-scoped: the DaemonSet reads them cluster-wide even then.
+    assert {r["resources"][0] for r in cluster_rules} == {"customresourcedefinitions", "namespaces", "nodes"}
 
 
 def test_controllers_rbac_covers_every_apps_crd_the_chart_ships() -> None:

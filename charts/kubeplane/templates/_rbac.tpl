@@ -48,6 +48,13 @@ finalizers or progress annotations on objects.
 {{/* ---------------------------------------------------------------------------- controllers */}}
 {{- define "kubeplane.controllers.clusterRules" -}}
 {{ include "kubeplane.rules.kopf" . }}
+{{- $apps := include "kubeplane.crdPlurals" (dict "root" .root "group" "apps.kubeplane.dev") | fromJsonArray }}
+{{- if has "daemonsets" $apps }}
+# The DaemonSet decides which nodes run its pod from every node's labels and taints.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 {{- end }}
 
 {{- define "kubeplane.controllers.namespacedRules" -}}
@@ -70,6 +77,13 @@ finalizers or progress annotations on objects.
 - apiGroups: ["apps.kubeplane.dev"]
   resources: ["replicasets"]
   verbs: ["create", "patch", "update", "delete"]
+{{- end }}
+{{- if has "daemonsets" $plurals }}
+# The DaemonSet keeps its template history in apps/v1 ControllerRevisions it owns (creates, renumbers
+# on rollback, prunes), as system:controller:daemon-set-controller does.
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 {{- end }}
 - apiGroups: ["apps.kubeplane.dev"]
   resources:

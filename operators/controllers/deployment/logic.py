@@ -31,6 +31,7 @@ from typing import Any
 
 from operators.controllers.common import history
 from operators.core import pods as podutil
+from operators.core.intstr import scaled_value
 from operators.core.timeutil import format_time, parse_time
 
 Obj = Mapping[str, Any]
@@ -85,19 +86,6 @@ def strategy_type(d: Obj) -> str:
 
 def is_rolling(d: Obj) -> bool:
     return strategy_type(d) == "RollingUpdate"
-
-
-def scaled_value(value: int | str | None, total: int, round_up: bool, default: str = "25%") -> int:
-    """intstr.GetScaledValueFromIntOrPercent: an int as is, a percentage of `total` rounded."""
-    if value is None:
-        value = default
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if not text.endswith("%"):
-        return int(text)
-    exact = int(text[:-1]) * total / 100
-    return math.ceil(exact) if round_up else math.floor(exact)
 
 
 def fenceposts(d: Obj) -> tuple[int, int]:

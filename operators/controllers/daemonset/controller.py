@@ -1,0 +1,325 @@
+"""The DaemonSet controller's I/O: handlers that enqueue, and the sync that acts.
+
+Read side by side with pkg/controller/daemon/daemon_controller.go and update.go:
+
+- handlers only enqueue and settle expectations: a DaemonSet's own changes; a pod's (its controller,
+  or for an orphan every DaemonSet of its namespace that selects it); a node added or removed, or its
+  labels or taints changed, wakes every DaemonSet (heartbeats are ignored, as shouldIgnoreNodeUpdate);
+- `sync` (syncDaemonSet) skips a DaemonSet being deleted, claims its pods, brings its ControllerRevision
+  up to date (constructHistory: the current one found by its data, renumbered after a rollback, or
+  created; a name taken by different data bumps status.collisionCount), calls `logic.plan` once,
+  carries it out (pods created for nodes in slow-start batches, deleted, failed-pod backoff per node),
+  writes the status, and prunes history beyond revisionHistoryLimit (cleanupHistory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from operators.controllers import caches
+from operators.controllers.common import history
+from operators.controllers.common.expectations import Expectations
+from operators.controllers.common.loop import Controller
+from operators.controllers.common.ownership import OwnerGone, Patcher, claim, resolve_controller_ref
+from operators.controllers.common.podcontrol import PodControl
+from operators.controllers.daemonset import logic
+from operators.controllers.manager import ControllerManager
+from operators.core import pods as podutil
+from operators.core.apis import CONTROLLER_REVISIONS, NODES, PODS, Resource
+from operators.core.events import EventRecorder
+from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
+from operators.core.kube import ApiError
+from operators.core.owners import controller_ref, controller_uid, owner_reference
+from operators.core.selectors import SelectorError, from_label_selector
+from operators.core.status import merge_diff
+from operators.core.timeutil import now
+from operators.core.workqueue import RetryLater
+
+logger = logging.getLogger(__name__)
+
+Obj = Mapping[str, Any]
+WORKERS = 2  # kube-controller-manager's --concurrent-daemonset-syncs
+COMPONENT = "daemonset-controller"
+BACKOFF_INITIAL, BACKOFF_MAX = 1.0, 15 * 60.0  # failedPodsBackoff
+
+
+class Backoff:
+    """flowcontrol.Backoff as the DaemonSet uses it: per key a delay that doubles on each step within
+    twice the maximum since the last one, and starts over after that."""
+
+    def __init__(self, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_MAX) -> None:
+        self.initial, self.cap = initial, cap
+        self.entries: dict[str, tuple[float, float]] = {}  # key -> (delay, last step)
+
+    def in_backoff(self, key: str, at: float) -> float | None:
+        """IsInBackOffSinceUpdate: the delay (Get) while `at` is within it of the last step, else None."""
+        entry = self.entries.get(key)
+        if entry is None or at - entry[1] >= entry[0]:
+            return None
+        return entry[0]
+
+    def step(self, key: str, at: float) -> None:
+        """Next."""
+        entry = self.entries.get(key)
+        if entry is None or at - entry[1] > 2 * self.cap:
+            self.entries[key] = (self.initial, at)
+        else:
+            self.entries[key] = (min(entry[0] * 2, self.cap), at)
+
+
+class DaemonSetController(Controller):
+    workers = WORKERS
+
+    def __init__(self, manager: ControllerManager, resource: Resource, name: str) -> None:
+        super().__init__(name)
+        self.kube = manager.kube
+        self.resource = resource
+        self.sets = manager.informers.informer(resource)
+        self.pods = manager.informers.informer(PODS)
+        self.nodes = manager.informers.informer(NODES)
+        self.revisions = manager.informers.informer(CONTROLLER_REVISIONS)
+        self.sets.add_handler(self._on_set)
+        self.pods.add_handler(self._on_pod)
+        self.nodes.add_handler(self._on_node)
+        self.expectations = Expectations()
+        self.events = EventRecorder(self.kube, COMPONENT)
+        self.recorders.append(self.events)
+        self.pod_control = PodControl(self.kube, self.events, self.expectations, name)
+        self.backoff = Backoff()
+
+    def keys(self) -> list[str]:
+        return list(self.sets.store)
+
+    # --- handlers: enqueue only ----------------------------------------------------------------------
+
+    def _enqueue(self, ds: Obj) -> None:
+        self.queue.add(object_key(ds))
+
+    def _on_set(self, kind: str, ds: Obj, old: Obj | None) -> None:
+        if kind == DELETED:
+            self.expectations.forget(ds["metadata"]["uid"])
+        elif kind == MODIFIED and old is not None and old["metadata"]["uid"] != ds["metadata"]["uid"]:
+            self.expectations.forget(old["metadata"]["uid"])
+        self._enqueue(ds)
+
+    def _resolve(self, pod: Obj) -> Obj | None:
+        return resolve_controller_ref(self.sets.get, self.resource, pod["metadata"].get("namespace") or "",
+                                      controller_ref(pod))
+
+    def _selecting(self, pod: Obj) -> list[Obj]:
+        labels = pod["metadata"].get("labels") or {}
+        found: list[Obj] = []
+        for ds in self.sets.by_index(caches.NAMESPACE, pod["metadata"].get("namespace") or ""):
+            try:
+                selector = from_label_selector((ds.get("spec") or {}).get("selector"))
+            except SelectorError:
+                continue
+            if not selector.empty() and selector.matches(labels):
+                found.append(ds)
+        return found
+
+    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        ds = self._resolve(pod)
+        if ds is None:
+            if controller_ref(pod) is None and kind != DELETED:
+                for candidate in self._selecting(pod):
+                    self._enqueue(candidate)
+            if old is not None and controller_ref(old) is not None:
+                previous = self._resolve(old)
+                if previous is not None:
+                    self._enqueue(previous)
+            return
+        uid, name = ds["metadata"]["uid"], pod["metadata"]["name"]
+        if kind == ADDED:
+            self.expectations.creation_observed(uid, name)
+        if kind == DELETED or podutil.is_being_deleted(pod):
+            self.expectations.creation_observed(uid, name)
+            self.expectations.deletion_observed(uid, name)
+        self._enqueue(ds)
+        if old is not None and not podutil.is_ready(old) and podutil.is_ready(pod):
+            min_ready = logic.min_ready_seconds(ds)
+            if min_ready > 0:
+                self.queue.add_after(object_key(ds), min_ready + 1.0)
+
+    def _on_node(self, kind: str, node: Obj, old: Obj | None) -> None:
+        if kind == MODIFIED and old is not None and \
+                (old["metadata"].get("labels") or {}) == (node["metadata"].get("labels") or {}) and \
+                (old.get("spec") or {}).get("taints") == (node.get("spec") or {}).get("taints"):
+            return  # shouldIgnoreNodeUpdate: only what decides where daemon pods run matters
+        for key in list(self.sets.store):
+            self.queue.add(key)
+
+    # --- the sync ----------------------------------------------------------------------------------
+
+    async def claim_pods(self, ds: Obj) -> list[Obj]:
+        """The pods the DaemonSet controls, after adopting the orphans it selects and releasing the pods
+        it controls but no longer selects."""
+        try:
+            selector = from_label_selector((ds.get("spec") or {}).get("selector"))
+        except SelectorError as e:
+            logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(ds), e)
+            return []
+        meta = ds["metadata"]
+        candidates = [*self.pods.by_index(caches.CONTROLLER, meta["uid"]),
+                      *self.pods.by_index(caches.ORPHAN, meta.get("namespace") or "")]
+        found = claim(ds, candidates, lambda p: selector.matches(p["metadata"].get("labels") or {}))
+        if not found.adopt and not found.release:
+            return found.owned
+        patcher = Patcher(self.kube, ds, self.resource, PODS)
+        await asyncio.gather(*(patcher.release(p) for p in found.release))
+        try:
+            adopted = await asyncio.gather(*(patcher.adopt(p) for p in found.adopt))
+        except OwnerGone as e:
+            raise RetryLater(str(e)) from e
+        return [*found.owned, *(p for p, ok in zip(found.adopt, adopted, strict=True) if ok)]
+
+    async def sync(self, key: str) -> float | None:
+        ds = self.sets.get(key)
+        if ds is None or ds["metadata"].get("deletionTimestamp"):
+            return None  # a DaemonSet being deleted: its history may be gone, its status is not computed
+        uid = ds["metadata"]["uid"]
+        owned = await self.claim_pods(ds)
+        self.expectations.observe(uid, seen={p["metadata"]["name"] for p in owned},
+                                  active={p["metadata"]["name"] for p in owned if podutil.is_active(p)})
+        current, old = await self._history(ds)
+        hash_ = str((current["metadata"].get("labels") or {}).get(logic.HASH_LABEL) or "")
+        at = now()
+        clock = at.timestamp()
+        generation = int((ds.get("status") or {}).get("observedGeneration") or 0)
+        backoff: dict[str, float] = {}
+        for node in self.nodes.store.values():
+            delay = self.backoff.in_backoff(f"{uid}/{generation}/{node['metadata']['name']}", clock)
+            if delay is not None:
+                backoff[node["metadata"]["name"]] = delay
+        plan = logic.plan(logic.Observed(ds=ds, nodes=list(self.nodes.store.values()), pods=owned, hash=hash_,
+                                         expectations_satisfied=self.expectations.satisfied(uid), now=at,
+                                         backoff=backoff))
+        for event in plan.events:
+            (self.events.normal if event.type == "Normal" else self.events.warning)(ds, event.reason, event.message)
+        if plan.selecting_all:
+            return None
+        for node_name in plan.backoff:
+            self.backoff.step(f"{uid}/{generation}/{node_name}", clock)
+
+        error: str | None = None
+        if plan.delete:
+            error = (await self.pod_control.delete_many(ds, plan.delete)).error
+        if plan.create:
+            bodies = [logic.pod_for_node(ds, self.resource, node, hash_) for node in plan.create]
+            error = (await self.pod_control.create_each(ds, bodies)).error or error
+        await self._write_status(ds, plan.status)
+        if error is not None:
+            raise RetryLater(error)
+        await self._cleanup_history(ds, old, owned)
+        return plan.requeue
+
+    async def _write_status(self, ds: Obj, status: dict[str, Any]) -> None:
+        diff = merge_diff(ds.get("status"), status)
+        if not diff:
+            return
+        try:
+            await self.kube.patch(self.resource.object_path(ds, "status"), {"status": diff})
+        except ApiError as e:
+            if not e.not_found:
+                raise
+
+    # --- history (ControllerRevisions) -------------------------------------------------------------
+
+    def _revisions(self, ds: Obj) -> list[Obj]:
+        return list(self.revisions.by_index(caches.CONTROLLER, ds["metadata"]["uid"]))
+
+    async def _history(self, ds: Obj) -> tuple[Obj, list[Obj]]:
+        """constructHistory: (the current revision, the others)."""
+        data = logic.revision_data(ds)
+        revisions = self._revisions(ds)
+        current = history.equal_revisions(revisions, data)
+        old = [r for r in revisions if r not in current]
+        next_number = max((history.revision_number(r) for r in old), default=0) + 1
+        if not current:
+            return await self._snapshot(ds, data, next_number), old
+        # dedupCurHistories: the highest-numbered equal revision is the current one.
+        chosen = history.sort_revisions(current)[-1]
+        if history.revision_number(chosen) < next_number:
+            # A rollback: the old template's revision comes back renumbered, its pods untouched.
+            path = CONTROLLER_REVISIONS.object_path(chosen)
+            guard = {"resourceVersion": chosen["metadata"]["resourceVersion"]}
+            try:
+                chosen = await self.kube.patch(path, {"revision": next_number, "metadata": guard})
+            except ApiError as e:
+                if e.conflict:  # the cache had not seen our last renumbering yet
+                    raise RetryLater(f"ControllerRevision {object_key(chosen)} changed; retrying") from e
+                if e.status != 422:
+                    raise
+                # Data not stored in sorted form (not written by this controller): the server refuses any
+                # patch of it; the revision is reused under its old number.
+                logger.warning("ControllerRevision %s cannot be renumbered: %s", object_key(chosen), e.message)
+        return chosen, old
+
+    async def _snapshot(self, ds: Obj, data: dict[str, Any], number: int) -> Obj:
+        meta = ds["metadata"]
+        hash_ = logic.template_hash(ds)
+        name = history.revision_name(meta["name"], hash_)
+        labels = dict(((ds.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
+        labels[logic.HASH_LABEL] = hash_
+        body: dict[str, Any] = {
+            "apiVersion": CONTROLLER_REVISIONS.api_version, "kind": CONTROLLER_REVISIONS.kind,
+            "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
+                         "ownerReferences": [owner_reference(ds, self.resource)]},
+            # Keys sorted at every level: the API server compares a revision's data byte for byte
+            # (immutable) and re-encodes it with sorted keys on a patch, so only sorted data survives the
+            # renumbering patch of a rollback.
+            "data": json.loads(history.canonical(data)), "revision": number,
+        }
+        if meta.get("annotations"):
+            body["metadata"]["annotations"] = dict(meta["annotations"])
+        path = CONTROLLER_REVISIONS.path(meta["namespace"])
+        try:
+            created: Obj = await self.kube.create(path, body)
+            return created
+        except ApiError as e:
+            if not e.already_exists:
+                raise
+        existing = await self.kube.get(CONTROLLER_REVISIONS.path(meta["namespace"], name))
+        if history.equal_revisions([existing], data) and controller_uid(existing) == meta["uid"]:
+            return existing
+        # A different revision holds the name: bump collisionCount (from a fresh read, so a stale count
+        # is not bumped twice) and hash again on the next sync.
+        fresh = await self.kube.get(self.resource.object_path(ds))
+        count = (fresh.get("status") or {}).get("collisionCount")
+        if count != (ds.get("status") or {}).get("collisionCount"):
+            raise RetryLater(f"{self.resource.kind} {object_key(ds)}: stale collision count; retrying")
+        bumped = int(count or 0) + 1
+        await self.kube.patch(self.resource.object_path(ds, "status"),
+                              {"status": {"collisionCount": bumped},
+                               "metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}})
+        raise RetryLater(f"found a hash collision for {self.resource.kind} {object_key(ds)} - bumping "
+                         f"collisionCount to {bumped} to resolve it")
+
+    async def _cleanup_history(self, ds: Obj, old: list[Obj], pods: list[Obj]) -> None:
+        """cleanupHistory: the oldest revisions beyond revisionHistoryLimit that no pod uses."""
+        keep = int((ds.get("spec") or {}).get("revisionHistoryLimit", 10))
+        excess = len(old) - keep
+        if excess <= 0:
+            return
+        live = {str(h) for p in pods if (h := (p["metadata"].get("labels") or {}).get(logic.HASH_LABEL))}
+        for revision in history.sort_revisions(old):
+            if excess <= 0:
+                break
+            if (revision["metadata"].get("labels") or {}).get(logic.HASH_LABEL) in live:
+                continue
+            try:
+                await self.kube.delete(CONTROLLER_REVISIONS.object_path(revision))
+            except ApiError as e:
+                if not e.not_found:
+                    raise
+            excess -= 1
+
+
+def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> DaemonSetController:
+    if builtin:
+        raise ValueError("the DaemonSet controller has no drop-in mode yet")
+    return DaemonSetController(manager, resource, name)
