@@ -1,4 +1,4 @@
-"""`kubeplane rollout`: kubectl's rollout verbs for kubeplane's Deployment.
+"""`kubeplane rollout`: kubectl's rollout verbs for kubeplane's Deployment and DaemonSet.
 
 `kubectl rollout` knows only the built-in kinds, so these follow it for `apps.kubeplane.dev`:
 same verbs, same messages and exit codes (k8s.io/kubectl pkg/cmd/rollout and
@@ -17,14 +17,21 @@ from typing import Any, TypeVar
 import click
 
 from operators.cli.common import run_with_kube
+from operators.controllers.common import history as revisions
+from operators.controllers.daemonset import logic as ds_logic
 from operators.controllers.deployment import logic
-from operators.core.apis import DEPLOYMENTS, REPLICASETS
+from operators.core.apis import CONTROLLER_REVISIONS, DAEMONSETS, DEPLOYMENTS, REPLICASETS
 from operators.core.kube import JSON_PATCH, Kube
 from operators.core.owners import controller_uid
 from operators.core.timeutil import format_time, now
 
 T = TypeVar("T")
 QUALIFIED = f"deployment.{DEPLOYMENTS.group}"
+DS_QUALIFIED = f"daemonset.{DAEMONSETS.group}"
+DEPLOYMENT_NAMES = ("deployment", "deployments", "deploy", "kpdeploy", "deployment.apps.kubeplane.dev",
+                    "deployments.apps.kubeplane.dev")
+DAEMONSET_NAMES = ("daemonset", "daemonsets", "ds", "kpds", "daemonset.apps.kubeplane.dev",
+                   "daemonsets.apps.kubeplane.dev")
 SKIPPED_ANNOTATIONS = logic.NOT_COPIED
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -34,11 +41,21 @@ def _run(fn: Callable[[Kube], Awaitable[T]]) -> T:
     return run_with_kube(fn)
 
 
-def _name(target: str) -> str:
+def _target(target: str) -> tuple[str, str]:
+    """("deployment" or "daemonset", NAME) from KIND/NAME."""
     kind, _, name = target.partition("/")
-    if not name or kind not in ("deployment", "deployments", "deploy", "kpdeploy", "deployment.apps.kubeplane.dev",
-                                "deployments.apps.kubeplane.dev"):
-        raise click.BadParameter(f"{target!r}: expected deployment/NAME", param_hint="RESOURCE")
+    if name and kind in DEPLOYMENT_NAMES:
+        return "deployment", name
+    if name and kind in DAEMONSET_NAMES:
+        return "daemonset", name
+    raise click.BadParameter(f"{target!r}: expected deployment/NAME or daemonset/NAME", param_hint="RESOURCE")
+
+
+def _name(target: str) -> str:
+    """A Deployment's name, for the verbs only Deployments have (pause, resume), as kubectl's objectpauser."""
+    kind, name = _target(target)
+    if kind != "deployment":
+        raise click.ClickException(f"{DAEMONSETS.plural}.{DAEMONSETS.group}/{name} pausing is not supported")
     return name
 
 
@@ -60,7 +77,33 @@ namespace_option = click.option("-n", "--namespace", default="default", show_def
 
 @click.group()
 def rollout() -> None:
-    """Manage the rollout of a kubeplane Deployment (as `kubectl rollout`)."""
+    """Manage the rollout of a kubeplane Deployment or DaemonSet (as `kubectl rollout`)."""
+
+
+def ds_status_message(ds: dict[str, Any]) -> tuple[str, bool]:
+    """DaemonSetStatusViewer: (message, done); only RollingUpdate has a rollout to follow."""
+    name = json.dumps(ds["metadata"]["name"])
+    strategy = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("type") or "RollingUpdate"
+    if strategy != "RollingUpdate":
+        raise click.ClickException("rollout status is only available for RollingUpdate strategy type")
+    status = ds.get("status") or {}
+    if int(ds["metadata"].get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return "Waiting for daemon set spec update to be observed...", False
+    desired, updated, available = (int(status.get(k) or 0) for k in
+                                   ("desiredNumberScheduled", "updatedNumberScheduled", "numberAvailable"))
+    if updated < desired:
+        return (f"Waiting for daemon set {name} rollout to finish: {updated} out of {desired} new pods have been "
+                "updated..."), False
+    if available < desired:
+        return (f"Waiting for daemon set {name} rollout to finish: {available} of {desired} updated pods are "
+                "available..."), False
+    return f"daemon set {name} successfully rolled out", True
+
+
+async def _ds_revisions(kube: Kube, ds: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The DaemonSet's ControllerRevisions by number."""
+    found = await kube.list_all(CONTROLLER_REVISIONS.path(ds["metadata"]["namespace"]))
+    return {revisions.revision_number(r): r for r in found if controller_uid(r) == ds["metadata"]["uid"]}
 
 
 def status_message(d: dict[str, Any]) -> tuple[str, bool]:
@@ -93,14 +136,15 @@ def status_message(d: dict[str, Any]) -> tuple[str, bool]:
 @click.option("--timeout", default=0.0, type=float, metavar="SECONDS", help="Give up after this long (0: never).")
 def status(resource: str, namespace: str, watch: bool, timeout: float) -> None:
     """Show the status of the rollout; with --watch, until it ends."""
-    name = _name(resource)
+    kind, name = _target(resource)
+    resource_of, message_of = (DEPLOYMENTS, status_message) if kind == "deployment" else (DAEMONSETS, ds_status_message)
 
     async def follow(kube: Kube) -> None:
         deadline = time.monotonic() + timeout if timeout > 0 else None
         last = ""
         while True:
-            d = await kube.get(DEPLOYMENTS.path(namespace, name))
-            message, done = status_message(d)
+            d = await kube.get(resource_of.path(namespace, name))
+            message, done = message_of(d)
             if message != last:
                 click.echo(message)
                 last = message
@@ -118,20 +162,27 @@ def status(resource: str, namespace: str, watch: bool, timeout: float) -> None:
 @click.option("--revision", default=0, type=int, help="Show the pod template of this revision.")
 def history(resource: str, namespace: str, revision: int) -> None:
     """Revisions and their change causes, oldest first."""
-    name = _name(resource)
+    kind, name = _target(resource)
+    qualified = QUALIFIED if kind == "deployment" else DS_QUALIFIED
 
     async def show(kube: Kube) -> None:
-        d = await kube.get(DEPLOYMENTS.path(namespace, name))
-        sets = {_revision(rs): rs for rs in await _owned_sets(kube, d) if _revision(rs) > 0}
+        if kind == "deployment":
+            d = await kube.get(DEPLOYMENTS.path(namespace, name))
+            sets = {_revision(rs): rs for rs in await _owned_sets(kube, d) if _revision(rs) > 0}
+            templates = {n: rs["spec"]["template"] for n, rs in sets.items()}
+        else:
+            d = await kube.get(DAEMONSETS.path(namespace, name))
+            sets = await _ds_revisions(kube, d)
+            templates = {n: _ds_template(r) for n, r in sets.items()}
         if revision:
             if revision not in sets:
                 raise click.ClickException(f"unable to find the specified revision {revision}")
-            template = sets[revision]["spec"]["template"]
-            click.echo(f"{QUALIFIED}/{name} with revision #{revision}")
+            template = templates[revision]
+            click.echo(f"{qualified}/{name} with revision #{revision}")
             click.echo("Pod Template:")
             click.echo(json.dumps(template, indent=2))
             return
-        click.echo(f"{QUALIFIED}/{name} ")
+        click.echo(f"{qualified}/{name} ")
         click.echo("REVISION  CHANGE-CAUSE")
         for number in sorted(sets):
             cause = (sets[number]["metadata"].get("annotations") or {}).get(CHANGE_CAUSE) or "<none>"
@@ -146,7 +197,10 @@ def history(resource: str, namespace: str, revision: int) -> None:
 @click.option("--to-revision", default=0, type=int, help="The revision to roll back to (0: the previous one).")
 def undo(resource: str, namespace: str, to_revision: int) -> None:
     """Roll back to a previous revision: its template (and annotations) go back into the Deployment."""
-    name = _name(resource)
+    kind, name = _target(resource)
+    if kind == "daemonset":
+        click.echo(_run(lambda kube: _undo_daemonset(kube, namespace, name, to_revision)))
+        return
 
     async def roll_back(kube: Kube) -> str:
         d = await kube.get(DEPLOYMENTS.path(namespace, name))
@@ -181,6 +235,35 @@ def undo(resource: str, namespace: str, to_revision: int) -> None:
         await kube.patch(DEPLOYMENTS.path(namespace, name), patch, content_type=JSON_PATCH)
         return f"{QUALIFIED}/{name} rolled back"
     click.echo(_run(roll_back))
+
+
+def _ds_template(revision: dict[str, Any]) -> dict[str, Any]:
+    template = dict((((revision.get("data") or {}).get("spec") or {}).get("template")) or {})
+    template.pop("$patch", None)
+    return template
+
+
+async def _undo_daemonset(kube: Kube, namespace: str, name: str, to_revision: int) -> str:
+    """DaemonSetRollbacker: the revision's template back into the DaemonSet (the controller then reuses
+    that revision, so pods already on it are not restarted)."""
+    ds = await kube.get(DAEMONSETS.path(namespace, name))
+    found = await _ds_revisions(kube, ds)
+    if to_revision:
+        target = found.get(to_revision)
+        if target is None:
+            raise click.ClickException(f"unable to find specified revision {to_revision} in history")
+    else:
+        if len(found) < 2:
+            raise click.ClickException(f"no rollout history found for daemonset {json.dumps(name)}")
+        target = found[sorted(found)[-2]]
+    number = revisions.revision_number(target)
+    template = _ds_template(target)
+    if revisions.canonical(template) == revisions.canonical(ds_logic.spec(ds).get("template") or {}):
+        return f"{DS_QUALIFIED}/{name} skipped rollback (current template already matches revision {number})"
+    patch = [{"op": "test", "path": "/metadata/uid", "value": ds["metadata"]["uid"]},
+             {"op": "replace", "path": "/spec/template", "value": template}]
+    await kube.patch(DAEMONSETS.path(namespace, name), patch, content_type=JSON_PATCH)
+    return f"{DS_QUALIFIED}/{name} rolled back"
 
 
 def _set_paused(resource: str, namespace: str, paused: bool) -> None:
@@ -218,14 +301,20 @@ def resume(resource: str, namespace: str) -> None:
 @namespace_option
 def restart(resource: str, namespace: str) -> None:
     """Roll every pod: a new restartedAt annotation in the template."""
-    name = _name(resource)
+    kind, name = _target(resource)
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(now())}}}}}
+    if kind == "daemonset":
+        async def stamp_ds(kube: Kube) -> str:
+            await kube.patch(DAEMONSETS.path(namespace, name), patch)
+            return f"{DS_QUALIFIED}/{name} restarted"
+        click.echo(_run(stamp_ds))
+        return
 
     async def stamp(kube: Kube) -> str:
         d = await kube.get(DEPLOYMENTS.path(namespace, name))
         if logic.paused(d):
             raise click.ClickException(f"deployments.{DEPLOYMENTS.group} \"{name}\" can't restart paused "
                                        "deployment (run rollout resume first)")
-        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(now())}}}}}
         await kube.patch(DEPLOYMENTS.path(namespace, name), patch)
         return f"{QUALIFIED}/{name} restarted"
     click.echo(_run(stamp))

@@ -105,8 +105,9 @@ def default_registry() -> Registry:
         "deployment", deployment.build, apis.DEPLOYMENTS, builtin=apis.APPS_DEPLOYMENTS,
         replaces=("deployment-controller",),
     ))
-    # kubeplane's DaemonSet only for now: its drop-in mode (apps/v1, daemonset-controller) is not built yet.
-    registry.register(Registration("daemonset", daemonset.build, apis.DAEMONSETS))
+    registry.register(Registration(
+        "daemonset", daemonset.build, apis.DAEMONSETS, builtin=apis.APPS_DAEMONSETS, replaces=("daemonset-controller",),
+    ))
     registry.register(Registration(
         "job", job.build, apis.JOBS, builtin=apis.BATCH_JOBS, replaces=("job-controller",),
     ))

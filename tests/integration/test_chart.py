@@ -410,11 +410,16 @@ def test_rbac_of_each_operator_with_kubectl_auth_can_i(chart_ns: str, tmp_path: 
         *[(v, KPRS, None) for v in ("create", "patch", "update", "delete")],
         *[(v, KPDEPLOY, None) for v in ("get", "list", "watch", "patch")],
         *[(v, f"{KPDEPLOY}/status", None) for v in ("patch", "update")],
+        # The DaemonSet reads nodes and keeps its history in ControllerRevisions.
+        *[(v, "nodes", None) for v in ("get", "list", "watch")],
+        *[(v, "controllerrevisions.apps", None) for v in ("get", "list", "watch", "create", "patch", "delete")],
+        ("patch", "daemonsets.apps.kubeplane.dev/status", None),
         *events,
         ("list", crds, None), ("watch", crds, None),
     ], denied=[
         ("get", "secrets", None), ("list", "secrets", None), ("get", "secrets", ns),
-        ("get", "nodes", None), ("delete", "nodes", None), ("list", "namespaces", None),
+        ("patch", "nodes", None), ("delete", "nodes", None), ("list", "namespaces", None),
+        ("create", "daemonsets.apps", "default"), ("update", "nodes/status", None),
         ("delete", "namespaces", None), ("create", "deployments.apps", "default"), ("create", "pods/exec", "default"),
         ("create", KPDEPLOY, "default"), ("delete", KPDEPLOY, "default"), ("update", "pods/status", "default"),
         ("create", "replicasets.apps", "default"),

@@ -110,8 +110,9 @@ def test_a_pod_per_fitting_node_following_the_nodes(controllers: Operator, names
 def test_rolling_update_within_max_unavailable_then_a_rollback_restarts_nothing(
         controllers: Operator, namespace: str, nodes: Callable[..., str]) -> None:
     """Three nodes, maxUnavailable 1: from a watch of every pod, at no moment were two nodes without a
-    ready pod of either template. Then OnDelete, a new template and the old one back: the old
-    revision is renumbered and reused, and no pod was deleted."""
+    ready pod of either template; `kubeplane rollout status` says it rolled out. Then OnDelete, a new
+    template, and `kubeplane rollout undo --to-revision=2`: the old revision is renumbered and reused,
+    and no pod was deleted."""
     run = nodes.run  # type: ignore[attr-defined]
     names = [nodes(s) for s in "abc"]
     apply(manifest(run), namespace)
@@ -124,6 +125,8 @@ def test_rolling_update_within_max_unavailable_then_a_rollback_restarts_nothing(
                   timeout=120, what="every pod on agent:2")
         settled(namespace, 3)
         events = list(pods.events)
+        done = kubectl("kubeplane", "rollout", "status", "daemonset/agent", "-n", namespace, "--timeout=30")
+        assert done.stdout.strip() == 'daemon set "agent" successfully rolled out', done.stdout
         assert len(pods.ever_added) == 6, "three replaced pods, no more"
     assert not before & {p["metadata"]["uid"] for p in live_pods(namespace)}
     # Replay every pod event: after each, how many of the nodes had no ready pod that is not being deleted
@@ -151,7 +154,10 @@ def test_rolling_update_within_max_unavailable_then_a_rollback_restarts_nothing(
     apply(manifest(run, image="agent:3", updateStrategy={"type": "OnDelete"}), namespace)
     wait_for(lambda: len(revisions(namespace)) == 3
              and daemonset(namespace)["status"].get("updatedNumberScheduled") == 0, what="revision 3, no pod updated")
-    apply(manifest(run, image="agent:2", updateStrategy={"type": "OnDelete"}), namespace)
+    history = kubectl("kubeplane", "rollout", "history", "daemonset/agent", "-n", namespace).stdout.splitlines()
+    assert [line.split()[0] for line in history[2:] if line.strip()] == ["1", "2", "3"], history
+    undo = kubectl("kubeplane", "rollout", "undo", "daemonset/agent", "--to-revision=2", "-n", namespace)
+    assert undo.stdout.strip() == "daemonset.apps.kubeplane.dev/agent rolled back"
     settled(namespace, 3)
     assert {p["metadata"]["uid"] for p in live_pods(namespace)} == current, "a pod was restarted"
     by_image = {r["data"]["spec"]["template"]["spec"]["containers"][0]["image"]: r["revision"]

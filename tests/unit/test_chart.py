@@ -420,7 +420,7 @@ def test_drop_in_adds_the_flag_and_exactly_the_builtin_kinds_rbac() -> None:
     command = pod_spec["containers"][0]["command"]
     assert "--drop-in" in command
     for group, plural in (("apps", "replicasets"), ("", "replicationcontrollers"), ("apps", "deployments"),
-                          ("batch", "cronjobs"), ("batch", "jobs")):
+                          ("apps", "daemonsets"), ("batch", "cronjobs"), ("batch", "jobs")):
         for verb in ("get", "list", "watch"):
             assert allowed(objs, sa, verb, group, plural, namespace="default"), (verb, plural)
         assert allowed(objs, sa, "update", group, f"{plural}/status", namespace="default")
@@ -436,7 +436,7 @@ def test_drop_in_adds_the_flag_and_exactly_the_builtin_kinds_rbac() -> None:
     # The CronJob controller creates and deletes batch/v1 Jobs, and never touches a CronJob's spec.
     for verb in ("create", "delete", "list", "watch"):
         assert allowed(objs, sa, verb, "batch", "jobs", namespace="default"), verb
-    for verb, group, resource in [("update", "apps", "daemonsets/status"), ("create", "apps", "daemonsets"),
+    for verb, group, resource in [("create", "apps", "daemonsets"), ("patch", "apps", "daemonsets"),
                                   ("update", "batch", "cronjobs"), ("patch", "batch", "cronjobs")]:
         assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, resource)
     assert not any("*" in r.get("resources", []) or "*" in r["verbs"] for _, r in grants(objs, sa, NAMESPACE))

@@ -166,6 +166,16 @@ finalizers or progress annotations on objects.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["create", "patch", "update", "delete"]
+# ... and system:controller:daemon-set-controller's (the ControllerRevisions are granted above).
+- apiGroups: ["apps"]
+  resources: ["daemonsets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["daemonsets/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["daemonsets/finalizers"]
+  verbs: ["update"]
 # ... and system:controller:job-controller's: batch/v1 Jobs (their status, their pods' finalizer).
 - apiGroups: ["batch"]
   resources: ["jobs"]

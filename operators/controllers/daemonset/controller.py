@@ -320,6 +320,6 @@ class DaemonSetController(Controller):
 
 
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> DaemonSetController:
-    if builtin:
-        raise ValueError("the DaemonSet controller has no drop-in mode yet")
+    """kubeplane's DaemonSet; in drop-in mode apps/v1's too, with the same code (its status has the same
+    fields; its template generation is the annotation the apps/v1 registry keeps)."""
     return DaemonSetController(manager, resource, name)

@@ -279,3 +279,29 @@ def test_failed_pod_backoff_doubles_and_starts_over_after_twice_the_maximum() ->
     assert b.entries["k"][0] == 900.0  # capped at 15 minutes
     b.step("k", 19.0 + 2 * 900 + 1)
     assert b.entries["k"][0] == 1.0
+
+
+# --- `kubeplane rollout status daemonset/NAME` (DaemonSetStatusViewer) ---------------------------------------
+
+@pytest.mark.parametrize(("status", "generation", "want"), [
+    ({"observedGeneration": 1}, 2, ("Waiting for daemon set spec update to be observed...", False)),
+    ({"observedGeneration": 2, "desiredNumberScheduled": 3, "updatedNumberScheduled": 1, "numberAvailable": 3}, 2,
+     ('Waiting for daemon set "agent" rollout to finish: 1 out of 3 new pods have been updated...', False)),
+    ({"observedGeneration": 2, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 2}, 2,
+     ('Waiting for daemon set "agent" rollout to finish: 2 of 3 updated pods are available...', False)),
+    ({"observedGeneration": 2, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 3}, 2,
+     ('daemon set "agent" successfully rolled out', True)),
+])
+def test_rollout_status_messages(status: dict[str, Any], generation: int, want: tuple[str, bool]) -> None:
+    from operators.cli.rollout import ds_status_message
+    d = ds(generation=generation)
+    d["status"] = status
+    assert ds_status_message(d) == want
+
+
+def test_rollout_status_refuses_on_delete() -> None:
+    import click
+
+    from operators.cli.rollout import ds_status_message
+    with pytest.raises(click.ClickException, match="only available for RollingUpdate"):
+        ds_status_message(ds(strategy={"type": "OnDelete"}))

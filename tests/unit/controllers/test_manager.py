@@ -180,7 +180,8 @@ def test_registry_selects_like_kube_controller_managers_flag() -> None:
     assert len(registry.builders("replicaset")) == 1
     assert len(registry.builders("replicaset", drop_in=True)) == 2
     assert registry.replaced("*") == ["replicaset-controller", "replicationcontroller-controller",
-                                      "deployment-controller", "job-controller", "cronjob-controller"]
+                                      "deployment-controller", "daemonset-controller", "job-controller",
+                                      "cronjob-controller"]
 
 
 async def test_serves_reads_discovery() -> None:
