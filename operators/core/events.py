@@ -121,6 +121,14 @@ class EventCorrelator:
         return True
 
 
+@dataclass(frozen=True)
+class Event:
+    """An Event a controller's plan asks for (type Normal or Warning); `EventRecorder.emit` posts it."""
+    type: str
+    reason: str
+    message: str
+
+
 class EventRecorder:
     def __init__(self, kube: Kube, component: str, *, capacity: int = 1000) -> None:
         self._kube = kube
@@ -133,6 +141,10 @@ class EventRecorder:
 
     def warning(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
         self._record(obj, "Warning", reason, message)
+
+    def emit(self, obj: Mapping[str, Any], event: Event) -> None:
+        """A planned Event about `obj`."""
+        self._record(obj, event.type, event.reason, event.message)
 
     def _record(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         meta = obj["metadata"]

@@ -22,13 +22,19 @@ server: an owner deleted since the cache saw it must not adopt (upstream's Reche
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.core.apis import Resource
+from operators.controllers import caches
+from operators.core.apis import PODS, Resource
+from operators.core.informer import Informer, object_key
 from operators.core.kube import JSON_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.owners import controller_ref, owner_reference
+from operators.core.selectors import SelectorError, from_label_selector
+
+logger = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
 
@@ -186,3 +192,34 @@ class Patcher:
             if e.not_found or e.invalid:
                 return
             raise
+
+
+async def claim_pods(kube: Kube, owner: Obj, owner_resource: Resource, pods: Informer,
+                     finalizers: tuple[str, ...] = ()) -> list[Obj]:
+    """getPodsFor<Kind>: the pods `owner` controls, after adopting the orphans of its namespace its
+    selector matches and releasing the pods it controls but no longer selects. Adopted pods are
+    returned as the patch made them (our controller reference, `finalizers` added), so the sync that
+    adopted them counts them so. Raises OwnerGone when the owner went away (the recheck)."""
+    try:
+        selector = from_label_selector((owner.get("spec") or {}).get("selector"))
+    except SelectorError as e:
+        logger.error("%s %s: invalid selector: %s", owner_resource.kind, object_key(owner), e)
+        return []
+    meta = owner["metadata"]
+    candidates = [*pods.by_index(caches.CONTROLLER, meta["uid"]),
+                  *pods.by_index(caches.ORPHAN, meta.get("namespace") or "")]
+    found = claim(owner, candidates, lambda p: selector.matches(p["metadata"].get("labels") or {}))
+    if not found.adopt and not found.release:
+        return found.owned
+    patcher = Patcher(kube, owner, owner_resource, PODS, finalizers=finalizers)
+    await asyncio.gather(*(patcher.release(p) for p in found.release))
+    adopted = await asyncio.gather(*(patcher.adopt(p) for p in found.adopt))
+    ref = owner_reference(owner, owner_resource)
+    taken: list[Obj] = []
+    for pod, ok in zip(found.adopt, adopted, strict=True):
+        if ok:
+            pod_meta = pod["metadata"]
+            taken.append({**pod, "metadata": {
+                **pod_meta, "ownerReferences": [*(pod_meta.get("ownerReferences") or []), ref],
+                "finalizers": [*(pod_meta.get("finalizers") or []), *finalizers]}})
+    return [*found.owned, *taken]

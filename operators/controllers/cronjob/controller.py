@@ -153,8 +153,7 @@ class CronJobController(Controller):
 
         await self._write_status(cronjob, status)
         for event in plan.events:
-            record = self.events.normal if event.type == "Normal" else self.events.warning
-            record(cronjob, event.reason, event.message)
+            self.events.emit(cronjob, event)
         if retry is not None:
             raise RetryLater(retry)
         return requeue

@@ -40,6 +40,7 @@ from typing import Any
 
 from operators.core import conditions, cron
 from operators.core.apis import Resource
+from operators.core.events import Event
 from operators.core.owners import owner_reference
 from operators.core.timeutil import format_time, parse_time
 
@@ -63,13 +64,6 @@ TOO_MANY_MISSED, MISS_SCHEDULE = "TooManyMissedTimes", "MissSchedule"
 
 class ScheduleError(ValueError):
     """A schedule that parses but cannot be followed (robfig finds no second firing)."""
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
 
 
 def normal(reason: str, message: str) -> Event:

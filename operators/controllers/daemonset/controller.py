@@ -14,7 +14,6 @@ Read side by side with pkg/controller/daemon/daemon_controller.go and update.go:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from operators.controllers import caches
 from operators.controllers.common import history
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, Patcher, claim, resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, claim_pods, resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl
 from operators.controllers.daemonset import logic
 from operators.controllers.manager import ControllerManager
@@ -156,26 +155,12 @@ class DaemonSetController(Controller):
     # --- the sync ----------------------------------------------------------------------------------
 
     async def claim_pods(self, ds: Obj) -> list[Obj]:
-        """The pods the DaemonSet controls, after adopting the orphans it selects and releasing the pods
-        it controls but no longer selects."""
+        """getDaemonPods: the pods the DaemonSet controls, orphans it selects adopted, pods it no longer
+        selects released."""
         try:
-            selector = from_label_selector((ds.get("spec") or {}).get("selector"))
-        except SelectorError as e:
-            logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(ds), e)
-            return []
-        meta = ds["metadata"]
-        candidates = [*self.pods.by_index(caches.CONTROLLER, meta["uid"]),
-                      *self.pods.by_index(caches.ORPHAN, meta.get("namespace") or "")]
-        found = claim(ds, candidates, lambda p: selector.matches(p["metadata"].get("labels") or {}))
-        if not found.adopt and not found.release:
-            return found.owned
-        patcher = Patcher(self.kube, ds, self.resource, PODS)
-        await asyncio.gather(*(patcher.release(p) for p in found.release))
-        try:
-            adopted = await asyncio.gather(*(patcher.adopt(p) for p in found.adopt))
+            return await claim_pods(self.kube, ds, self.resource, self.pods)
         except OwnerGone as e:
             raise RetryLater(str(e)) from e
-        return [*found.owned, *(p for p, ok in zip(found.adopt, adopted, strict=True) if ok)]
 
     async def sync(self, key: str) -> float | None:
         ds = self.sets.get(key)
@@ -199,7 +184,7 @@ class DaemonSetController(Controller):
                                          expectations_satisfied=self.expectations.satisfied(uid), now=at,
                                          backoff=backoff))
         for event in plan.events:
-            (self.events.normal if event.type == "Normal" else self.events.warning)(ds, event.reason, event.message)
+            self.events.emit(ds, event)
         if plan.selecting_all:
             return None
         for node_name in plan.backoff:

@@ -33,6 +33,7 @@ from operators.controllers.common import history
 from operators.core import pods as podutil
 from operators.core import taints
 from operators.core.apis import Resource
+from operators.core.events import Event
 from operators.core.intstr import scaled_value
 from operators.core.owners import owner_reference
 from operators.core.selectors import RequiredNodeAffinity
@@ -215,13 +216,6 @@ class Observed:
     now: datetime
     # Nodes whose failed-pod deletion is in backoff, with the delay left (failedPodsBackoff).
     backoff: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ job-controller off), with the same code: batch/v1's status has every field this 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, Patcher, claim, resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, claim_pods, resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl, error_message
 from operators.controllers.common.writes import Superseded
 from operators.controllers.job import logic
@@ -43,7 +42,7 @@ from operators.core.apis import PODS, Resource
 from operators.core.events import EventRecorder
 from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
 from operators.core.kube import JSON_PATCH, ApiError
-from operators.core.owners import controller_ref, owner_reference
+from operators.core.owners import controller_ref
 from operators.core.selectors import SelectorError, from_label_selector
 from operators.core.status import merge_diff
 from operators.core.timeutil import now
@@ -90,36 +89,13 @@ class JobController(Controller):
         return resolve_controller_ref(self.jobs.get, self.resource, namespace, ref)
 
     async def claim_pods(self, job: Obj) -> list[Obj]:
-        """getPodsForJob: the pods the Job controls and selects (finished and terminating ones too),
-        after adopting the orphans it selects (with the job-tracking finalizer, in the same patch) and
-        releasing the pods it controls that it no longer selects (and their finalizer)."""
-        raw = (job.get("spec") or {}).get("selector")
+        """getPodsForJob: the pods the Job controls and selects (finished and terminating ones too), orphans
+        adopted with the job-tracking finalizer in the same patch, pods no longer selected released (and
+        their finalizer)."""
         try:
-            selector = from_label_selector(raw)
-        except SelectorError as e:
-            logger.error("%s %s: invalid selector: %s", self.resource.kind, object_key(job), e)
-            return []
-        meta = job["metadata"]
-        candidates = [*self.pods.by_index(caches.CONTROLLER, meta["uid"]),
-                      *self.pods.by_index(caches.ORPHAN, meta.get("namespace") or "")]
-        found = claim(job, candidates, lambda p: selector.matches(p["metadata"].get("labels") or {}))
-        if not found.adopt and not found.release:
-            return found.owned
-        patcher = Patcher(self.kube, job, self.resource, PODS, finalizers=(logic.FINALIZER,))
-        await asyncio.gather(*(patcher.release(p) for p in found.release))
-        try:
-            adopted = await asyncio.gather(*(patcher.adopt(p) for p in found.adopt))
+            return await claim_pods(self.kube, job, self.resource, self.pods, finalizers=(logic.FINALIZER,))
         except OwnerGone as e:
             raise RetryLater(str(e)) from e
-        # The adopted pods now hold the finalizer: count them as such in this sync.
-        ref = owner_reference(job, self.resource)
-        taken: list[Obj] = []
-        for pod, ok in zip(found.adopt, adopted, strict=True):
-            if ok:
-                finalizers = [*(pod["metadata"].get("finalizers") or []), logic.FINALIZER]
-                taken.append({**pod, "metadata": {**pod["metadata"], "ownerReferences": [ref],
-                                                  "finalizers": finalizers}})
-        return [*found.owned, *taken]
 
     def _selecting(self, pod: Obj) -> list[Obj]:
         labels = pod["metadata"].get("labels") or {}
@@ -234,7 +210,7 @@ class JobController(Controller):
         await self._write_status(job, written, plan.status, version)
         # The plan's Events tell of conditions: only once the status that holds them is written.
         for event in plan.events:
-            (self.events.normal if event.type == "Normal" else self.events.warning)(job, event.reason, event.message)
+            self.events.emit(job, event)
         if manage_error is not None:
             raise RetryLater(manage_error)
         expires = None if self.builtin else logic.ttl_remaining(job, now())

@@ -46,6 +46,7 @@ from operators.controllers.job import policy
 from operators.controllers.job.indexes import format_intervals, parse_intervals
 from operators.core import conditions, pods
 from operators.core.apis import Resource
+from operators.core.events import Event
 from operators.core.owners import owner_reference
 from operators.core.pods import Pod
 from operators.core.timeutil import format_time, parse_time
@@ -442,13 +443,6 @@ class Observed:
     removing: frozenset[str] = frozenset()
     # kubeplane's own Jobs: status.nextRetryTime is kept (batch/v1's status has no such field).
     extras: bool = True
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
