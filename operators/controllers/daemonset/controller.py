@@ -175,12 +175,13 @@ class DaemonSetController(Controller):
         at = now()
         clock = at.timestamp()
         generation = int((ds.get("status") or {}).get("observedGeneration") or 0)
+        nodes = list(self.nodes.store.values())
         backoff: dict[str, float] = {}
-        for node in self.nodes.store.values():
+        for node in nodes:
             delay = self.backoff.in_backoff(f"{uid}/{generation}/{node['metadata']['name']}", clock)
             if delay is not None:
                 backoff[node["metadata"]["name"]] = delay
-        plan = logic.plan(logic.Observed(ds=ds, nodes=list(self.nodes.store.values()), pods=owned, hash=hash_,
+        plan = logic.plan(logic.Observed(ds=ds, nodes=nodes, pods=owned, hash=hash_,
                                          expectations_satisfied=self.expectations.satisfied(uid), now=at,
                                          backoff=backoff))
         for event in plan.events:
@@ -254,9 +255,9 @@ class DaemonSetController(Controller):
             "apiVersion": CONTROLLER_REVISIONS.api_version, "kind": CONTROLLER_REVISIONS.kind,
             "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
                          "ownerReferences": [owner_reference(ds, self.resource)]},
-            # Keys sorted at every level: the API server compares a revision's data byte for byte
-            # (immutable) and re-encodes it with sorted keys on a patch, so only sorted data survives the
-            # renumbering patch of a rollback.
+            # Keys sorted at every level, as Go writes maps: the API server compares a revision's data byte
+            # for byte (immutable) with what it re-encodes on a patch, so the renumbering patch of a rollback
+            # only passes if the stored bytes are already in Go's form (see also core/kube.encode).
             "data": json.loads(history.canonical(data)), "revision": number,
         }
         if meta.get("annotations"):

@@ -255,7 +255,10 @@ def surge_and_unavailable(ds: Obj, desired: int) -> tuple[int, int]:
     return surge, unavailable
 
 
-def _manage(observed: Observed, placed: Mapping[str, list[Pod]], surge: int,
+Fits = Mapping[str, tuple[bool, bool]]  # node name -> should_run, decided once per plan
+
+
+def _manage(observed: Observed, fits: Fits, placed: Mapping[str, list[Pod]], surge: int,
             events: list[Event], requeues: list[float]) -> tuple[list[str], list[Pod], list[str]]:
     ds, now = observed.ds, observed.now
     create: list[str] = []
@@ -264,7 +267,7 @@ def _manage(observed: Observed, placed: Mapping[str, list[Pod]], surge: int,
     namespace = ds["metadata"]["namespace"]
     for node in observed.nodes:
         name = node["metadata"]["name"]
-        run, stay = should_run(node, ds)
+        run, stay = fits[name]
         here = placed.get(name)
         if run and not here:
             create.append(name)
@@ -341,14 +344,13 @@ def _updated_pods_on_node(pods_: Sequence[Pod], hash_: str, generation: int | No
     return new, old, True
 
 
-def _rolling_update(observed: Observed, placed: Mapping[str, list[Pod]], surge: int, unavailable: int,
-                    ) -> tuple[list[str], list[Pod]]:
+def _rolling_update(observed: Observed, fits: Fits, placed: Mapping[str, list[Pod]], surge: int,
+                    unavailable: int) -> tuple[list[str], list[Pod]]:
     """rollingUpdate: (nodes for a new pod beside an old one, old pods to delete)."""
     ds, now = observed.ds, observed.now
     min_ready = min_ready_seconds(ds)
     generation = template_generation(ds)
-    nodes = {n["metadata"]["name"]: n for n in observed.nodes}
-    desired_nodes = [name for name, node in nodes.items() if should_run(node, ds)[0]]
+    desired_nodes = [name for name, (run, _) in fits.items() if run]
     every = {name: placed.get(name, []) for name in [*placed, *desired_nodes]}
     if surge == 0:
         counted = 0
@@ -385,8 +387,7 @@ def _rolling_update(observed: Observed, placed: Mapping[str, list[Pod]], surge: 
             available += 1 if podutil.is_available(new, min_ready, now) else 0
         if old is None:
             continue
-        node = nodes.get(name)
-        runs = node is not None and should_run(node, ds)[0]
+        runs = fits.get(name, (False, False))[0]
         if new is None:
             if not podutil.is_available(old, min_ready, now):
                 if runs:
@@ -409,14 +410,15 @@ def _rolling_update(observed: Observed, placed: Mapping[str, list[Pod]], surge: 
     return [*allowed_new, *candidates_new[:room]], delete
 
 
-def status_of(observed: Observed, placed: Mapping[str, list[Pod]], observe_generation: bool) -> dict[str, Any]:
+def status_of(observed: Observed, fits: Fits, placed: Mapping[str, list[Pod]], observe_generation: bool,
+              ) -> dict[str, Any]:
     """updateDaemonSetStatus: per node, the oldest pod counts."""
     ds, now = observed.ds, observed.now
     min_ready = min_ready_seconds(ds)
     generation = template_generation(ds)
     desired = current = misscheduled = ready = updated = available = 0
     for node in observed.nodes:
-        run, _ = should_run(node, ds)
+        run, _ = fits[node["metadata"]["name"]]
         here = placed.get(node["metadata"]["name"]) or []
         if not run:
             misscheduled += 1 if here else 0
@@ -458,17 +460,18 @@ def plan(observed: Observed) -> Plan:
                                   "This daemon set is selecting all pods. A non-empty selector is required."),),
                     selecting_all=True)
     placed = by_node(observed.pods)
+    fits = {n["metadata"]["name"]: should_run(n, ds) for n in observed.nodes}
     if not observed.expectations_satisfied:
-        return Plan(status=status_of(observed, placed, observe_generation=False))
-    desired = sum(1 for n in observed.nodes if should_run(n, ds)[0])
+        return Plan(status=status_of(observed, fits, placed, observe_generation=False))
+    desired = sum(1 for run, _ in fits.values() if run)
     surge, unavailable = surge_and_unavailable(ds, desired)
     events: list[Event] = []
     requeues: list[float] = []
-    create, delete, stepped = _manage(observed, placed, surge, events, requeues)
+    create, delete, stepped = _manage(observed, fits, placed, surge, events, requeues)
     if not create and not delete and (spec(ds).get("updateStrategy") or {}).get("type", "RollingUpdate") \
             == "RollingUpdate":
-        create, delete = _rolling_update(observed, placed, surge, unavailable)
-    status = status_of(observed, placed, observe_generation=True)
+        create, delete = _rolling_update(observed, fits, placed, surge, unavailable)
+    status = status_of(observed, fits, placed, observe_generation=True)
     min_ready = min_ready_seconds(ds)
     if min_ready > 0 and status["numberReady"] != status["numberAvailable"]:
         requeues.append(float(min_ready))
