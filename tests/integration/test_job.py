@@ -4,6 +4,7 @@ suspend and resume, refused specs, and exactly-once counting across an operator 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,43 +180,51 @@ def test_bad_specs_are_refused_with_upstreams_message(cluster: Any, namespace: s
 
 def test_next_retry_time_holds_the_retry_across_a_restart_without_the_failed_pod(
         controllers: Operator, namespace: str) -> None:
-    """kubeplane only: with backoffPolicy.initialSeconds 30 the retry after the first failure is due 30 s
-    after its finish, and status.nextRetryTime says so (backoffLimit defaulted to 6 on the first sync).
-    The operator is stopped and the failed pod deleted, so no pod tells of the failure any more; a fresh
-    operator still creates the replacement no earlier than nextRetryTime (the pods' watch says when)."""
+    """kubeplane only: with backoffPolicy.initialSeconds 3600 the retry after the first failure is due an
+    hour after its finish, and status.nextRetryTime says so (backoffLimit defaulted to 6 on the first
+    sync). The operator is stopped and the failed pod deleted, so no pod tells of the failure any more; a
+    fresh operator syncs and makes no replacement (the hour holds, however long the restart took). The
+    test then moves nextRetryTime a few seconds ahead: the replacement comes, and not before that time
+    (the pods' watch says when)."""
     with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
-        apply(manifest("patient", exit_code=3, after="0s", backoffPolicy={"initialSeconds": 30}), namespace)
+        apply(manifest("patient", exit_code=3, after="0s", backoffPolicy={"initialSeconds": 3600}), namespace)
         waiting = wait_for(lambda: (j := job(namespace, "patient"))["status"].get("failed") == 1
                            and j["status"].get("nextRetryTime") and j, what="the failure counted, a retry time")
         assert waiting["spec"]["backoffLimit"] == 6
         (first,) = pods_of(namespace, "patient")
         finish = datetime.fromisoformat(first["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"])
         retry = datetime.fromisoformat(waiting["status"]["nextRetryTime"])
-        assert retry == finish + timedelta(seconds=30), (finish, retry)
+        assert retry == finish + timedelta(seconds=3600), (finish, retry)
         controllers.stop()
         try:
             kubectl("-n", namespace, "delete", "pod", first["metadata"]["name"], "--wait=true")
         finally:
             controllers.start()
-        # The restarted controller has synced its Jobs once it gives a new Job its selector.
+        # The restarted controller has synced its Jobs once it gives a new Job its selector, and has
+        # re-enqueued every Job at start: the patient one was synced with no failed pod to see.
         apply(manifest("probe", exit_code=None, suspend=True), namespace)
         wait_for(lambda: job(namespace, "probe")["spec"].get("selector"), what="the restarted controller syncing")
-        if datetime.now(UTC) >= retry - timedelta(seconds=2):
-            raise AssertionError("the restart took longer than the 30 s backoff: this test proves nothing; "
-                                 "raise initialSeconds")
+        assert job(namespace, "patient")["status"]["nextRetryTime"] == waiting["status"]["nextRetryTime"]
+        assert [o["metadata"]["uid"] for o in pods.ever_added.values()
+                if o["metadata"]["name"].startswith("patient-")] == [first["metadata"]["uid"]], \
+            "a replacement was made before nextRetryTime"
+        # Move the retry a few seconds ahead (whole seconds, as the field holds them).
+        due = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+        kubectl("-n", namespace, "patch", KPJOB, "patient", "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": {"nextRetryTime": due.strftime("%Y-%m-%dT%H:%M:%SZ")}}))
         second = pods.wait(lambda w: [o for o in w.ever_added.values() if o["metadata"]["name"].startswith("patient-")
                                       and o["metadata"]["uid"] != first["metadata"]["uid"]], timeout=90,
                            what="the replacement pod")[0]
     created = datetime.fromisoformat(second["metadata"]["creationTimestamp"])
-    assert created >= retry, f"the replacement came at {created}, before nextRetryTime {retry}"
+    assert created >= due, f"the replacement came at {created}, before nextRetryTime {due}"
     # The replacement fails too: the next wait counts the failures the pods show (the deleted one no
-    # longer does, so it is 30 s again, not 60), from its finish.
+    # longer does, so it is an hour again, not two), from its finish.
     again = wait_for(lambda: (j := job(namespace, "patient"))["status"].get("failed") == 2
-                     and j["status"].get("nextRetryTime", "") > waiting["status"]["nextRetryTime"] and j,
+                     and j["status"].get("nextRetryTime", "") > due.strftime("%Y-%m-%dT%H:%M:%SZ") and j,
                      what="the second failure counted, a later retry time")
     (gone,) = [p for p in pods_of(namespace, "patient") if p["metadata"]["uid"] == second["metadata"]["uid"]]
     finish = datetime.fromisoformat(gone["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"])
-    assert datetime.fromisoformat(again["status"]["nextRetryTime"]) == finish + timedelta(seconds=30)
+    assert datetime.fromisoformat(again["status"]["nextRetryTime"]) == finish + timedelta(seconds=3600)
 
 
 def test_killed_while_pods_finish_counts_each_pod_exactly_once(controllers: Operator, namespace: str) -> None:
