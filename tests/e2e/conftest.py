@@ -181,6 +181,35 @@ def fetch_from(namespace: str, pod: str, url: str) -> tuple[bool, str]:
     return result.returncode == 0, result.stdout if result.returncode == 0 else result.stderr
 
 
+def wait_service_routed(namespace: str, service: str, from_pod: str, timeout: float = 180) -> str:
+    """The Service's ClusterIP, once kube-proxy on `from_pod`'s node has programmed it with endpoints.
+
+    Until then a packet to the ClusterIP leaves the node unchanged, and this machine's network answers
+    any port-80 request it cannot route with a 404: a fetch would fail for a reason that is not the
+    cluster's. kube-proxy (iptables mode, kind's default) jumps from KUBE-SERVICES to a KUBE-SVC- chain
+    for `-d <ClusterIP>/32` only while the Service has ready endpoints, so that rule is what is waited for.
+    """
+    cluster_ip: str = kubectl_json("get", "service", service, "-n", namespace)["spec"]["clusterIP"]
+    node = get_pod(namespace, from_pod)["spec"]["nodeName"]
+    proxies = kubectl_json("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy",
+                           "--field-selector", f"spec.nodeName={node}")["items"]
+    assert proxies, f"no kube-proxy pod on node {node}"
+    proxy = proxies[0]["metadata"]["name"]
+    rule = f"-d {cluster_ip}/32"
+
+    def programmed() -> bool:
+        rules = kubectl("exec", "-n", "kube-system", proxy, "--", "iptables-save", "-t", "nat",
+                        check=False, timeout=30).stdout
+        return any(rule in line and "-j KUBE-SVC-" in line for line in rules.splitlines())
+    try:
+        wait_for(programmed, timeout=timeout, interval=2,
+                 what=f"kube-proxy on {node} routing Service {namespace}/{service} ({cluster_ip})")
+    except AssertionError as e:
+        logs = kubectl("logs", "-n", "kube-system", proxy, "--tail=30", check=False, timeout=30)
+        raise AssertionError(f"{e}\nkube-proxy {proxy} log tail:\n{logs.stdout}{logs.stderr}") from None
+    return cluster_ip
+
+
 def fetch_until_ok(namespace: str, pod: str, url: str, timeout: float = 60) -> str:
     """The body of `url` fetched from `pod`, retried while endpoints, routes or DNS settle."""
     last = ""

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     pods_of,
     wait_for,
     wait_ready,
+    wait_service_routed,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420), pytest.mark.usefixtures("kubeplane")]
@@ -85,6 +86,7 @@ def test_rolling_update_and_undo_drop_no_request(namespace: str) -> None:
     wait_ready(namespace, "client")
     rollout("status", "deployment/web", "-n", namespace, "--timeout=240")
     wait_for(lambda: serving(namespace, "v1"), timeout=120, what="4 ready v1 pods")
+    wait_service_routed(namespace, "web", "client")
     assert fetch_until_ok(namespace, "client", "http://web/").split()[2] == "v1"
 
     def to_v2() -> None:

@@ -19,9 +19,10 @@ from tests.e2e.conftest import (
     http_service,
     kubectl_json,
     wait_ready,
+    wait_service_routed,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 
 def test_pod_to_pod_service_and_dns_across_nodes(namespace: str) -> None:
@@ -42,7 +43,7 @@ def test_pod_to_pod_service_and_dns_across_nodes(namespace: str) -> None:
             f"pod {pod['metadata']['name']} IP {pod['status']['podIP']} not in its node's podCIDR {subnet}")
 
     server_ip = server["status"]["podIP"]
-    cluster_ip = kubectl_json("get", "service", "web", "-n", namespace)["spec"]["clusterIP"]
+    cluster_ip = wait_service_routed(namespace, "web", "client")
     expected = f"server {server_ip}"
     targets = {
         "pod IP across nodes": f"http://{server_ip}:{HTTP_PORT}/",

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     wait_for,
     wait_ready,
     wait_replicas_ready,
+    wait_service_routed,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.usefixtures("kubeplane")]
@@ -66,6 +67,7 @@ def test_replicaset_runs_spreads_serves_scales_and_heals(namespace: str) -> None
     # connections by the host name as written while DNS ignores case, so a fresh capitalisation of the
     # Service's name per request opens a new connection that kube-proxy balances anew.
     wait_ready(namespace, "client")
+    wait_service_routed(namespace, "web", "client")
     replicas = {p["metadata"]["name"] for p in pods}
     seen: set[str] = set()
     for _ in range(60):
