@@ -291,7 +291,20 @@ up_nodes() {
   node_manifest | kc apply -f - >/dev/null
   kc wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null ||
     die "KWOK nodes not Ready after 60s (kwok-controller log: $logs/cluster/kwok-controller.log)"
-  stage_done "$NODES kwok nodes Ready"
+  # The default StorageClass: kwok's volume stages (hack/tools.sh) make a PersistentVolume for each of its
+  # claims, so a StatefulSet's claims bind as they would with a real provisioner.
+  kc apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: kwok-volume
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kwok.x-k8s.io/volume
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+  stage_done "$NODES kwok nodes Ready, StorageClass kwok-volume (default)"
 }
 
 # Prove scheduler + KWOK end to end: a plain pod gets bound by the default scheduler and KWOK runs it.

@@ -58,13 +58,16 @@ build_etcd() { (cd "$root/hack/tools/etcd" && go build -trimpath -ldflags "-s -w
 build_kwok() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@"$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwokctl@"$KWOK_VERSION"; }
 # KWOK's stages for the embedded cluster: kwokctl's defaults for the binary runtime (node-initialize,
 # node-heartbeat-with-lease, pod-ready, pod-delete), read from the pinned kwok module, without `pod-complete`
-# (it ends every pod owned by any kind named Job at once, so nothing could fail), plus our hack/kwok/*.yaml.
+# (it ends every pod owned by any kind named Job at once, so nothing could fail), plus kwok's volume stages
+# (a claim of StorageClass kwok-volume gets a PersistentVolume made for it, which kube-controller-manager's
+# PV controller binds; hack/cluster.sh creates the StorageClass), plus our hack/kwok/*.yaml.
+KWOK_STAGES="node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease pod/fast/pod-ready
+  pod/fast/pod-delete volume/fast/pvc-provision volume/fast/pv-bind volume/fast/pvc-delete volume/fast/pv-delete"
 build_kwok_stages() {
   local dir f
   dir=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') || return 1
-  for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease pod/fast/pod-ready \
-      pod/fast/pod-delete; do
+  for f in $KWOK_STAGES; do
     printf -- '---\n' && cat "$dir/kustomize/stage/$f.yaml" || return 1
   done >"$1/kwok-stages.yaml"
   for f in "$root"/hack/kwok/*.yaml; do printf -- '---\n' && cat "$f"; done >>"$1/kwok-stages.yaml"
@@ -132,7 +135,7 @@ for t in "${tools[@]}"; do
     coredns) key=$COREDNS_VERSION ;; crictl) key=$CRICTL_VERSION ;;
     flannel) key=$FLANNEL_VERSION-cni-$FLANNEL_CNI_VERSION ;;
     e2e-test) key=$KUBERNETES_VERSION ;;
-    kwok-stages) key=$KWOK_VERSION-$(cat "$root"/hack/kwok/*.yaml | sha256sum | cut -c1-12) ;;
+    kwok-stages) key=$KWOK_VERSION-$( (echo "$KWOK_STAGES"; cat "$root"/hack/kwok/*.yaml) | sha256sum | cut -c1-12) ;;
     cron-oracle) key=$(cat "$root"/hack/tools/cron-oracle/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12) ;;
     *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle kwok-stages e2e-test)"
        exit 2 ;;

@@ -1,4 +1,4 @@
-"""`kubeplane rollout`: kubectl's rollout verbs for kubeplane's Deployment and DaemonSet.
+"""`kubeplane rollout`: kubectl's rollout verbs for kubeplane's Deployment, DaemonSet and StatefulSet.
 
 `kubectl rollout` knows only the built-in kinds, so these follow it for `apps.kubeplane.dev`:
 same verbs, same messages and exit codes (k8s.io/kubectl pkg/cmd/rollout and
@@ -20,7 +20,7 @@ from operators.cli.common import run_with_kube
 from operators.controllers.common import history as revisions
 from operators.controllers.daemonset import logic as ds_logic
 from operators.controllers.deployment import logic
-from operators.core.apis import CONTROLLER_REVISIONS, DAEMONSETS, DEPLOYMENTS, REPLICASETS
+from operators.core.apis import CONTROLLER_REVISIONS, DAEMONSETS, DEPLOYMENTS, REPLICASETS, STATEFULSETS, Resource
 from operators.core.kube import JSON_PATCH, Kube
 from operators.core.owners import controller_uid
 from operators.core.timeutil import format_time, now
@@ -32,6 +32,12 @@ DEPLOYMENT_NAMES = ("deployment", "deployments", "deploy", "kpdeploy", "deployme
                     "deployments.apps.kubeplane.dev")
 DAEMONSET_NAMES = ("daemonset", "daemonsets", "ds", "kpds", "daemonset.apps.kubeplane.dev",
                    "daemonsets.apps.kubeplane.dev")
+STS_QUALIFIED = f"statefulset.{STATEFULSETS.group}"
+STATEFULSET_NAMES = ("statefulset", "statefulsets", "sts", "kpsts", "statefulset.apps.kubeplane.dev",
+                     "statefulsets.apps.kubeplane.dev")
+# The kinds whose history is ControllerRevisions: (resource, the name kubectl prints).
+REVISIONED: dict[str, tuple[Resource, str]] = {"daemonset": (DAEMONSETS, DS_QUALIFIED),
+                                               "statefulset": (STATEFULSETS, STS_QUALIFIED)}
 SKIPPED_ANNOTATIONS = logic.NOT_COPIED
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -42,20 +48,24 @@ def _run(fn: Callable[[Kube], Awaitable[T]]) -> T:
 
 
 def _target(target: str) -> tuple[str, str]:
-    """("deployment" or "daemonset", NAME) from KIND/NAME."""
+    """("deployment", "daemonset" or "statefulset", NAME) from KIND/NAME."""
     kind, _, name = target.partition("/")
     if name and kind in DEPLOYMENT_NAMES:
         return "deployment", name
     if name and kind in DAEMONSET_NAMES:
         return "daemonset", name
-    raise click.BadParameter(f"{target!r}: expected deployment/NAME or daemonset/NAME", param_hint="RESOURCE")
+    if name and kind in STATEFULSET_NAMES:
+        return "statefulset", name
+    raise click.BadParameter(f"{target!r}: expected deployment/NAME, daemonset/NAME or statefulset/NAME",
+                             param_hint="RESOURCE")
 
 
 def _name(target: str) -> str:
     """A Deployment's name, for the verbs only Deployments have (pause, resume), as kubectl's objectpauser."""
     kind, name = _target(target)
     if kind != "deployment":
-        raise click.ClickException(f"{DAEMONSETS.plural}.{DAEMONSETS.group}/{name} pausing is not supported")
+        resource = REVISIONED[kind][0]
+        raise click.ClickException(f"{resource.plural}.{resource.group}/{name} pausing is not supported")
     return name
 
 
@@ -77,7 +87,7 @@ namespace_option = click.option("-n", "--namespace", default="default", show_def
 
 @click.group()
 def rollout() -> None:
-    """Manage the rollout of a kubeplane Deployment or DaemonSet (as `kubectl rollout`)."""
+    """Manage the rollout of a kubeplane Deployment, DaemonSet or StatefulSet (as `kubectl rollout`)."""
 
 
 def ds_status_message(ds: dict[str, Any]) -> tuple[str, bool]:
@@ -100,8 +110,30 @@ def ds_status_message(ds: dict[str, Any]) -> tuple[str, bool]:
     return f"daemon set {name} successfully rolled out", True
 
 
+def sts_status_message(sts: dict[str, Any]) -> tuple[str, bool]:
+    """StatefulSetStatusViewer: (message, done). A RollingUpdate without rollingUpdate counts as partition 0,
+    as apps/v1 defaults it."""
+    spec = sts.get("spec") or {}
+    strategy = spec.get("updateStrategy") or {}
+    if (strategy.get("type") or "RollingUpdate") != "RollingUpdate":
+        raise click.ClickException("rollout status is only available for RollingUpdate strategy type")
+    status = sts.get("status") or {}
+    observed = int(status.get("observedGeneration") or 0)
+    if observed == 0 or int(sts["metadata"].get("generation") or 0) > observed:
+        return "Waiting for statefulset spec update to be observed...", False
+    replicas = int(spec.get("replicas", 1))
+    ready, updated = int(status.get("readyReplicas") or 0), int(status.get("updatedReplicas") or 0)
+    if ready < replicas:
+        return f"Waiting for {replicas - ready} pods to be ready...", False
+    partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+    if updated < replicas - partition:
+        return (f"Waiting for partitioned roll out to finish: {updated} out of {replicas - partition} new pods "
+                "have been updated..."), False
+    return f"partitioned roll out complete: {updated} new pods have been updated...", True
+
+
 async def _ds_revisions(kube: Kube, ds: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """The DaemonSet's ControllerRevisions by number."""
+    """The DaemonSet's (or StatefulSet's) ControllerRevisions by number."""
     found = await kube.list_all(CONTROLLER_REVISIONS.path(ds["metadata"]["namespace"]))
     return {revisions.revision_number(r): r for r in found if controller_uid(r) == ds["metadata"]["uid"]}
 
@@ -137,7 +169,9 @@ def status_message(d: dict[str, Any]) -> tuple[str, bool]:
 def status(resource: str, namespace: str, watch: bool, timeout: float) -> None:
     """Show the status of the rollout; with --watch, until it ends."""
     kind, name = _target(resource)
-    resource_of, message_of = (DEPLOYMENTS, status_message) if kind == "deployment" else (DAEMONSETS, ds_status_message)
+    resource_of, message_of = {"deployment": (DEPLOYMENTS, status_message),
+                               "daemonset": (DAEMONSETS, ds_status_message),
+                               "statefulset": (STATEFULSETS, sts_status_message)}[kind]
 
     async def follow(kube: Kube) -> None:
         deadline = time.monotonic() + timeout if timeout > 0 else None
@@ -163,7 +197,7 @@ def status(resource: str, namespace: str, watch: bool, timeout: float) -> None:
 def history(resource: str, namespace: str, revision: int) -> None:
     """Revisions and their change causes, oldest first."""
     kind, name = _target(resource)
-    qualified = QUALIFIED if kind == "deployment" else DS_QUALIFIED
+    qualified = QUALIFIED if kind == "deployment" else REVISIONED[kind][1]
 
     async def show(kube: Kube) -> None:
         if kind == "deployment":
@@ -171,7 +205,7 @@ def history(resource: str, namespace: str, revision: int) -> None:
             sets = {_revision(rs): rs for rs in await _owned_sets(kube, d) if _revision(rs) > 0}
             templates = {n: rs["spec"]["template"] for n, rs in sets.items()}
         else:
-            d = await kube.get(DAEMONSETS.path(namespace, name))
+            d = await kube.get(REVISIONED[kind][0].path(namespace, name))
             sets = await _ds_revisions(kube, d)
             templates = {n: _ds_template(r) for n, r in sets.items()}
         if revision:
@@ -198,8 +232,8 @@ def history(resource: str, namespace: str, revision: int) -> None:
 def undo(resource: str, namespace: str, to_revision: int) -> None:
     """Roll back to a previous revision: its template (and annotations) go back into the Deployment."""
     kind, name = _target(resource)
-    if kind == "daemonset":
-        click.echo(_run(lambda kube: _undo_daemonset(kube, namespace, name, to_revision)))
+    if kind in REVISIONED:
+        click.echo(_run(lambda kube: _undo_revisioned(kube, kind, namespace, name, to_revision)))
         return
 
     async def roll_back(kube: Kube) -> str:
@@ -243,10 +277,11 @@ def _ds_template(revision: dict[str, Any]) -> dict[str, Any]:
     return template
 
 
-async def _undo_daemonset(kube: Kube, namespace: str, name: str, to_revision: int) -> str:
-    """DaemonSetRollbacker: the revision's template back into the DaemonSet (the controller then reuses
-    that revision, so pods already on it are not restarted)."""
-    ds = await kube.get(DAEMONSETS.path(namespace, name))
+async def _undo_revisioned(kube: Kube, kind: str, namespace: str, name: str, to_revision: int) -> str:
+    """DaemonSetRollbacker / StatefulSetRollbacker: the revision's template back into the object (the
+    controller then reuses that revision, so pods already on it are not restarted)."""
+    resource, qualified = REVISIONED[kind]
+    ds = await kube.get(resource.path(namespace, name))
     found = await _ds_revisions(kube, ds)
     if to_revision:
         target = found.get(to_revision)
@@ -254,16 +289,16 @@ async def _undo_daemonset(kube: Kube, namespace: str, name: str, to_revision: in
             raise click.ClickException(f"unable to find specified revision {to_revision} in history")
     else:
         if len(found) < 2:
-            raise click.ClickException(f"no rollout history found for daemonset {json.dumps(name)}")
+            raise click.ClickException("no last revision to roll back to")
         target = found[sorted(found)[-2]]
     number = revisions.revision_number(target)
     template = _ds_template(target)
     if revisions.canonical(template) == revisions.canonical(ds_logic.spec(ds).get("template") or {}):
-        return f"{DS_QUALIFIED}/{name} skipped rollback (current template already matches revision {number})"
+        return f"{qualified}/{name} skipped rollback (current template already matches revision {number})"
     patch = [{"op": "test", "path": "/metadata/uid", "value": ds["metadata"]["uid"]},
              {"op": "replace", "path": "/spec/template", "value": template}]
-    await kube.patch(DAEMONSETS.path(namespace, name), patch, content_type=JSON_PATCH)
-    return f"{DS_QUALIFIED}/{name} rolled back"
+    await kube.patch(resource.path(namespace, name), patch, content_type=JSON_PATCH)
+    return f"{qualified}/{name} rolled back"
 
 
 def _set_paused(resource: str, namespace: str, paused: bool) -> None:
@@ -303,10 +338,12 @@ def restart(resource: str, namespace: str) -> None:
     """Roll every pod: a new restartedAt annotation in the template."""
     kind, name = _target(resource)
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(now())}}}}}
-    if kind == "daemonset":
+    if kind in REVISIONED:
+        resource_of, qualified = REVISIONED[kind]
+
         async def stamp_ds(kube: Kube) -> str:
-            await kube.patch(DAEMONSETS.path(namespace, name), patch)
-            return f"{DS_QUALIFIED}/{name} restarted"
+            await kube.patch(resource_of.path(namespace, name), patch)
+            return f"{qualified}/{name} restarted"
         click.echo(_run(stamp_ds))
         return
 

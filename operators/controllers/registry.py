@@ -89,6 +89,7 @@ def default_registry() -> Registry:
     from operators.controllers.deployment import controller as deployment
     from operators.controllers.job import controller as job
     from operators.controllers.replicaset import controller as replicaset
+    from operators.controllers.statefulset import controller as statefulset
 
     registry = Registry()
     registry.register(Registration(
@@ -107,6 +108,10 @@ def default_registry() -> Registry:
     ))
     registry.register(Registration(
         "daemonset", daemonset.build, apis.DAEMONSETS, builtin=apis.APPS_DAEMONSETS, replaces=("daemonset-controller",),
+    ))
+    registry.register(Registration(
+        "statefulset", statefulset.build, apis.STATEFULSETS, builtin=apis.APPS_STATEFULSETS,
+        replaces=("statefulset-controller",),
     ))
     registry.register(Registration(
         "job", job.build, apis.JOBS, builtin=apis.BATCH_JOBS, replaces=("job-controller",),

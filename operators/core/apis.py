@@ -66,6 +66,7 @@ CONTROLLER_REVISIONS = Resource("apps", "v1", "controllerrevisions", "Controller
 APPS_REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", builtin=True)
 APPS_DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", builtin=True)
 APPS_DAEMONSETS = Resource("apps", "v1", "daemonsets", "DaemonSet", builtin=True)
+APPS_STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet", builtin=True)
 BATCH_JOBS = Resource("batch", "v1", "jobs", "Job", builtin=True)
 BATCH_CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob", builtin=True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", builtin=True)
@@ -75,6 +76,7 @@ KUBEPLANE_APPS = "apps.kubeplane.dev"
 REPLICASETS = Resource(KUBEPLANE_APPS, "v1alpha1", "replicasets", "ReplicaSet")
 DEPLOYMENTS = Resource(KUBEPLANE_APPS, "v1alpha1", "deployments", "Deployment")
 DAEMONSETS = Resource(KUBEPLANE_APPS, "v1alpha1", "daemonsets", "DaemonSet")
+STATEFULSETS = Resource(KUBEPLANE_APPS, "v1alpha1", "statefulsets", "StatefulSet")
 KUBEPLANE_BATCH = "batch.kubeplane.dev"
 JOBS = Resource(KUBEPLANE_BATCH, "v1alpha1", "jobs", "Job")
 CRONJOBS = Resource(KUBEPLANE_BATCH, "v1alpha1", "cronjobs", "CronJob")

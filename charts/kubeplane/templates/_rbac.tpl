@@ -78,12 +78,20 @@ finalizers or progress annotations on objects.
   resources: ["replicasets"]
   verbs: ["create", "patch", "update", "delete"]
 {{- end }}
-{{- if has "daemonsets" $plurals }}
-# The DaemonSet keeps its template history in apps/v1 ControllerRevisions it owns (creates, renumbers
-# on rollback, prunes), as system:controller:daemon-set-controller does.
+{{- if or (has "daemonsets" $plurals) (has "statefulsets" $plurals) }}
+# The DaemonSet and the StatefulSet keep their template history in apps/v1 ControllerRevisions they
+# own (create, renumber on rollback, prune), as system:controller:daemon-set-controller and
+# statefulset-controller do.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+{{- end }}
+{{- if has "statefulsets" $plurals }}
+# The StatefulSet creates its pods' PersistentVolumeClaims from volumeClaimTemplates and sets their
+# owner references for the retention policy (patch); it never deletes one (the garbage collector does).
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 {{- end }}
 - apiGroups: ["apps.kubeplane.dev"]
   resources:
@@ -175,6 +183,16 @@ finalizers or progress annotations on objects.
   verbs: ["get", "patch", "update"]
 - apiGroups: ["apps"]
   resources: ["daemonsets/finalizers"]
+  verbs: ["update"]
+# ... and system:controller:statefulset-controller's (ControllerRevisions and claims granted above).
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets/finalizers"]
   verbs: ["update"]
 # ... and system:controller:job-controller's: batch/v1 Jobs (their status, their pods' finalizer).
 - apiGroups: ["batch"]

@@ -195,9 +195,10 @@ class Patcher:
 
 
 async def claim_pods(kube: Kube, owner: Obj, owner_resource: Resource, pods: Informer,
-                     finalizers: tuple[str, ...] = ()) -> list[Obj]:
+                     finalizers: tuple[str, ...] = (), member: Callable[[Obj], bool] | None = None) -> list[Obj]:
     """getPodsFor<Kind>: the pods `owner` controls, after adopting the orphans of its namespace its
-    selector matches and releasing the pods it controls but no longer selects. Adopted pods are
+    selector matches and releasing the pods it controls but no longer selects (`member` narrows what
+    matches: a StatefulSet's pods must also carry its name). Adopted pods are
     returned as the patch made them (our controller reference, `finalizers` added), so the sync that
     adopted them counts them so. Raises OwnerGone when the owner went away (the recheck)."""
     try:
@@ -208,7 +209,8 @@ async def claim_pods(kube: Kube, owner: Obj, owner_resource: Resource, pods: Inf
     meta = owner["metadata"]
     candidates = [*pods.by_index(caches.CONTROLLER, meta["uid"]),
                   *pods.by_index(caches.ORPHAN, meta.get("namespace") or "")]
-    found = claim(owner, candidates, lambda p: selector.matches(p["metadata"].get("labels") or {}))
+    found = claim(owner, candidates, lambda p: selector.matches(p["metadata"].get("labels") or {})
+                  and (member is None or member(p)))
     if not found.adopt and not found.release:
         return found.owned
     patcher = Patcher(kube, owner, owner_resource, PODS, finalizers=finalizers)

@@ -14,7 +14,6 @@ Read side by side with pkg/controller/daemon/daemon_controller.go and update.go:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +31,7 @@ from operators.core.apis import CONTROLLER_REVISIONS, NODES, PODS, Resource
 from operators.core.events import EventRecorder
 from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
 from operators.core.kube import ApiError
-from operators.core.owners import controller_ref, controller_uid, owner_reference
+from operators.core.owners import controller_ref
 from operators.core.selectors import SelectorError, from_label_selector
 from operators.core.status import merge_diff
 from operators.core.timeutil import now
@@ -230,60 +229,14 @@ class DaemonSetController(Controller):
         # dedupCurHistories: the highest-numbered equal revision is the current one.
         chosen = history.sort_revisions(current)[-1]
         if history.revision_number(chosen) < next_number:
-            # A rollback: the old template's revision comes back renumbered, its pods untouched.
-            path = CONTROLLER_REVISIONS.object_path(chosen)
-            guard = {"resourceVersion": chosen["metadata"]["resourceVersion"]}
-            try:
-                chosen = await self.kube.patch(path, {"revision": next_number, "metadata": guard})
-            except ApiError as e:
-                if e.conflict:  # the cache had not seen our last renumbering yet
-                    raise RetryLater(f"ControllerRevision {object_key(chosen)} changed; retrying") from e
-                if e.status != 422:
-                    raise
-                # Data not stored in sorted form (not written by this controller): the server refuses any
-                # patch of it; the revision is reused under its old number.
-                logger.warning("ControllerRevision %s cannot be renumbered: %s", object_key(chosen), e.message)
+            chosen = await history.renumber(self.kube, chosen, next_number)
         return chosen, old
 
     async def _snapshot(self, ds: Obj, data: dict[str, Any], number: int) -> Obj:
-        meta = ds["metadata"]
         hash_ = logic.template_hash(ds)
-        name = history.revision_name(meta["name"], hash_)
         labels = dict(((ds.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
         labels[logic.HASH_LABEL] = hash_
-        body: dict[str, Any] = {
-            "apiVersion": CONTROLLER_REVISIONS.api_version, "kind": CONTROLLER_REVISIONS.kind,
-            "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
-                         "ownerReferences": [owner_reference(ds, self.resource)]},
-            # Keys sorted at every level, as Go writes maps: the API server compares a revision's data byte
-            # for byte (immutable) with what it re-encodes on a patch, so the renumbering patch of a rollback
-            # only passes if the stored bytes are already in Go's form (see also core/kube.encode).
-            "data": json.loads(history.canonical(data)), "revision": number,
-        }
-        if meta.get("annotations"):
-            body["metadata"]["annotations"] = dict(meta["annotations"])
-        path = CONTROLLER_REVISIONS.path(meta["namespace"])
-        try:
-            created: Obj = await self.kube.create(path, body)
-            return created
-        except ApiError as e:
-            if not e.already_exists:
-                raise
-        existing = await self.kube.get(CONTROLLER_REVISIONS.path(meta["namespace"], name))
-        if history.equal_revisions([existing], data) and controller_uid(existing) == meta["uid"]:
-            return existing
-        # A different revision holds the name: bump collisionCount (from a fresh read, so a stale count
-        # is not bumped twice) and hash again on the next sync.
-        fresh = await self.kube.get(self.resource.object_path(ds))
-        count = (fresh.get("status") or {}).get("collisionCount")
-        if count != (ds.get("status") or {}).get("collisionCount"):
-            raise RetryLater(f"{self.resource.kind} {object_key(ds)}: stale collision count; retrying")
-        bumped = int(count or 0) + 1
-        await self.kube.patch(self.resource.object_path(ds, "status"),
-                              {"status": {"collisionCount": bumped},
-                               "metadata": {"resourceVersion": fresh["metadata"]["resourceVersion"]}})
-        raise RetryLater(f"found a hash collision for {self.resource.kind} {object_key(ds)} - bumping "
-                         f"collisionCount to {bumped} to resolve it")
+        return await history.create_revision(self.kube, ds, self.resource, data, hash_, number, labels)
 
     async def _cleanup_history(self, ds: Obj, old: list[Obj], pods: list[Obj]) -> None:
         """cleanupHistory: the oldest revisions beyond revisionHistoryLimit that no pod uses."""
@@ -292,17 +245,15 @@ class DaemonSetController(Controller):
         if excess <= 0:
             return
         live = {str(h) for p in pods if (h := (p["metadata"].get("labels") or {}).get(logic.HASH_LABEL))}
+        doomed: list[Obj] = []
         for revision in history.sort_revisions(old):
             if excess <= 0:
                 break
             if (revision["metadata"].get("labels") or {}).get(logic.HASH_LABEL) in live:
                 continue
-            try:
-                await self.kube.delete(CONTROLLER_REVISIONS.object_path(revision))
-            except ApiError as e:
-                if not e.not_found:
-                    raise
+            doomed.append(revision)
             excess -= 1
+        await history.delete_revisions(self.kube, doomed)
 
 
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> DaemonSetController:

@@ -167,10 +167,10 @@ async def test_the_fence_refuses_writes_once_renewal_is_overdue() -> None:
 def test_registry_selects_like_kube_controller_managers_flag() -> None:
     registry = registry_with_a_second_controller()
     names = lambda spec: [r.name for r in registry.select(spec)]  # noqa: E731
-    assert names("*") == ["replicaset", "replicationcontroller", "deployment", "daemonset", "job", "cronjob",
-                          "configmap-counter"]
-    assert names("*,-replicaset") == ["replicationcontroller", "deployment", "daemonset", "job", "cronjob",
-                                      "configmap-counter"]
+    assert names("*") == ["replicaset", "replicationcontroller", "deployment", "daemonset", "statefulset", "job",
+                          "cronjob", "configmap-counter"]
+    assert names("*,-replicaset") == ["replicationcontroller", "deployment", "daemonset", "statefulset", "job",
+                                      "cronjob", "configmap-counter"]
     assert names("configmap-counter") == ["configmap-counter"]
     with pytest.raises(ValueError, match="unknown controller"):
         registry.select("deployments")
@@ -180,8 +180,8 @@ def test_registry_selects_like_kube_controller_managers_flag() -> None:
     assert len(registry.builders("replicaset")) == 1
     assert len(registry.builders("replicaset", drop_in=True)) == 2
     assert registry.replaced("*") == ["replicaset-controller", "replicationcontroller-controller",
-                                      "deployment-controller", "daemonset-controller", "job-controller",
-                                      "cronjob-controller"]
+                                      "deployment-controller", "daemonset-controller", "statefulset-controller",
+                                      "job-controller", "cronjob-controller"]
 
 
 async def test_serves_reads_discovery() -> None:
