@@ -168,3 +168,48 @@ def test_bad_specs_are_refused(controllers: Operator, namespace: str) -> None:
     # What may change does.
     kubectl("-n", namespace, "patch", KPSTS, "db", "--type=merge",
             "-p", json.dumps({"spec": {"replicas": 2, "minReadySeconds": 1, "ordinals": {"start": 1}}}))
+
+
+def progressing(namespace: str) -> dict[str, Any]:
+    conditions = (statefulset(namespace).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Progressing"), {})
+
+
+def test_a_rollout_stuck_on_a_bad_template_repairs_itself_with_stuck_pod_policy_replace(
+        controllers: Operator, namespace: str) -> None:
+    """A template no node can run (a nodeSelector nothing matches) leaves db-1 Pending for good; the
+    Progressing condition turns False naming it. Fixing the template is not enough upstream (OrderedReady
+    waits for db-1, which is at the bad revision, forever: kubernetes issues 67250, 60164); with
+    stuckPodPolicy Replace the stale db-1 is replaced with the fixed revision and the rollout completes."""
+    stuck = {"stuckPodSeconds": 3}
+    apply(manifest(replicas=2, **stuck), namespace)
+    settled(namespace, 2)
+    bad = manifest("db:2", replicas=2, **stuck)
+    bad["spec"]["template"]["spec"]["nodeSelector"] = {"kubeplane-test/nowhere": "true"}
+    apply(bad, namespace)
+    wait_for(lambda: progressing(namespace).get("status") == "False", timeout=60, what="Progressing False")
+    condition = progressing(namespace)
+    assert condition["reason"] == "PodNotReady" and "pod db-1" in condition["message"], condition
+
+    with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
+        pods.wait(lambda w: "db-1" in w.current, what="db-1 in the watch")
+        stuck_uid = pods.current["db-1"]["metadata"]["uid"]
+        # The fix alone, without the policy: the controller sees it (observedGeneration) and still waits.
+        apply(manifest("db:3", replicas=2, **stuck), namespace)
+        def still_stuck() -> bool:
+            s = statefulset(namespace)
+            return bool(s["status"].get("observedGeneration") == s["metadata"]["generation"]
+                        and progressing(namespace).get("status") == "False")
+        wait_for(still_stuck, what="the fix observed, still stuck")
+        assert pods.current["db-1"]["metadata"]["uid"] == stuck_uid
+        assert not any(p["metadata"].get("deletionTimestamp") for _, p in pods.events
+                       if p["metadata"]["uid"] == stuck_uid)
+
+        kubectl("-n", namespace, "patch", KPSTS, "db", "--type=merge", "-p", '{"spec":{"stuckPodPolicy":"Replace"}}')
+        sts = settled(namespace, 2)
+    images = {p["metadata"]["name"]: p["spec"]["containers"][0]["image"]
+              for p in kubectl_json("-n", namespace, "get", "pods")["items"]}
+    assert images == {"db-0": "db:3", "db-1": "db:3"}
+    assert progressing(namespace)["reason"] == "RolloutComplete", sts["status"]
+    events = kubectl_json("-n", namespace, "get", "events", "--field-selector", "reason=ReplacingStuckPod")["items"]
+    assert len(events) == 1 and "pod db-1" in events[0]["message"], events

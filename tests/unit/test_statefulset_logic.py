@@ -348,3 +348,47 @@ def test_nothing_is_done_for_a_set_being_deleted() -> None:
     s = sts()
     s["metadata"]["deletionTimestamp"] = "2026-12-04T11:00:00Z"
     assert observe(s, []).steps == ()
+
+
+# --- beyond upstream: stuckPodPolicy and the Progressing condition -------------------------------------------
+
+def not_ready_for(ordinal: int, seconds: float, revision: str = UPDATE) -> dict[str, Any]:
+    p = pod(ordinal, ready=False, phase="Pending", revision=revision)
+    p["status"]["conditions"][0]["lastTransitionTime"] = (NOW - timedelta(seconds=seconds)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    return p
+
+
+def test_a_stale_pod_stuck_past_stuck_pod_seconds_is_replaced_only_with_the_policy() -> None:
+    # web-1 is at the old revision (a bad template's) and has not been ready for 700 s.
+    pods = [pod(0), not_ready_for(1, 700, revision=CURRENT)]
+    assert actions(observe(sts(2), pods)) == []  # upstream: waits for it forever
+    plan = observe(sts(2, stuckPodPolicy="Replace"), pods)
+    assert actions(plan) == [("delete", "web-1")]
+    (event,) = plan.events
+    assert event.reason == logic.REPLACING_STUCK_POD and "web-1" in event.message and UPDATE in event.message
+    # Not yet stuck: nothing, and a sync is asked for when it would be.
+    young = observe(sts(2, stuckPodPolicy="Replace"), [pod(0), not_ready_for(1, 500, revision=CURRENT)])
+    assert actions(young) == [] and young.requeue is not None and 100 <= young.requeue <= 102
+    # A pod at the update revision is not replaced: it would come back the same.
+    assert actions(observe(sts(2, stuckPodPolicy="Replace"), [pod(0), not_ready_for(1, 700)])) == []
+    # stuckPodSeconds sets the time.
+    assert actions(observe(sts(2, stuckPodPolicy="Replace", stuckPodSeconds=30),
+                           [pod(0), not_ready_for(1, 31, revision=CURRENT)])) == [("delete", "web-1")]
+
+
+def test_progressing_condition_names_what_the_set_waits_on() -> None:
+    assert observe(sts(2), [pod(0), not_ready_for(1, 10)]).progressing == (
+        "True", "Progressing", "waiting for pod web-1 to be Running and Ready")
+    state, reason, message = observe(sts(2), [pod(0), not_ready_for(1, 700)]).progressing
+    assert (state, reason) == ("False", "PodNotReady") and "web-1" in message and "stuckPodSeconds 600" in message
+    assert observe(sts(2), [pod(0), pod(1)]).progressing[:2] == ("True", "RolloutComplete")
+    assert observe(sts(2), [pod(0)]).progressing[:2] == ("True", "Progressing")  # creating web-1
+    # The transition time stays while the status does.
+    s = sts(2)
+    s["status"] = {"conditions": [{"type": "Progressing", "status": "False", "reason": "PodNotReady",
+                                   "lastTransitionTime": "2026-12-04T10:00:00Z"}]}
+    (kept,) = logic.progressing_condition(s, observe(s, [pod(0), not_ready_for(1, 700)]), NOW)
+    assert kept["lastTransitionTime"] == "2026-12-04T10:00:00Z"
+    (moved,) = logic.progressing_condition(s, observe(s, [pod(0), pod(1)]), NOW)
+    assert moved["status"] == "True" and moved["lastTransitionTime"] == "2026-12-04T12:00:00Z"

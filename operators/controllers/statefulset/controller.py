@@ -57,10 +57,11 @@ class StepFailed(Exception):
 class StatefulSetController(Controller):
     workers = WORKERS
 
-    def __init__(self, manager: ControllerManager, resource: Resource, name: str) -> None:
+    def __init__(self, manager: ControllerManager, resource: Resource, name: str, *, builtin: bool = False) -> None:
         super().__init__(name)
         self.kube = manager.kube
         self.resource = resource
+        self.builtin = builtin  # apps/v1: its status has no selector (the scale subresource computes it)
         self.sets = manager.informers.informer(resource)
         self.pods = manager.informers.informer(PODS)
         self.revisions = manager.informers.informer(CONTROLLER_REVISIONS)
@@ -137,12 +138,16 @@ class StatefulSetController(Controller):
             sts=sts, resource=self.resource, pods=owned, claims=claims, now=now(),
             current=logic.Revision(current["metadata"]["name"], logic.template_of(current)),
             update=logic.Revision(update["metadata"]["name"], logic.template_of(update))))
+        for event in plan.events:
+            self.events.emit(sts, event)
         error: str | None = None
         try:
             await self._carry_out(sts, plan)
         except StepFailed as e:
             error = str(e)
-        status = {**plan.status, "selector": str(selector)}
+        status = plan.status
+        if not self.builtin:  # apps/v1 has neither; upstream writes no condition
+            status = {**status, "selector": str(selector), "conditions": logic.progressing_condition(sts, plan, now())}
         await self._write_status(sts, status)
         live = {current["metadata"]["name"], update["metadata"]["name"], *(logic.revision_of(p) for p in owned)}
         keep = int((sts.get("spec") or {}).get("revisionHistoryLimit", 10))
@@ -307,4 +312,4 @@ class StatefulSetController(Controller):
 
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> StatefulSetController:
     """kubeplane's StatefulSet; in drop-in mode apps/v1's too, with the same code."""
-    return StatefulSetController(manager, resource, name)
+    return StatefulSetController(manager, resource, name, builtin=builtin)

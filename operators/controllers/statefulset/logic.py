@@ -26,6 +26,17 @@ PodIndexLabel on; MaxUnavailableStatefulSet off):
   revision name, terminating pods left out); once every replica is updated and ready the update
   revision becomes the current one (completeRollingUpdate).
 
+Beyond upstream (kubeplane's kind only, opt-in where it changes behaviour):
+
+- `spec.stuckPodPolicy: Replace`: a pod of a stale revision that has not been Running and Ready for
+  `spec.stuckPodSeconds` (default 600) is deleted, so it comes back at the update revision, with a
+  `ReplacingStuckPod` Warning. Upstream waits for it forever (kubernetes issues 67250, 60164): a bad
+  template's pod never gets Ready, and OrderedReady then never reaches the rolling update that would
+  replace it with a fixed template;
+- a `Progressing` condition says why the set is not moving: True `RolloutComplete`, True `Progressing`
+  (acting, or waiting on a pod for less than stuckPodSeconds), False `PodNotReady`/`PodNotAvailable`/
+  `PodTerminating` naming the pod it has waited on for longer.
+
 ControllerRevisions are the controller's (`controller.py`); this module gives their data.
 """
 
@@ -40,7 +51,9 @@ from typing import Any
 
 from operators.core import pods as podutil
 from operators.core.apis import Resource
+from operators.core.events import Event
 from operators.core.owners import owner_reference
+from operators.core.timeutil import format_time, parse_time
 
 Obj = Mapping[str, Any]
 Pod = Mapping[str, Any]
@@ -52,6 +65,10 @@ RETAIN, DELETE = "Retain", "Delete"
 ORDERED_READY, PARALLEL = "OrderedReady", "Parallel"
 ROLLING_UPDATE, ON_DELETE = "RollingUpdate", "OnDelete"
 CONFLICTING_CONTROLLER = "ConflictingController"
+REPLACE = "Replace"
+STUCK_POD_SECONDS = 600  # default of spec.stuckPodSeconds (as a Deployment's progressDeadlineSeconds)
+REPLACING_STUCK_POD = "ReplacingStuckPod"
+PROGRESSING = "Progressing"
 INT32_MAX = 2**31 - 1
 
 _MEMBER = re.compile(r"(.*)-([0-9]+)$")  # statefulPodRegex
@@ -376,6 +393,23 @@ class Plan:
     steps: tuple[Step, ...] = ()
     status: dict[str, Any] = field(default_factory=dict)
     requeue: float | None = None
+    events: tuple[Event, ...] = ()
+    # kubeplane's Progressing condition (type, status, reason, message); the controller writes it on
+    # kubeplane's kind only.
+    progressing: tuple[str, str, str] = ("True", "Progressing", "")
+
+
+def stuck_seconds(sts: Obj) -> int:
+    return int(spec(sts).get("stuckPodSeconds") or STUCK_POD_SECONDS)
+
+
+def not_ready_since(pod: Pod) -> datetime | None:
+    """When the pod last stopped being ready: its Ready condition's transition, else its creation."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") != "True":
+            changed = parse_time(condition.get("lastTransitionTime"))
+            return changed or parse_time(pod["metadata"].get("creationTimestamp"))
+    return parse_time(pod["metadata"].get("creationTimestamp"))
 
 
 def min_ready_seconds(sts: Obj) -> int:
@@ -421,6 +455,36 @@ class _Planner:
         self.when_deleted, self.when_scaled = retention(self.sts)
         self.steps: list[Step] = []
         self.failed = False  # a step that will fail (a claim being deleted) ends the sync in either mode
+        self.events: list[Event] = []
+        self.requeues: list[float] = []
+        self.waiting: tuple[str, Pod] | None = None  # (reason, pod) the sync stopped at
+        self.replace_stuck = spec(self.sts).get("stuckPodPolicy") == REPLACE
+        self.stuck_after = stuck_seconds(self.sts)
+
+    def wait_on(self, reason: str, pod: Pod) -> bool:
+        if self.waiting is None:
+            self.waiting = (reason, pod)
+        return True
+
+    def stuck(self, pod: Pod) -> bool:
+        """stuckPodPolicy Replace: a pod of a stale revision, not ready for stuckPodSeconds, goes."""
+        if not self.replace_stuck or revision_of(pod) == self.o.update.name or podutil.is_being_deleted(pod) \
+                or running_and_ready(pod):
+            return False
+        since = not_ready_since(pod)
+        if since is None:
+            return False
+        waited = (self.o.now - since).total_seconds()
+        if waited < self.stuck_after:
+            self.requeues.append(self.stuck_after - waited + 1.0)
+            return False
+        name = pod["metadata"]["name"]
+        self.events.append(Event("Warning", REPLACING_STUCK_POD,
+                                 f"pod {name} of revision {revision_of(pod)} has not been Running and Ready for "
+                                 f"{int(waited)}s (stuckPodSeconds {self.stuck_after}): replacing it with revision "
+                                 f"{self.o.update.name}"))
+        self.steps.append(Step("delete", pod))
+        return True
 
     # claims
     def _claims(self, pod: Pod) -> list[tuple[dict[str, Any], Obj | None]]:
@@ -486,9 +550,15 @@ class _Planner:
                 if blocked:
                     self.failed = True
                     return True
-        if strict and (podutil.is_being_deleted(pod) or not running_and_ready(pod)
-                       or not podutil.is_available(pod, min_ready_seconds(self.sts), self.o.now)):
+        if self.stuck(pod):
             return True
+        if strict:
+            if podutil.is_being_deleted(pod):
+                return self.wait_on("PodTerminating", pod)
+            if not running_and_ready(pod):
+                return self.wait_on("PodNotReady", pod)
+            if not podutil.is_available(pod, min_ready_seconds(self.sts), self.o.now):
+                return self.wait_on("PodNotAvailable", pod)
         fixes = [] if phase == "Pending" else self.fixes(pod)
         if not identity_matches(self.sts, pod) or fixes:
             # updateIdentity: both labels written whenever the pod-name label is wrong. (Storage is not
@@ -543,7 +613,11 @@ def plan(observed: Observed) -> Plan:
     requeue = float(min_ready) if min_ready > 0 and counts["availableReplicas"] != count else None
 
     def done() -> Plan:
-        return Plan(steps=tuple(planner.steps), status=_complete(sts, status), requeue=requeue)
+        final = _complete(sts, status)
+        progressing = _progressing(planner, final)
+        requeues = [r for r in (requeue, *planner.requeues) if r is not None]
+        return Plan(steps=tuple(planner.steps), status=final, requeue=min(requeues) if requeues else None,
+                    events=tuple(planner.events), progressing=progressing)
 
     if sts["metadata"].get("deletionTimestamp"):
         return Plan(status=_complete(sts, status))
@@ -558,10 +632,12 @@ def plan(observed: Observed) -> Plan:
     for pod in condemned:
         if podutil.is_being_deleted(pod):
             if strict:
+                planner.wait_on("PodTerminating", pod)
                 return done()
             continue
         if strict and pod is not first_unhealthy and (
                 not running_and_ready(pod) or not podutil.is_available(pod, min_ready, now)):
+            planner.wait_on("PodNotReady" if not running_and_ready(pod) else "PodNotAvailable", pod)
             return done()
         planner.steps.append(Step("delete", pod))
         if strict:
@@ -575,8 +651,51 @@ def plan(observed: Observed) -> Plan:
             status["currentReplicas"] = status["currentReplicas"] - 1
             return done()
         if unavailable(pod, min_ready, now):
+            planner.wait_on("PodNotReady" if not running_and_ready(pod) else "PodNotAvailable", pod)
             return done()
     return done()
+
+
+_WAITING = {"PodTerminating": "to terminate", "PodNotReady": "to be Running and Ready",
+            "PodNotAvailable": "to be available (minReadySeconds)"}
+
+
+def _progressing(planner: _Planner, status: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(status, reason, message) of kubeplane's Progressing condition."""
+    sts = planner.sts
+    want = replicas(sts)
+    if planner.waiting is not None:
+        reason, pod = planner.waiting
+        name = pod["metadata"]["name"]
+        if reason == "PodNotAvailable":  # ready, counting minReadySeconds down: not stuck
+            return "True", PROGRESSING, f"waiting for pod {name} {_WAITING[reason]}"
+        since = not_ready_since(pod) if reason != "PodTerminating" else \
+            parse_time(pod["metadata"].get("deletionTimestamp"))
+        waited = (planner.o.now - since).total_seconds() if since is not None else 0.0
+        if waited >= planner.stuck_after:
+            return ("False", reason, f"waited {int(waited)}s for pod {name} {_WAITING[reason]}; the set does not move "
+                    f"on until it is (stuckPodSeconds {planner.stuck_after})")
+        planner.requeues.append(planner.stuck_after - waited + 1.0)
+        return "True", PROGRESSING, f"waiting for pod {name} {_WAITING[reason]}"
+    part = partition(sts)
+    settled = status.get("readyReplicas") == want == status.get("replicas") and (
+        status.get("updatedReplicas", 0) >= want - (part or 0) if part is not None else True)
+    if settled and not planner.steps:
+        return "True", "RolloutComplete", f"{want} replicas ready, {status.get('updatedReplicas', 0)} at revision " \
+            f"{status.get('updateRevision')}"
+    return "True", PROGRESSING, "creating, updating or deleting pods"
+
+
+def progressing_condition(sts: Obj, plan: Plan, now: datetime) -> list[dict[str, Any]]:
+    """status.conditions with the Progressing condition from the plan (its transition time kept while its
+    status stays)."""
+    old = [dict(c) for c in (sts.get("status") or {}).get("conditions") or []]
+    previous = next((c for c in old if c.get("type") == PROGRESSING), None)
+    state, reason, message = plan.progressing
+    since = previous.get("lastTransitionTime") if previous is not None and previous.get("status") == state else None
+    condition = {"type": PROGRESSING, "status": state, "reason": reason, "message": message,
+                 "lastTransitionTime": since or format_time(now)}
+    return [*(c for c in old if c.get("type") != PROGRESSING), condition]
 
 
 def _status(sts: Obj, observed: Observed, counts: Mapping[str, int]) -> dict[str, Any]:

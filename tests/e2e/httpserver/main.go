@@ -9,6 +9,8 @@
 //	                         how many succeeded, failed, and answered with each VERSION (a zero-downtime probe)
 //	GET /exit?code=N -> answers "exiting N", then the process exits with code N: a real container that
 //	                    ends when told (tests/podexit.py's kind driver)
+//	GET /file?path=P[&write=D] -> with write, writes D to the file P (created, or replaced) and answers
+//	                    "wrote P"; without, answers the file's content: a StatefulSet's claim keeps data
 //
 // With EXIT_CODE set, the process exits with that code EXIT_AFTER (a Go duration, default 0s) after it
 // starts, without serving first: a batch workload. It logs "start <pod> index=<JOB_COMPLETION_INDEX>".
@@ -122,6 +124,27 @@ func main() {
 		}
 		fmt.Fprintf(w, "exiting %s\n", code)
 		go exitLater(code, "100ms")
+	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Query().Get("path")
+		if path == "" {
+			http.Error(w, "path is required", http.StatusBadRequest)
+			return
+		}
+		if r.URL.Query().Has("write") {
+			if err := os.WriteFile(path, []byte(r.URL.Query().Get("write")), 0o644); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintf(w, "wrote %s\n", path)
+			return
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(data)
 	})
 	version := os.Getenv("VERSION")
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
