@@ -5,6 +5,7 @@ reuses the old ControllerRevision without restarting a pod; refused specs."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -105,6 +106,24 @@ def test_a_pod_per_fitting_node_following_the_nodes(controllers: Operator, names
     kubectl("label", "node", second, "kubeplane-test/ds-")
     settled(namespace, 1)
     assert [p["spec"]["nodeName"] for p in live_pods(namespace)] == [first]
+
+    # Why each node runs no pod: status per reason, `kubeplane explain` per node (every other node of the
+    # cluster lacks the label too).
+    def counted() -> bool:
+        unlabelled = sum(1 for n in kubectl_json("get", "nodes")["items"]
+                         if (n["metadata"].get("labels") or {}).get("kubeplane-test/ds") != run)
+        excluded = daemonset(namespace)["status"].get("excludedNodes")
+        return bool(excluded == {"nodeName": 0, "nodeSelector": unlabelled, "nodeAffinity": 0, "taints": 1})
+    wait_for(counted, what="excludedNodes: every unlabelled node by its selector, the tainted one by taints")
+    explained = json.loads(kubectl("kubeplane", "explain", "daemonset/agent", "-n", namespace, "-o", "json").stdout)
+    ours = {n: e for n, e in explained["nodes"].items() if n in (first, second, third)}
+    assert ours[first]["shouldRun"] and ours[first]["pods"] and ours[first]["reason"] == ""
+    assert ours[second]["excludedBy"] == "nodeSelector" and ours[second]["reason"] == \
+        f"node(s) didn't match Pod's node affinity/selector (nodeSelector kubeplane-test/ds={run})"
+    assert ours[third]["excludedBy"] == "taints" and \
+        ours[third]["reason"] == "node(s) had untolerated taint(s) (dedicated=db:NoExecute)", ours[third]
+    table = kubectl("kubeplane", "explain", "daemonset/agent", "-n", namespace).stdout
+    assert table.startswith(f"DaemonSet {namespace}/agent: ") and "taints 1" in table.splitlines()[0], table
 
 
 def test_rolling_update_within_max_unavailable_then_a_rollback_restarts_nothing(

@@ -72,10 +72,11 @@ class Backoff:
 class DaemonSetController(Controller):
     workers = WORKERS
 
-    def __init__(self, manager: ControllerManager, resource: Resource, name: str) -> None:
+    def __init__(self, manager: ControllerManager, resource: Resource, name: str, *, builtin: bool = False) -> None:
         super().__init__(name)
         self.kube = manager.kube
         self.resource = resource
+        self.builtin = builtin  # apps/v1: no excludedNodes in its status
         self.sets = manager.informers.informer(resource)
         self.pods = manager.informers.informer(PODS)
         self.nodes = manager.informers.informer(NODES)
@@ -196,7 +197,7 @@ class DaemonSetController(Controller):
         if plan.create:
             bodies = [logic.pod_for_node(ds, self.resource, node, hash_) for node in plan.create]
             error = (await self.pod_control.create_each(ds, bodies)).error or error
-        await self._write_status(ds, plan.status)
+        await self._write_status(ds, plan.status if self.builtin else {**plan.status, "excludedNodes": plan.excluded})
         if error is not None:
             raise RetryLater(error)
         await self._cleanup_history(ds, old, owned)
@@ -259,4 +260,4 @@ class DaemonSetController(Controller):
 def build(manager: ControllerManager, resource: Resource, name: str, *, builtin: bool) -> DaemonSetController:
     """kubeplane's DaemonSet; in drop-in mode apps/v1's too, with the same code (its status has the same
     fields; its template generation is the annotation the apps/v1 registry keeps)."""
-    return DaemonSetController(manager, resource, name)
+    return DaemonSetController(manager, resource, name, builtin=builtin)

@@ -16,7 +16,8 @@ Mirrors pkg/controller/daemon (daemon_controller.go, update.go, util/daemonset_u
   surge, old pods deleted within maxUnavailable (unavailable ones first, always); with surge, a new pod
   beside an available old one within maxSurge, the old one deleted once the new is available
   (podsShouldBeOnNode's surge branch); both rounded up, both 0 making unavailable 1; OnDelete: nothing;
-- status as updateDaemonSetStatus: per node the oldest pod counts.
+- status as updateDaemonSetStatus: per node the oldest pod counts; kubeplane's kind also gets
+  `excludedNodes`, per reason (nodeName, nodeSelector, nodeAffinity, taints) how many nodes run no pod.
 
 ControllerRevisions are the controller's (`controller.py`); this module gives their data and hash.
 """
@@ -113,21 +114,48 @@ def with_daemon_tolerations(pod_spec: Obj) -> list[dict[str, Any]]:
     return found
 
 
-def should_run(node: Obj, ds: Obj) -> tuple[bool, bool]:
-    """NodeShouldRunDaemonPod: (should a daemon pod be made on the node, may an existing one stay)."""
+# Why a node gets no new daemon pod (kubeplane's status.excludedNodes keys, `kubeplane explain`).
+NODE_NAME, NODE_SELECTOR, NODE_AFFINITY, TAINTS = "nodeName", "nodeSelector", "nodeAffinity", "taints"
+EXCLUSIONS = (NODE_NAME, NODE_SELECTOR, NODE_AFFINITY, TAINTS)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """NodeShouldRunDaemonPod's answer for one node, with why: `run` a daemon pod should be made there,
+    `stay` an existing one may stay; `excluded` the first check that said no (EXCLUSIONS), `taint` the
+    taint not tolerated."""
+    run: bool
+    stay: bool
+    excluded: str | None = None
+    taint: Mapping[str, Any] | None = None
+
+
+def decide(node: Obj, ds: Obj) -> Decision:
+    """NodeShouldRunDaemonPod, in its order: nodeName, node affinity (the nodeSelector, then the required
+    terms), then NoSchedule/NoExecute taints the daemon pod does not tolerate."""
     pod_spec = template_spec(ds)
     name = node["metadata"]["name"]
     if pod_spec.get("nodeName") and pod_spec.get("nodeName") != name:
-        return False, False
+        return Decision(False, False, NODE_NAME)
+    labels = node["metadata"].get("labels") or {}
+    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
+        return Decision(False, False, NODE_SELECTOR)
     if not RequiredNodeAffinity.of({"spec": pod_spec}).matches(node):
-        return False, False
+        return Decision(False, False, NODE_AFFINITY)
     tolerations = with_daemon_tolerations(pod_spec)
     node_taints = taints.taints_of(node)
-    if taints.find_untolerated_taint(node_taints, tolerations, taints.does_not_schedule) is None:
-        return True, True
+    untolerated = taints.find_untolerated_taint(node_taints, tolerations, taints.does_not_schedule)
+    if untolerated is None:
+        return Decision(True, True)
     stays = taints.find_untolerated_taint(node_taints, tolerations,
                                           lambda t: t.get("effect") == taints.NO_EXECUTE) is None
-    return False, stays
+    return Decision(False, stays, TAINTS, untolerated)
+
+
+def should_run(node: Obj, ds: Obj) -> tuple[bool, bool]:
+    """NodeShouldRunDaemonPod: (should a daemon pod be made on the node, may an existing one stay)."""
+    decision = decide(node, ds)
+    return decision.run, decision.stay
 
 
 def target_node(pod: Pod) -> str | None:
@@ -227,6 +255,7 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)
     requeue: float | None = None
     selecting_all: bool = False
+    excluded: dict[str, int] = field(default_factory=dict)  # kubeplane's status.excludedNodes
 
 
 def by_node(pods_: Sequence[Pod]) -> dict[str, list[Pod]]:
@@ -410,6 +439,15 @@ def _rolling_update(observed: Observed, fits: Fits, placed: Mapping[str, list[Po
     return [*allowed_new, *candidates_new[:room]], delete
 
 
+def excluded_nodes(decisions: Mapping[str, Decision]) -> dict[str, int]:
+    """kubeplane's status.excludedNodes: per reason, how many nodes get no daemon pod."""
+    counts = dict.fromkeys(EXCLUSIONS, 0)
+    for decision in decisions.values():
+        if decision.excluded is not None:
+            counts[decision.excluded] += 1
+    return counts
+
+
 def status_of(observed: Observed, fits: Fits, placed: Mapping[str, list[Pod]], observe_generation: bool,
               ) -> dict[str, Any]:
     """updateDaemonSetStatus: per node, the oldest pod counts."""
@@ -460,9 +498,11 @@ def plan(observed: Observed) -> Plan:
                                   "This daemon set is selecting all pods. A non-empty selector is required."),),
                     selecting_all=True)
     placed = by_node(observed.pods)
-    fits = {n["metadata"]["name"]: should_run(n, ds) for n in observed.nodes}
+    decisions = {n["metadata"]["name"]: decide(n, ds) for n in observed.nodes}
+    fits = {name: (d.run, d.stay) for name, d in decisions.items()}
+    excluded = excluded_nodes(decisions)
     if not observed.expectations_satisfied:
-        return Plan(status=status_of(observed, fits, placed, observe_generation=False))
+        return Plan(status=status_of(observed, fits, placed, observe_generation=False), excluded=excluded)
     desired = sum(1 for run, _ in fits.values() if run)
     surge, unavailable = surge_and_unavailable(ds, desired)
     events: list[Event] = []
@@ -477,4 +517,5 @@ def plan(observed: Observed) -> Plan:
         requeues.append(float(min_ready))
     unique = list({p["metadata"]["name"]: p for p in delete}.values())
     return Plan(create=tuple(create[:BURST]), delete=tuple(unique[:BURST]), backoff=tuple(stepped),
-                events=tuple(events), status=status, requeue=min(requeues) if requeues else None)
+                events=tuple(events), status=status, requeue=min(requeues) if requeues else None,
+                excluded=excluded)

@@ -305,3 +305,24 @@ def test_rollout_status_refuses_on_delete() -> None:
     from operators.cli.rollout import ds_status_message
     with pytest.raises(click.ClickException, match="only available for RollingUpdate"):
         ds_status_message(ds(strategy={"type": "OnDelete"}))
+
+
+def test_each_exclusion_is_named_in_upstreams_order_and_counted() -> None:
+    d = ds(nodeSelector={"role": "edge"}, affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}})
+    fits = node("fits", {"role": "edge", "zone": "a"})
+    unlabelled = node("unlabelled", {"zone": "a"})
+    elsewhere = node("elsewhere", {"role": "edge", "zone": "b"})
+    noschedule = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    tainted = node("tainted", {"role": "edge", "zone": "a"}, taints=[noschedule])
+    # A node failing both the selector and a taint is counted once, by the first check (the selector).
+    both = node("both", {"zone": "a"}, taints=[noschedule])
+    decisions = {n["metadata"]["name"]: logic.decide(n, d) for n in (fits, unlabelled, elsewhere, tainted, both)}
+    assert decisions["fits"] == logic.Decision(True, True)
+    assert decisions["unlabelled"].excluded == logic.NODE_SELECTOR
+    assert decisions["elsewhere"].excluded == logic.NODE_AFFINITY
+    assert decisions["tainted"] == logic.Decision(False, True, logic.TAINTS, noschedule)  # NoSchedule: a pod may stay
+    assert decisions["both"].excluded == logic.NODE_SELECTOR
+    assert logic.decide(fits, ds(nodeName="other")).excluded == logic.NODE_NAME
+    assert logic.excluded_nodes(decisions) == {"nodeName": 0, "nodeSelector": 2, "nodeAffinity": 1, "taints": 1}
+    assert plan(d, [fits, unlabelled, elsewhere, tainted, both], []).excluded == logic.excluded_nodes(decisions)
