@@ -392,3 +392,34 @@ def test_progressing_condition_names_what_the_set_waits_on() -> None:
     assert kept["lastTransitionTime"] == "2026-12-04T10:00:00Z"
     (moved,) = logic.progressing_condition(s, observe(s, [pod(0), pod(1)]), NOW)
     assert moved["status"] == "True" and moved["lastTransitionTime"] == "2026-12-04T12:00:00Z"
+
+
+# --- kubectl's StatefulSetStatusViewer messages (`kubeplane rollout status statefulset/NAME`) --------------------
+
+@pytest.mark.parametrize(("status", "generation", "strategy", "want"), [
+    ({}, 2, None, ("Waiting for statefulset spec update to be observed...", False)),
+    ({"observedGeneration": 1}, 2, None, ("Waiting for statefulset spec update to be observed...", False)),
+    ({"observedGeneration": 2, "readyReplicas": 1}, 2, None, ("Waiting for 2 pods to be ready...", False)),
+    ({"observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 1}, 2, None,
+     ("Waiting for partitioned roll out to finish: 1 out of 3 new pods have been updated...", False)),
+    ({"observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 1}, 2,
+     {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}},
+     ("partitioned roll out complete: 1 new pods have been updated...", True)),
+    ({"observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 3}, 2, None,
+     ("partitioned roll out complete: 3 new pods have been updated...", True)),
+])
+def test_rollout_status_messages(status: dict[str, Any], generation: int, strategy: dict[str, Any] | None,
+                                 want: tuple[str, bool]) -> None:
+    from operators.cli.rollout import sts_status_message
+    s = sts(**({"updateStrategy": strategy} if strategy else {}))
+    s["metadata"]["generation"] = generation
+    s["status"] = status
+    assert sts_status_message(s) == want
+
+
+def test_rollout_status_refuses_on_delete() -> None:
+    import click
+
+    from operators.cli.rollout import sts_status_message
+    with pytest.raises(click.ClickException, match="only available for RollingUpdate"):
+        sts_status_message(sts(updateStrategy={"type": "OnDelete"}))
