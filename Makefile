@@ -35,7 +35,7 @@ restart: venv ## Restart the operators after a code change
 	@hack/cluster.sh restart-operators
 
 ##@ Development
-.PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench bench-replicaset bench-deployment bench-statefulset bench-job bench-scheduler bench-backup
+.PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench bench-replicaset bench-deployment bench-daemonset bench-statefulset bench-job bench-scheduler bench-backup
 manifests: venv ## Regenerate crds/ from hack/crd-src/ (pod schemas from the pinned OpenAPI snapshot), and the chart's copy
 	@$(PY) hack/gen_crds.py
 	@hack/sync-chart-crds.sh
@@ -79,6 +79,8 @@ bench-replicaset: up ## kubeplane ReplicaSet vs kube-controller-manager: 0 -> 50
 bench-deployment: export NODES ?= 12
 bench-deployment: up ## kubeplane Deployment vs kube-controller-manager: a 500-replica rollout, 25%/25%
 	@$(PY) -m bench.deployment
+bench-daemonset: up ## kubeplane DaemonSet vs kube-controller-manager: a pod on each of 200 extra KWOK nodes
+	@$(PY) -m bench.daemonset $(ARGS)
 bench-statefulset: up ## kubeplane StatefulSet vs kube-controller-manager: 0 -> 200 replicas, Parallel (ARGS: --policy OrderedReady, --claims)
 	@$(PY) -m bench.statefulset $(ARGS)
 bench-job: up ## kubeplane Job vs kube-controller-manager: 1000 completions at parallelism 100

@@ -17,10 +17,13 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from bench.common import ENV, ROOT, cluster_sh, free_port, kubectl, process, wait_until
+from bench.common import ENV, ROOT, apply, cluster_sh, cpu_seconds, free_port, kubectl, print_table, process, wait_until
+from tests.watch import Watch
 
 KCM_DEFAULT = "kube-controller-manager (QPS 20, burst 30)"
 KCM_LIFTED = "kube-controller-manager (limits lifted)"
@@ -138,3 +141,59 @@ def print_ratios(times: Times, stated: str, key: str, what: str, second: tuple[s
         other = median(times, ours, second[0]) / median(times, upstream, second[0])
         print(f"time ratio {names[ours]} / {upstream}: {ratio:.2f} ({what}; "
               f"{'faster' if ratio < 1 else 'slower'}), {second[1]}: {other:.2f}")
+
+
+def measure_pods(label: str, proc: subprocess.Popen[bytes], prefix: str, warmup: Mapping[str, Any],
+                 workload: Mapping[str, Any], expected: int, what: str) -> dict[str, float]:
+    """One contender's run of a pod-making workload, in a namespace of its own: `warmup` (named warmup)
+    is applied and its first pod awaited (the contender has synced and acts), then `workload` (named
+    bench); from a pod watch, the seconds until `expected` pods named bench-* exist and until they are
+    Running, and the contender's CPU seconds meanwhile. More pods than expected is an error."""
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    try:
+        with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
+            apply({**warmup, "metadata": {"name": "warmup", "namespace": namespace}})
+            wait_until(lambda: (len(pods.ever_added) >= 1, "warm-up pod"), 120, f"{label} warm-up")
+            print(f"- {label}: {what} in {namespace}", flush=True)
+            cpu_before = cpu_seconds(proc.pid)
+            start = time.monotonic()
+            apply({**workload, "metadata": {"name": "bench", "namespace": namespace}})
+
+            def count(phase: str | None) -> int:
+                with pods._lock:
+                    if phase is None:
+                        return sum(1 for p in pods.ever_added.values() if p["metadata"]["name"].startswith("bench-"))
+                    return sum(1 for n, p in pods.current.items()
+                               if n.startswith("bench-") and (p.get("status") or {}).get("phase") == phase)
+
+            def created() -> tuple[bool, str]:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{label} exited with {proc.returncode}")
+                return (n := count(None)) >= expected, f"{n}/{expected} created"
+
+            wait_until(created, 900, label)
+            created_after = time.monotonic() - start  # from before the apply: part of the user's wait
+            wait_until(lambda: ((n := count("Running")) >= expected, f"{n}/{expected} Running"), 900, label)
+            running_after = time.monotonic() - start
+            cpu = cpu_seconds(proc.pid) - cpu_before
+            extra = count(None) - expected
+        print(f"  {expected} pods created after {created_after:.1f}s, Running after {running_after:.1f}s, "
+              f"{cpu:.1f} CPU s", flush=True)
+        if extra:
+            raise RuntimeError(f"{label} created {extra} pods too many")
+        return {"created": created_after, "running": running_after, "cpu": cpu}
+    finally:
+        drop_namespace(namespace)
+
+
+def print_pod_results(title: str, times: Times, stated: str, expected: int) -> None:
+    """The table of a pod-making benchmark (measure_pods' figures), then the ratios."""
+    names = labels(stated)
+    rows = [("controller", f"to {expected} created", f"to {expected} Running", "created/s", "CPU s")]
+    rows += [(names[label], f"{median(times, label, 'created'):.1f}s", f"{median(times, label, 'running'):.1f}s",
+              f"{expected / median(times, label, 'created'):.1f}", f"{median(times, label, 'cpu'):.1f}")
+             for label in times]
+    print_table(title, rows)
+    print()
+    print_ratios(times, stated, "created", "pods created", ("running", "to Running"))

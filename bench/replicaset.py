@@ -25,14 +25,10 @@ and KWOK). Afterwards the cluster's kube-controller-manager and operators are st
 from __future__ import annotations
 
 import subprocess
-import time
-import uuid
 from typing import Any
 
 from bench import contenders
-from bench.common import ENV, apply, cpu_seconds, kubectl, print_table, require_cluster, wait_until
-from bench.contenders import drop_namespace, median
-from tests.watch import Watch
+from bench.common import require_cluster
 
 
 def manifest(api_version: str, name: str, replicas: int) -> dict[str, Any]:
@@ -46,59 +42,17 @@ def manifest(api_version: str, name: str, replicas: int) -> dict[str, Any]:
     }
 
 
-def measure(label: str, api_version: str, replicas: int, proc: subprocess.Popen[bytes]) -> dict[str, float]:
-    namespace = f"bench-rs-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", namespace)
-    try:
-        with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
-            # Warm-up: the contender has synced its caches and acts.
-            apply({**manifest(api_version, "warmup", 1), "metadata": {"name": "warmup", "namespace": namespace}})
-            wait_until(lambda: (len(pods.ever_added) >= 1, "warm-up pod"), 120, f"{label} warm-up")
-            print(f"- {label}: 0 -> {replicas} replicas in {namespace}", flush=True)
-            cpu_before = cpu_seconds(proc.pid)
-            start = time.monotonic()
-            apply({**manifest(api_version, "bench", replicas), "metadata": {"name": "bench", "namespace": namespace}})
-
-            def count(phase: str | None) -> int:
-                with pods._lock:
-                    if phase is None:
-                        return sum(1 for p in pods.ever_added.values() if p["metadata"]["name"].startswith("bench-"))
-                    return sum(1 for n, p in pods.current.items()
-                               if n.startswith("bench-") and (p.get("status") or {}).get("phase") == phase)
-
-            def created() -> tuple[bool, str]:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{label} exited with {proc.returncode}")
-                return (n := count(None)) >= replicas, f"{n}/{replicas} created"
-
-            wait_until(created, 900, label)
-            created_after = time.monotonic() - start  # from before the apply: part of the user's wait
-            wait_until(lambda: ((n := count("Running")) >= replicas, f"{n}/{replicas} Running"), 900, label)
-            running_after = time.monotonic() - start
-            cpu = cpu_seconds(proc.pid) - cpu_before
-            extra = count(None) - replicas
-        print(f"  {replicas} pods created after {created_after:.1f}s, Running after {running_after:.1f}s, "
-              f"{cpu:.1f} CPU s", flush=True)
-        if extra:
-            raise RuntimeError(f"{label} created {extra} pods too many")
-        return {"created": created_after, "running": running_after, "cpu": cpu}
-    finally:
-        drop_namespace(namespace)
-
-
 def main() -> None:
     args = contenders.arguments(__doc__.split("\n")[0]).parse_args()
     require_cluster()
-    times, stated = contenders.run(lambda label, api, proc: measure(label, api, args.replicas, proc), "replicaset",
-                                   args.rounds, args.kubeplane_qps, args.kubeplane_burst)
-    names = contenders.labels(stated)
-    rows = [("controller", f"to {args.replicas} created", f"to {args.replicas} Running", "created/s", "CPU s")]
-    rows += [(names[label], f"{median(times, label, 'created'):.1f}s", f"{median(times, label, 'running'):.1f}s",
-              f"{args.replicas / median(times, label, 'created'):.0f}", f"{median(times, label, 'cpu'):.1f}")
-             for label in times]
-    print_table(f"ReplicaSet 0 -> {args.replicas} (median of {args.rounds})", rows)
-    print()
-    contenders.print_ratios(times, stated, "created", "pods created", ("running", "to Running"))
+
+    def measure(label: str, api: str, proc: subprocess.Popen[bytes]) -> dict[str, float]:
+        return contenders.measure_pods(label, proc, "bench-rs", manifest(api, "warmup", 1),
+                                       manifest(api, "bench", args.replicas), args.replicas,
+                                       f"0 -> {args.replicas} replicas")
+    times, stated = contenders.run(measure, "replicaset", args.rounds, args.kubeplane_qps, args.kubeplane_burst)
+    contenders.print_pod_results(f"ReplicaSet 0 -> {args.replicas} (median of {args.rounds})", times, stated,
+                                 args.replicas)
 
 
 if __name__ == "__main__":

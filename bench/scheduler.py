@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import tempfile
@@ -64,14 +65,16 @@ SCHEDULER_NAMES = {UPSTREAM: "bench-kube-scheduler", UNLIMITED: "bench-kube-sche
 LABEL = "bench-pool"
 
 
-def node_yaml(name: str) -> str:
+def node_yaml(name: str, labels: dict[str, str] | None = None) -> str:
+    """A KWOK node (32 CPU, 256Gi) with the usual labels, and `labels` (default: the bench pool's)."""
+    extra = ", ".join(f"{k}: {json.dumps(v)}" for k, v in (labels if labels is not None else {LABEL: "open"}).items())
     return f"""---
 apiVersion: v1
 kind: Node
 metadata:
   name: {name}
   annotations: {{kwok.x-k8s.io/node: fake}}
-  labels: {{type: kwok, kubernetes.io/hostname: {name}, kubernetes.io/os: linux, {LABEL}: open}}
+  labels: {{type: kwok, kubernetes.io/hostname: {name}, kubernetes.io/os: linux, {extra}}}
 spec: {{}}
 status:
   allocatable: {{cpu: "32", memory: 256Gi, pods: "110"}}

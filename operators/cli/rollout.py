@@ -207,7 +207,7 @@ def history(resource: str, namespace: str, revision: int) -> None:
         else:
             d = await kube.get(REVISIONED[kind][0].path(namespace, name))
             sets = await _ds_revisions(kube, d)
-            templates = {n: _ds_template(r) for n, r in sets.items()}
+            templates = {n: revisions.template_of(r) for n, r in sets.items()}
         if revision:
             if revision not in sets:
                 raise click.ClickException(f"unable to find the specified revision {revision}")
@@ -271,12 +271,6 @@ def undo(resource: str, namespace: str, to_revision: int) -> None:
     click.echo(_run(roll_back))
 
 
-def _ds_template(revision: dict[str, Any]) -> dict[str, Any]:
-    template = dict((((revision.get("data") or {}).get("spec") or {}).get("template")) or {})
-    template.pop("$patch", None)
-    return template
-
-
 async def _undo_revisioned(kube: Kube, kind: str, namespace: str, name: str, to_revision: int) -> str:
     """DaemonSetRollbacker / StatefulSetRollbacker: the revision's template back into the object (the
     controller then reuses that revision, so pods already on it are not restarted)."""
@@ -292,7 +286,7 @@ async def _undo_revisioned(kube: Kube, kind: str, namespace: str, name: str, to_
             raise click.ClickException("no last revision to roll back to")
         target = found[sorted(found)[-2]]
     number = revisions.revision_number(target)
-    template = _ds_template(target)
+    template = revisions.template_of(target)
     if revisions.canonical(template) == revisions.canonical(ds_logic.spec(ds).get("template") or {}):
         return f"{qualified}/{name} skipped rollback (current template already matches revision {number})"
     patch = [{"op": "test", "path": "/metadata/uid", "value": ds["metadata"]["uid"]},

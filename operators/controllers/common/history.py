@@ -92,6 +92,21 @@ def to_truncate(revisions: Sequence[Mapping[str, Any]], keep: int, live: set[str
     return candidates[:excess] if excess > 0 else []
 
 
+def template_patch(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """getPatch (DaemonSet, StatefulSet): what a ControllerRevision holds, the owner's pod template with a
+    replace directive."""
+    template = json.loads(json.dumps((owner.get("spec") or {}).get("template") or {}))
+    template["$patch"] = "replace"
+    return {"spec": {"template": template}}
+
+
+def template_of(revision: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod template a revision holds (what applying it restores)."""
+    template = dict(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    return template
+
+
 def equal_revisions(revisions: Iterable[Mapping[str, Any]], data: Any) -> list[Mapping[str, Any]]:
     """The revisions whose data equals `data` (history.FindEqualRevisions, compared semantically)."""
     wanted = canonical(data)

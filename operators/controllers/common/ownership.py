@@ -32,7 +32,7 @@ from operators.core.apis import PODS, Resource
 from operators.core.informer import Informer, object_key
 from operators.core.kube import JSON_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.owners import controller_ref, owner_reference
-from operators.core.selectors import SelectorError, from_label_selector
+from operators.core.selectors import Selector, SelectorError, from_label_selector
 
 logger = logging.getLogger(__name__)
 
@@ -225,3 +225,28 @@ async def claim_pods(kube: Kube, owner: Obj, owner_resource: Resource, pods: Inf
                 **pod_meta, "ownerReferences": [*(pod_meta.get("ownerReferences") or []), ref],
                 "finalizers": [*(pod_meta.get("finalizers") or []), *finalizers]}})
     return [*found.owned, *taken]
+
+
+def parsed_selector(owner: Obj) -> Selector | None:
+    """The owner's spec.selector, None when absent or invalid."""
+    raw = (owner.get("spec") or {}).get("selector")
+    if raw is None:
+        return None
+    try:
+        return from_label_selector(raw)
+    except SelectorError:
+        return None
+
+
+def owners_selecting(owners: Informer, obj: Obj,
+                     selector_of: Callable[[Obj], Selector | None] = parsed_selector) -> list[Obj]:
+    """get<Kind>sFor<Object>: the owners of the object's namespace whose selector matches its labels.
+    A missing, invalid or empty selector matches nothing (upstream: "a nil or empty selector should
+    match nothing, not everything")."""
+    labels = obj["metadata"].get("labels") or {}
+    found: list[Obj] = []
+    for owner in owners.by_index(caches.NAMESPACE, obj["metadata"].get("namespace") or ""):
+        selector = selector_of(owner)
+        if selector is not None and not selector.empty() and selector.matches(labels):
+            found.append(owner)
+    return found

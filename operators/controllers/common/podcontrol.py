@@ -23,6 +23,7 @@ its ReplicaFailure-style condition with upstream's message (the API server's mes
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,14 +31,33 @@ from typing import Any
 
 from operators.controllers.common.expectations import Expectations
 from operators.core import metrics
-from operators.core.apis import PODS
+from operators.core.apis import PODS, Resource
 from operators.core.events import EventRecorder
 from operators.core.kube import ApiError, Kube
+from operators.core.owners import owner_reference
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE_TERMINATING = "NamespaceTerminating"
 SLOW_START_INITIAL_BATCH = 1  # controller.SlowStartInitialBatchSize
+
+
+def pod_from_template(owner: Mapping[str, Any], resource: Resource, template: Mapping[str, Any]) -> dict[str, Any]:
+    """controller.GetPodFromTemplate: the template's labels, annotations, finalizers and spec (a copy), a
+    name generated from the owner's, and the owner as controller."""
+    meta = template.get("metadata") or {}
+    metadata: dict[str, Any] = {
+        "generateName": f"{owner['metadata']['name']}-",
+        "namespace": owner["metadata"]["namespace"],
+        "labels": dict(meta.get("labels") or {}),
+        "ownerReferences": [owner_reference(owner, resource)],
+    }
+    if meta.get("annotations"):
+        metadata["annotations"] = dict(meta["annotations"])
+    if meta.get("finalizers"):
+        metadata["finalizers"] = list(meta["finalizers"])
+    body_spec = copy.deepcopy(dict(template.get("spec") or {}))
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body_spec}
 
 
 def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH) -> list[int]:

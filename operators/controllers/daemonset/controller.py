@@ -22,7 +22,7 @@ from operators.controllers import caches
 from operators.controllers.common import history
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, claim_pods, resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, claim_pods, owners_selecting, resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl
 from operators.controllers.daemonset import logic
 from operators.controllers.manager import ControllerManager
@@ -32,7 +32,6 @@ from operators.core.events import EventRecorder
 from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
 from operators.core.kube import ApiError
 from operators.core.owners import controller_ref
-from operators.core.selectors import SelectorError, from_label_selector
 from operators.core.status import merge_diff
 from operators.core.timeutil import now
 from operators.core.workqueue import RetryLater
@@ -110,16 +109,7 @@ class DaemonSetController(Controller):
                                       controller_ref(pod))
 
     def _selecting(self, pod: Obj) -> list[Obj]:
-        labels = pod["metadata"].get("labels") or {}
-        found: list[Obj] = []
-        for ds in self.sets.by_index(caches.NAMESPACE, pod["metadata"].get("namespace") or ""):
-            try:
-                selector = from_label_selector((ds.get("spec") or {}).get("selector"))
-            except SelectorError:
-                continue
-            if not selector.empty() and selector.matches(labels):
-                found.append(ds)
-        return found
+        return owners_selecting(self.sets, pod)
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         ds = self._resolve(pod)

@@ -24,19 +24,17 @@ ControllerRevisions are the controller's (`controller.py`); this module gives th
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from operators.controllers.common import history
+from operators.controllers.common import history, podcontrol
 from operators.core import pods as podutil
 from operators.core import taints
 from operators.core.apis import Resource
 from operators.core.events import Event
 from operators.core.intstr import scaled_value
-from operators.core.owners import owner_reference
 from operators.core.selectors import RequiredNodeAffinity
 
 Obj = Mapping[str, Any]
@@ -193,9 +191,7 @@ def oldest_first(pods_: Sequence[Pod]) -> list[Pod]:
 
 def revision_data(ds: Obj) -> dict[str, Any]:
     """getPatch: what a ControllerRevision holds, the template with a replace directive."""
-    template = copy.deepcopy(dict(spec(ds).get("template") or {}))
-    template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    return history.template_patch(ds)
 
 
 def template_hash(ds: Obj) -> str:
@@ -206,9 +202,8 @@ def template_hash(ds: Obj) -> str:
 
 def pod_for_node(ds: Obj, resource: Resource, node: str, hash_: str) -> dict[str, Any]:
     """CreatePodTemplate plus ReplaceDaemonSetPodNodeNameNodeAffinity: the template for one node, unbound."""
-    template = spec(ds).get("template") or {}
-    meta = template.get("metadata") or {}
-    body_spec = copy.deepcopy(dict(template.get("spec") or {}))
+    pod = podcontrol.pod_from_template(ds, resource, spec(ds).get("template") or {})
+    body_spec = pod["spec"]
     body_spec["tolerations"] = with_daemon_tolerations(body_spec)
     affinity = dict(body_spec.get("affinity") or {})
     node_affinity = dict(affinity.get("nodeAffinity") or {})
@@ -216,20 +211,13 @@ def pod_for_node(ds: Obj, resource: Resource, node: str, hash_: str) -> dict[str
         {"matchFields": [{"key": NAME_FIELD, "operator": "In", "values": [node]}]}]}
     affinity["nodeAffinity"] = node_affinity
     body_spec["affinity"] = affinity
-    labels = dict(meta.get("labels") or {})
+    labels = pod["metadata"]["labels"]
     generation = template_generation(ds)
     if generation is not None:
         labels[GENERATION_LABEL] = str(generation)
     if hash_:
         labels[HASH_LABEL] = hash_
-    metadata: dict[str, Any] = {"generateName": f"{ds['metadata']['name']}-",
-                                "namespace": ds["metadata"]["namespace"], "labels": labels,
-                                "ownerReferences": [owner_reference(ds, resource)]}
-    if meta.get("annotations"):
-        metadata["annotations"] = dict(meta["annotations"])
-    if meta.get("finalizers"):
-        metadata["finalizers"] = list(meta["finalizers"])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body_spec}
+    return pod
 
 
 # --- the plan -----------------------------------------------------------------------------------------

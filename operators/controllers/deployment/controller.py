@@ -28,7 +28,7 @@ from typing import Any
 
 from operators.controllers import caches
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, Patcher, claim, resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, Patcher, claim, owners_selecting, resolve_controller_ref
 from operators.controllers.deployment import logic
 from operators.controllers.manager import ControllerManager
 from operators.core import apis
@@ -95,13 +95,7 @@ class DeploymentController(Controller):
 
     def selecting(self, rs: Obj) -> list[Obj]:
         """getDeploymentsForReplicaSet: the Deployments of its namespace whose selector matches it."""
-        labels = rs["metadata"].get("labels") or {}
-        found: list[Obj] = []
-        for d in self.deployments.by_index(caches.NAMESPACE, rs["metadata"].get("namespace") or ""):
-            selector = self.selector(d)
-            if selector is not None and not selector.empty() and selector.matches(labels):
-                found.append(d)
-        return found
+        return owners_selecting(self.deployments, rs, self.selector)
 
     # --- handlers: enqueue only --------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, claim_pods, resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, claim_pods, owners_selecting, resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl, error_message
 from operators.controllers.common.writes import Superseded
 from operators.controllers.job import logic
@@ -43,7 +43,6 @@ from operators.core.events import EventRecorder
 from operators.core.informer import ADDED, DELETED, MODIFIED, object_key
 from operators.core.kube import JSON_PATCH, ApiError
 from operators.core.owners import controller_ref
-from operators.core.selectors import SelectorError, from_label_selector
 from operators.core.status import merge_diff
 from operators.core.timeutil import now
 from operators.core.workqueue import RetryLater
@@ -98,18 +97,7 @@ class JobController(Controller):
             raise RetryLater(str(e)) from e
 
     def _selecting(self, pod: Obj) -> list[Obj]:
-        labels = pod["metadata"].get("labels") or {}
-        found: list[Obj] = []
-        for job in self.jobs.by_index(caches.NAMESPACE, pod["metadata"].get("namespace") or ""):
-            raw = (job.get("spec") or {}).get("selector")
-            if raw is None:
-                continue
-            try:
-                if from_label_selector(raw).matches(labels):
-                    found.append(job)
-            except SelectorError:
-                continue
-        return found
+        return owners_selecting(self.jobs, pod)
 
     # --- handlers: enqueue only --------------------------------------------------------------------
 

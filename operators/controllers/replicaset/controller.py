@@ -27,7 +27,7 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, Patcher, resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, Patcher, owners_selecting, resolve_controller_ref
 from operators.controllers.common.podcontrol import PodControl
 from operators.controllers.manager import ControllerManager
 from operators.controllers.replicaset import logic
@@ -98,13 +98,7 @@ class ReplicaSetController(Controller):
 
     def sets_selecting(self, pod: Obj) -> list[Obj]:
         """getPodReplicaSets: the sets of the pod's namespace whose (non-empty) selector matches it."""
-        labels = pod["metadata"].get("labels") or {}
-        found: list[Obj] = []
-        for rs in self.sets.by_index(caches.NAMESPACE, pod["metadata"].get("namespace") or ""):
-            selector = self.selector(rs)
-            if selector is not None and not selector.empty() and selector.matches(labels):
-                found.append(rs)
-        return found
+        return owners_selecting(self.sets, pod, self.selector)
 
     def candidates(self, rs: Obj) -> list[Obj]:
         """FilterPodsByOwner: the pods the set controls, and the orphans of its namespace."""

@@ -18,17 +18,16 @@ Mirrors pkg/controller/replicaset (replica_set.go, replica_set_utils.go) for Kub
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from operators.controllers.common import ownership
+from operators.controllers.common import ownership, podcontrol
 from operators.core import conditions, pods
 from operators.core.apis import Resource
-from operators.core.owners import controller_ref, controller_uid, owner_reference
+from operators.core.owners import controller_ref, controller_uid
 from operators.core.pods import Pod
 from operators.core.selectors import Selector
 
@@ -119,22 +118,8 @@ def _manage(observed: Observed, claimed: Sequence[Pod]) -> tuple[int, tuple[Pod,
 
 
 def pod_from_template(rs: Obj, resource: Resource) -> dict[str, Any]:
-    """controller.GetPodFromTemplate: the template's labels, annotations, finalizers and spec, a
-    name generated from the set's, and the set as controller."""
-    template = rs["spec"]["template"]
-    meta = template.get("metadata") or {}
-    name = rs["metadata"]["name"]
-    metadata: dict[str, Any] = {
-        "generateName": f"{name}-",
-        "namespace": rs["metadata"]["namespace"],
-        "labels": dict(meta.get("labels") or {}),
-        "ownerReferences": [owner_reference(rs, resource)],
-    }
-    if meta.get("annotations"):
-        metadata["annotations"] = dict(meta["annotations"])
-    if meta.get("finalizers"):
-        metadata["finalizers"] = list(meta["finalizers"])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": copy.deepcopy(template.get("spec") or {})}
+    """controller.GetPodFromTemplate for the set's template."""
+    return podcontrol.pod_from_template(rs, resource, rs["spec"]["template"])
 
 
 def compute_status(observed: Observed, claimed: Sequence[Pod], terminating: int,

@@ -27,7 +27,7 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common import history
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, claim_pods, resolve_controller_ref
+from operators.controllers.common.ownership import OwnerGone, claim_pods, owners_selecting, resolve_controller_ref
 from operators.controllers.common.podcontrol import error_message, namespace_terminating, slow_start_batches
 from operators.controllers.manager import ControllerManager
 from operators.controllers.statefulset import logic
@@ -87,16 +87,7 @@ class StatefulSetController(Controller):
                                       controller_ref(pod))
 
     def _selecting(self, pod: Obj) -> list[Obj]:
-        labels = pod["metadata"].get("labels") or {}
-        found: list[Obj] = []
-        for sts in self.sets.by_index(caches.NAMESPACE, pod["metadata"].get("namespace") or ""):
-            try:
-                selector = from_label_selector((sts.get("spec") or {}).get("selector"))
-            except SelectorError:
-                continue
-            if not selector.empty() and selector.matches(labels):
-                found.append(sts)
-        return found
+        return owners_selecting(self.sets, pod)
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         sts = self._resolve(pod)

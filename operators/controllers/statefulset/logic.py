@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from operators.controllers.common import history, podcontrol
 from operators.core import pods as podutil
 from operators.core.apis import Resource
 from operators.core.events import Event
@@ -160,16 +161,12 @@ def identity_labels(sts: Obj, ordinal: int) -> dict[str, str]:
 
 def revision_data(sts: Obj) -> dict[str, Any]:
     """getPatch: what a ControllerRevision holds, the template with a replace directive."""
-    template = copy.deepcopy(dict(spec(sts).get("template") or {}))
-    template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    return history.template_patch(sts)
 
 
 def template_of(revision: Obj) -> dict[str, Any]:
     """ApplyRevision, for the one field a revision holds: its template."""
-    template = dict(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
-    template.pop("$patch", None)
-    return template
+    return history.template_of(revision)
 
 
 # --- claims and their retention --------------------------------------------------------------------------
@@ -311,9 +308,11 @@ def claim_bodies(sts: Obj, ordinal: int) -> list[dict[str, Any]]:
 
 def new_pod(sts: Obj, resource: Resource, template: Obj, ordinal: int, revision: str) -> dict[str, Any]:
     """newStatefulSetPod + setPodRevision: the template with the pod's identity, storage and revision."""
-    meta = template.get("metadata") or {}
+    pod = podcontrol.pod_from_template(sts, resource, template)
     name = pod_name(sts, ordinal)
-    body_spec = copy.deepcopy(dict(template.get("spec") or {}))
+    pod["metadata"]["name"] = name
+    pod["metadata"]["labels"].update({**identity_labels(sts, ordinal), REVISION_LABEL: revision})
+    body_spec = pod["spec"]
     body_spec["hostname"] = name
     if spec(sts).get("serviceName"):
         body_spec["subdomain"] = spec(sts)["serviceName"]
@@ -323,15 +322,7 @@ def new_pod(sts: Obj, resource: Resource, template: Obj, ordinal: int, revision:
     volumes += [dict(v) for v in body_spec.get("volumes") or [] if v.get("name") not in claims]
     if volumes:
         body_spec["volumes"] = volumes
-    labels = {**(meta.get("labels") or {}), **identity_labels(sts, ordinal), REVISION_LABEL: revision}
-    metadata: dict[str, Any] = {"name": name, "generateName": f"{sts['metadata']['name']}-",
-                                "namespace": sts["metadata"]["namespace"], "labels": labels,
-                                "ownerReferences": [owner_reference(sts, resource)]}
-    if meta.get("annotations"):
-        metadata["annotations"] = dict(meta["annotations"])
-    if meta.get("finalizers"):
-        metadata["finalizers"] = list(meta["finalizers"])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body_spec}
+    return pod
 
 
 def running_and_ready(pod: Pod) -> bool:
