@@ -45,9 +45,11 @@ def own_nodes(run: str) -> Iterator[dict[str, str]]:
         kubectl("delete", "node", *names.values(), "--wait=false", check=False)
 
 
-def manifest(run: str, image: str) -> dict[str, Any]:
+def manifest(run: str, image: str, surge: bool = False) -> dict[str, Any]:
+    strategy = {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}} \
+        if surge else {}
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
-            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+            "spec": {**strategy, "selector": {"matchLabels": {"app": "agent"}},
                      "template": {"metadata": {"labels": {"app": "agent"}},
                                   "spec": {"nodeSelector": {"kubeplane-test/dsd": run},
                                            "automountServiceAccountToken": False,
@@ -126,4 +128,10 @@ def test_placement_rolling_update_rollback_and_taints(controllers: Operator) -> 
             kubectl("label", "node", nodes["d"], f"kubeplane-test/dsd={run}")
             settled(s, 2, "agent:1")
             s.record("labelled", **facts(s, nodes))
+            # A rolling update with surge (maxSurge 1, maxUnavailable 0): a new pod beside each old one, the
+            # old one gone once the new is available; no node is ever without a ready pod.
+            mark = len(s.pods.events)
+            s.apply_workload(manifest(run, "agent:3", surge=True))
+            settled(s, 2, "agent:3")
+            s.record("surged", worst=worst_unavailable(s, [nodes["a"], nodes["d"]], mark), **facts(s, nodes))
     differential.assert_same(differential.run(scenario, FLAVOURS))
