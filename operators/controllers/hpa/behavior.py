@@ -11,8 +11,8 @@ new state returned, so the controller can keep it where it likes (kubeplane can 
   window 0, Max of {4 pods, 100%} per 15 s; scale-down: window 300 s, 100% per 15 s); stabilization keeps
   the recommendation between the lowest of the scale-up window and the highest of the scale-down window
   (`ScaleUpStabilized`/`ScaleDownStabilized`); the rate limits count from the replicas at the start of each
-  policy's period (current − added + removed within it): Pods `start ± value`, Percent
-  `ceil(start · (1 + v/100))` up and `trunc(start · (1 − v/100))` down, selectPolicy Max/Min/Disabled.
+  policy's period (current - added + removed within it): Pods `start ± value`, Percent
+  `ceil(start · (1 + v/100))` up and `trunc(start · (1 - v/100))` down, selectPolicy Max/Min/Disabled.
 """
 
 from __future__ import annotations
