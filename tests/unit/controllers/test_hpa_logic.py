@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from operators.controllers.hpa import behavior as b
+from operators.controllers.hpa import logic
 from operators.controllers.hpa import replicas as r
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -232,3 +233,105 @@ def test_scale_events_are_recorded_over_the_outdated_one() -> None:
     kept = b.record_scale_event(events, 5, rule, NOW)
     assert [(e.change, e.outdated) for e in kept] == [(5, False), (2, False)]
     assert b.changed_within(60, kept, NOW + timedelta(seconds=1)) == 7
+
+
+# --- the reconcile's decisions (hpa/logic.py) --------------------------------------------------------------
+
+
+CPU = "cpu resource utilization (percentage of request)"
+
+
+def hpa(min_: int | None = 1, max_: int = 10, behavior: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"maxReplicas": max_, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                                  "name": "web"}}
+    if min_ is not None:
+        spec["minReplicas"] = min_
+    if behavior is not None:
+        spec["behavior"] = behavior
+    return {"metadata": {"name": "web", "namespace": "ns", "generation": 1}, "spec": spec, "status": {}}
+
+
+def test_scale_up_on_the_highest_metric() -> None:
+    proposals = [logic.Proposal(CPU, 5), logic.Proposal("pods metric qps", 4)]
+    d = logic.decide(hpa(), 3, proposals, logic.State(), NOW)
+    assert (d.desired, d.rescale) == (5, True)
+    assert [(e.type, e.reason, e.message) for e in d.events] == [
+        ("Normal", "SuccessfulRescale", f"New size: 5; reason: {CPU} above target")]
+    assert d.conditions == {
+        "AbleToScale": ("True", "SucceededRescale", "the HPA controller was able to update the target scale to 5"),
+        "ScalingActive": ("True", "ValidMetricFound",
+                          f"the HPA was able to successfully calculate a replica count from {CPU}"),
+        "ScalingLimited": ("False", "DesiredWithinRange", "the desired count is within the acceptable range")}
+    status = logic.status(hpa(), 3, d, NOW)
+    assert (status["currentReplicas"], status["desiredReplicas"], status["lastScaleTime"]) == (3, 5, iso(NOW))
+
+
+def test_scaling_disabled_and_out_of_range_targets() -> None:
+    off = logic.decide(hpa(), 0, [logic.Proposal(CPU, 5)], logic.State(), NOW)
+    assert not off.rescale and off.conditions["ScalingActive"][1] == "ScalingDisabled"
+    above = logic.decide(hpa(max_=10), 12, [], logic.State(), NOW)
+    assert (above.desired, above.events[0].message) == (
+        10, "New size: 10; reason: Current number of replicas above Spec.MaxReplicas")
+    below = logic.decide(hpa(min_=3), 1, [], logic.State(), NOW)
+    assert (below.desired, below.reason) == (3, "Current number of replicas below Spec.MinReplicas")
+    # minReplicas 0 (a kubeplane opt-in later): a target at zero is scaled from the metrics.
+    assert logic.decide(hpa(min_=0), 0, [logic.Proposal("External metric", 2)], logic.State(), NOW).desired == 2
+
+
+def test_an_invalid_metric_blocks_scale_down_but_not_scale_up() -> None:
+    bad = logic.Proposal("pods metric qps", error="unable to get metric qps: no metrics returned",
+                         wrapped="failed to get pods metric value: unable to get metric qps: no metrics returned",
+                         reason="FailedGetPodsMetric")
+    up = logic.decide(hpa(), 3, [logic.Proposal(CPU, 5), bad], logic.State(), NOW)  # TestScaleUpOneMetricInvalid
+    assert up.desired == 5 and up.conditions["ScalingActive"][:2] == ("True", "ValidMetricFound")
+    assert [e.reason for e in up.events] == ["FailedGetPodsMetric", "SuccessfulRescale"]
+    down = logic.decide(hpa(), 5, [logic.Proposal(CPU, 2), bad], logic.State(), NOW)
+    assert not down.rescale and down.failed
+    assert down.conditions["ScalingActive"] == (
+        "False", "FailedGetPodsMetric", "the HPA was unable to compute the replica count: "
+        "unable to get metric qps: no metrics returned")
+    assert down.events[-1].message == ("invalid metrics (1 invalid out of 2), first error is: failed to get pods "
+                                       "metric value: unable to get metric qps: no metrics returned")
+    hpa_ = hpa()
+    hpa_["status"] = {"desiredReplicas": 4}
+    assert logic.status(hpa_, 5, down, NOW)["desiredReplicas"] == 4  # kept, as setCurrentReplicasAndMetricsInStatus
+
+
+def test_legacy_scale_down_waits_for_the_window_and_behavior_limits_the_rate() -> None:
+    state = logic.State((b.Recommendation(6, NOW - timedelta(minutes=1)),))
+    held = logic.decide(hpa(), 6, [logic.Proposal(CPU, 2)], state, NOW)
+    assert not held.rescale and held.conditions["AbleToScale"][1] == "ScaleDownStabilized"
+    later = logic.decide(hpa(), 6, [logic.Proposal(CPU, 2)], state, NOW + timedelta(minutes=6))
+    assert later.desired == 2 and later.reason == "All metrics below target"
+    # With a behavior: at most 1 pod per minute up; the event counts against the next sync.
+    one = {"scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}}
+    first = logic.decide(hpa(behavior=one), 2, [logic.Proposal(CPU, 8)], logic.State(), NOW)
+    assert first.desired == 3 and first.conditions["ScalingLimited"][:2] == ("True", "ScaleUpLimit")
+    again = logic.decide(hpa(behavior=one), 3, [logic.Proposal(CPU, 8)], first.state, NOW + timedelta(seconds=15))
+    assert not again.rescale  # 1 already added within the minute
+    later = logic.decide(hpa(behavior=one), 3, [logic.Proposal(CPU, 8)], first.state, NOW + timedelta(seconds=61))
+    assert later.desired == 4
+
+
+def test_conditions_keep_their_transition_time_while_status_stays() -> None:
+    old = [{"type": "AbleToScale", "status": "True", "reason": "x", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    found = logic.conditions_list(old, {"AbleToScale": ("True", "SucceededRescale", "m"),
+                                        "ScalingActive": ("False", "ScalingDisabled", "n")}, NOW)
+    assert found[0] == {"type": "AbleToScale", "status": "True", "reason": "SucceededRescale", "message": "m",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    assert found[1]["lastTransitionTime"] == iso(NOW)
+
+
+def test_metric_names_as_upstream_prints_them() -> None:
+    assert logic.metric_name({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}}) \
+        == CPU
+    assert logic.metric_name({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue"}}}) \
+        == "memory resource"
+    assert logic.metric_name({"type": "External", "external": {"metric": {"name": "qps"}}}) == \
+        "external metric qps(nil)"
+    assert logic.metric_name({"type": "External", "external": {"metric": {
+        "name": "qps", "selector": {"matchLabels": {"queue": "jobs"}}}}}) == (
+        "external metric qps(&LabelSelector{MatchLabels:map[string]string{queue: jobs,},"
+        "MatchExpressions:[]LabelSelectorRequirement{},})")
+    assert logic.metric_name({"type": "Object", "object": {"describedObject": {"kind": "Service"},
+                                                           "metric": {"name": "rps"}}}) == "Service metric rps"
