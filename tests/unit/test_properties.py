@@ -6,7 +6,8 @@
   plaintext; cut at any offset, or with any one byte changed, it is refused, never returned short;
 - the backup archive: any set of items, read back in any chunking, verifies and yields the same items;
   cut at any offset it is rejected;
-- selectors: a label selector's string form parses back to a selector that matches the same label sets.
+- selectors: a label selector's string form parses back to a selector that matches the same label sets;
+- restore paths: item paths round-trip; no path a tarball may name that is accepted leaves the restore tree.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from operators.backup import crypto
-from operators.backup.archive import ArchiveError, ArchiveWriter, Limits, verify_archive
+from operators.backup.archive import (
+    ArchiveError,
+    ArchiveWriter,
+    Limits,
+    item_path,
+    parse_item_path,
+    path_problem,
+    verify_archive,
+)
 from operators.core.selectors import from_label_selector, parse
 from operators.core.status import merge_diff
 
@@ -181,3 +190,35 @@ def test_a_selectors_string_form_selects_the_same(match: dict[str, str], express
     again = parse(str(selector))
     for labels in label_sets:
         assert selector.matches(labels) == again.matches(labels), (str(selector), labels)
+
+
+# --- restore paths --------------------------------------------------------------------------------------------
+
+SEGMENT = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/\\\x00"), min_size=1, max_size=20).filter(
+    lambda s: s not in (".", ".."))
+ANY_PATH = st.lists(st.sampled_from(["a", "/", ".", "..", "\\", "\x00", "resources", "namespaces", "cluster",
+                                      "x.json", "metadata", "version"]), max_size=12).map("".join)
+
+
+@SETTINGS
+@given(SEGMENT, st.one_of(st.just(""), SEGMENT), SEGMENT, st.one_of(st.just(""), SEGMENT))
+def test_item_paths_round_trip(group_resource: str, namespace: str, name: str, version: str) -> None:
+    if version in ("cluster", "namespaces"):
+        return  # a version directory cannot be named like the scope directories (Velero's layout)
+    path = item_path(group_resource, namespace, name, version)
+    assert path_problem(path, Limits(max_path_length=10_000)) is None
+    parsed = parse_item_path(path)
+    assert (parsed.group_resource, parsed.namespace, parsed.name) == (group_resource, namespace, name)
+
+
+@SETTINGS
+@given(ANY_PATH)
+def test_no_accepted_path_leaves_the_restore_tree(path: str) -> None:
+    """Whatever a tarball names, an accepted path is relative, has no '.', '..' or empty segment, and
+    stays under resources/ or is metadata/version."""
+    if path_problem(path) is not None:
+        return
+    segments = path.split("/")
+    assert not path.startswith("/") and "\\" not in path and "\x00" not in path
+    assert all(s not in ("", ".", "..") for s in segments)
+    assert segments[0] == "resources" or path == "metadata/version"
