@@ -29,7 +29,7 @@ from typing import Any
 
 from operators.controllers import caches
 from operators.core.apis import PODS, Resource
-from operators.core.informer import Informer, object_key
+from operators.core.informer import DELETED, Informer, object_key
 from operators.core.kube import JSON_PATCH, STRATEGIC_PATCH, ApiError, Kube
 from operators.core.owners import controller_ref, owner_reference
 from operators.core.selectors import Selector, SelectorError, from_label_selector
@@ -250,3 +250,22 @@ def owners_selecting(owners: Informer, obj: Obj,
         if selector is not None and not selector.empty() and selector.matches(labels):
             found.append(owner)
     return found
+
+
+def owners_of_change(kind: str, obj: Obj, old: Obj | None, resolve: Callable[[Obj], Obj | None],
+                     selecting: Callable[[Obj], list[Obj]]) -> tuple[Obj | None, list[Obj]]:
+    """add/update/delete<Object>'s routing: (the object's controller, if it is one of ours; every owner
+    to sync). Those are its controller; for an orphan that is not deleted, every owner whose selector
+    matches it (one may adopt it); and the previous controller when the reference changed (it released
+    the object, or lost it)."""
+    owner = resolve(obj)
+    wake: list[Obj] = []
+    if owner is not None:
+        wake.append(owner)
+    elif controller_ref(obj) is None and kind != DELETED:
+        wake.extend(selecting(obj))
+    if old is not None and controller_ref(old) is not None:
+        previous = resolve(old)
+        if previous is not None and previous is not owner:
+            wake.append(previous)
+    return owner, wake

@@ -22,7 +22,13 @@ from operators.controllers import caches
 from operators.controllers.common import history
 from operators.controllers.common.expectations import Expectations
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, claim_pods, owners_selecting, resolve_controller_ref
+from operators.controllers.common.ownership import (
+    OwnerGone,
+    claim_pods,
+    owners_of_change,
+    owners_selecting,
+    resolve_controller_ref,
+)
 from operators.controllers.common.podcontrol import PodControl
 from operators.controllers.daemonset import logic
 from operators.controllers.manager import ControllerManager
@@ -112,23 +118,18 @@ class DaemonSetController(Controller):
         return owners_selecting(self.sets, pod)
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
-        ds = self._resolve(pod)
+        ds, wake = owners_of_change(kind, pod, old, self._resolve, self._selecting)
+        if ds is not None:
+            uid, name = ds["metadata"]["uid"], pod["metadata"]["name"]
+            if kind == ADDED:
+                self.expectations.creation_observed(uid, name)
+            if kind == DELETED or podutil.is_being_deleted(pod):
+                self.expectations.creation_observed(uid, name)
+                self.expectations.deletion_observed(uid, name)
+        for owner in wake:
+            self._enqueue(owner)
         if ds is None:
-            if controller_ref(pod) is None and kind != DELETED:
-                for candidate in self._selecting(pod):
-                    self._enqueue(candidate)
-            if old is not None and controller_ref(old) is not None:
-                previous = self._resolve(old)
-                if previous is not None:
-                    self._enqueue(previous)
             return
-        uid, name = ds["metadata"]["uid"], pod["metadata"]["name"]
-        if kind == ADDED:
-            self.expectations.creation_observed(uid, name)
-        if kind == DELETED or podutil.is_being_deleted(pod):
-            self.expectations.creation_observed(uid, name)
-            self.expectations.deletion_observed(uid, name)
-        self._enqueue(ds)
         if old is not None and not podutil.is_ready(old) and podutil.is_ready(pod):
             min_ready = logic.min_ready_seconds(ds)
             if min_ready > 0:

@@ -156,6 +156,18 @@ class Result:
     value: int  # the average (or total, for Object/External Value targets) in milli-units
 
 
+def _grouped(pods: Sequence[Pod], samples: Mapping[str, Sample], cpu: bool, now: datetime,
+             ) -> tuple[int, set[str], set[str], dict[str, int]]:
+    """The shared start of both: (ready count, unready, missing, the usable samples' values)."""
+    if not pods:
+        raise MetricError("no pods returned by selector while calculating replica count")
+    ready, unready, missing, ignored = group_pods(pods, samples, cpu, now)
+    metrics = {n: s.value for n, s in samples.items() if n not in ignored and n not in unready}
+    if not metrics:
+        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    return ready, unready, missing, metrics
+
+
 def _adjusted(current: int, ratio: float, new_ratio: float, count: int, tolerances: Tolerances) -> int:
     """The shared tail of GetResourceReplicas and calcPlainMetricReplicas once pods were filled in."""
     if tolerances.within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
@@ -170,12 +182,7 @@ def resource_replicas(current: int, target_utilization: int, pods: Sequence[Pod]
                       resource: str, now: datetime, container: str = "",
                       tolerances: Tolerances = DEFAULT_TOLERANCES) -> Result:
     """GetResourceReplicas."""
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    ready, unready, missing, ignored = group_pods(pods, samples, resource == "cpu", now)
-    metrics = {n: s.value for n, s in samples.items() if n not in ignored and n not in unready}
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    ready, unready, missing, metrics = _grouped(pods, samples, resource == "cpu", now)
     requests = {_name(p): pod_request(p, resource, container) for p in pods}
     ratio, utilization, raw = utilization_ratio(metrics, requests, target_utilization)
     scale_up_with_unready = bool(unready) and ratio > 1.0
@@ -199,12 +206,7 @@ def plain_replicas(current: int, target: int, pods: Sequence[Pod], samples: Mapp
                    resource: str = "", tolerances: Tolerances = DEFAULT_TOLERANCES) -> Result:
     """calcPlainMetricReplicas: a Pods metric (or a Resource AverageValue target) against a per-pod
     average."""
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    ready, unready, missing, ignored = group_pods(pods, samples, resource == "cpu", now)
-    metrics = {n: s.value for n, s in samples.items() if n not in ignored and n not in unready}
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    ready, unready, missing, metrics = _grouped(pods, samples, resource == "cpu", now)
     ratio, usage = usage_ratio(metrics, target)
     scale_up_with_unready = bool(unready) and ratio > 1.0
     if not scale_up_with_unready and not missing:

@@ -27,7 +27,13 @@ from typing import Any
 from operators.controllers import caches
 from operators.controllers.common import history
 from operators.controllers.common.loop import Controller
-from operators.controllers.common.ownership import OwnerGone, claim_pods, owners_selecting, resolve_controller_ref
+from operators.controllers.common.ownership import (
+    OwnerGone,
+    claim_pods,
+    owners_of_change,
+    owners_selecting,
+    resolve_controller_ref,
+)
 from operators.controllers.common.podcontrol import error_message, namespace_terminating, slow_start_batches
 from operators.controllers.manager import ControllerManager
 from operators.controllers.statefulset import logic
@@ -35,7 +41,7 @@ from operators.core import metrics
 from operators.core import pods as podutil
 from operators.core.apis import CONTROLLER_REVISIONS, PERSISTENT_VOLUME_CLAIMS, PODS, Resource
 from operators.core.events import EventRecorder
-from operators.core.informer import DELETED, object_key
+from operators.core.informer import object_key
 from operators.core.kube import ApiError
 from operators.core.owners import controller_ref
 from operators.core.selectors import SelectorError, from_label_selector
@@ -90,17 +96,11 @@ class StatefulSetController(Controller):
         return owners_selecting(self.sets, pod)
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
-        sts = self._resolve(pod)
-        if old is not None and controller_ref(old) is not None:
-            previous = self._resolve(old)
-            if previous is not None and previous is not sts:
-                self._enqueue(previous)
+        sts, wake = owners_of_change(kind, pod, old, self._resolve, self._selecting)
+        for owner in wake:
+            self._enqueue(owner)
         if sts is None:
-            if controller_ref(pod) is None and kind != DELETED:
-                for candidate in self._selecting(pod):
-                    self._enqueue(candidate)
             return
-        self._enqueue(sts)
         if old is not None and not podutil.is_ready(old) and podutil.is_ready(pod):
             min_ready = logic.min_ready_seconds(sts)
             if min_ready > 0:
