@@ -60,7 +60,6 @@ for pattern in "${!cannot_run[@]}"; do say "cannot run here: $pattern: ${cannot_
 skip_here=$(IFS='|'; echo "${!cannot_run[*]}")
 
 rm -rf "$out" && mkdir -p "$out"
-: >"$out/e2e.log"  # before the runner: the progress tail below must find it (it started first, at times)
 # One pass: without the ginkgo CLI, e2e.test runs its specs one at a time, [Serial] ones included.
 skip=()
 [[ -n $skip_here ]] && skip=("--ginkgo.skip=$skip_here")
