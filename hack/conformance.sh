@@ -60,6 +60,7 @@ for pattern in "${!cannot_run[@]}"; do say "cannot run here: $pattern: ${cannot_
 skip_here=$(IFS='|'; echo "${!cannot_run[*]}")
 
 rm -rf "$out" && mkdir -p "$out"
+: >"$out/e2e.log"
 # One pass: without the ginkgo CLI, e2e.test runs its specs one at a time, [Serial] ones included.
 skip=()
 [[ -n $skip_here ]] && skip=("--ginkgo.skip=$skip_here")
