@@ -75,16 +75,16 @@ demo: up ## Bring up the embedded cluster and watch a ReplicaSet at work
 bench: export NODES ?= 12
 bench: bench-replicaset bench-deployment bench-scheduler ## Benchmarks against the upstream components (ReplicaSet, Deployment, scheduler), same cluster
 bench-replicaset: up ## kubeplane ReplicaSet vs kube-controller-manager: 0 -> 500 replicas
-	@$(PY) -m bench.replicaset
+	@$(PY) -m bench.replicaset $(ARGS)
 bench-deployment: export NODES ?= 12
 bench-deployment: up ## kubeplane Deployment vs kube-controller-manager: a 500-replica rollout, 25%/25%
-	@$(PY) -m bench.deployment
+	@$(PY) -m bench.deployment $(ARGS)
 bench-daemonset: up ## kubeplane DaemonSet vs kube-controller-manager: a pod on each of 200 extra KWOK nodes
 	@$(PY) -m bench.daemonset $(ARGS)
 bench-statefulset: up ## kubeplane StatefulSet vs kube-controller-manager: 0 -> 200 replicas, Parallel (ARGS: --policy OrderedReady, --claims)
 	@$(PY) -m bench.statefulset $(ARGS)
 bench-job: up ## kubeplane Job vs kube-controller-manager: 1000 completions at parallelism 100
-	@$(PY) -m bench.job
+	@$(PY) -m bench.job $(ARGS)
 bench-scheduler: up ## kubeplane-scheduler vs kube-scheduler (default and lifted client limits): 2000 pods, 200 extra KWOK nodes
 	@$(PY) -m bench.scheduler
 bench-backup: up ## kubeplane backup/restore vs Velero 1.17 (builds Velero from Go modules): 10,000 objects

@@ -1,7 +1,8 @@
 """The contenders of a controller benchmark, run one after another on the embedded cluster.
 
-kube-controller-manager at its default client limits (QPS 20, burst 30) and with them lifted, and
-kubeplane's controllers operator at its stated limits and with no limit. The cluster's own
+kube-controller-manager at its default client limits (QPS 20, burst 30), at kubeplane's stated limits
+(equal limits: the fair race) and with them lifted, and kubeplane's controllers operator at its stated
+limits and with no limit. The cluster's own
 kube-controller-manager is stopped for the run (the benchmark starts the same binary with the same
 flags, every controller on, without leader election) and its operators paused; both come back at the
 end. kubeplane runs beside a kube-controller-manager at its defaults, for garbage collection and
@@ -27,6 +28,7 @@ from tests.watch import Watch
 
 KCM_DEFAULT = "kube-controller-manager (QPS 20, burst 30)"
 KCM_LIFTED = "kube-controller-manager (limits lifted)"
+KCM_EQUAL = "kube-controller-manager (kubeplane's limits)"
 KUBEPLANE = "kubeplane"
 KUBEPLANE_LIFTED = "kubeplane (limits lifted)"
 APPS, KUBEPLANE_APPS = "apps/v1", "apps.kubeplane.dev/v1alpha1"
@@ -60,11 +62,11 @@ def stop_process(pid: int) -> None:
         time.sleep(0.2)
 
 
-def kcm_command(argv: list[str], qps: int | None) -> list[str]:
+def kcm_command(argv: list[str], qps: float | None, burst: int | None = None) -> list[str]:
     kept = [a for a in argv if not a.startswith(("--kube-api-qps", "--kube-api-burst", "--leader-elect"))]
     kept.append("--leader-elect=false")
     if qps is not None:
-        kept += [f"--kube-api-qps={qps}", f"--kube-api-burst={qps}"]
+        kept += [f"--kube-api-qps={qps:g}", f"--kube-api-burst={burst if burst is not None else int(qps)}"]
     return kept
 
 
@@ -104,7 +106,7 @@ def run(measure: Measure, name: str, rounds: int, qps: float | None, burst: int 
     if burst is not None:
         ours.append(f"--kube-api-burst={burst}")
     lifted = [a for a in ours if not a.startswith("--kube-api-")] + ["--kube-api-qps=0"]
-    times: Times = {KCM_DEFAULT: [], KCM_LIFTED: [], KUBEPLANE: [], KUBEPLANE_LIFTED: []}
+    times: Times = {KCM_DEFAULT: [], KCM_EQUAL: [], KCM_LIFTED: [], KUBEPLANE: [], KUBEPLANE_LIFTED: []}
     env = {**ENV, "KUBEPLANE_LEADER_ELECT": "false", "PYTHONUNBUFFERED": "1"}
     try:
         for _ in range(rounds):
@@ -114,6 +116,8 @@ def run(measure: Measure, name: str, rounds: int, qps: float | None, burst: int 
                     times[KUBEPLANE].append(measure(KUBEPLANE, kubeplane_api, kubeplane))
                 with process(lifted, workdir / "kubeplane-lifted.log", env) as kubeplane:
                     times[KUBEPLANE_LIFTED].append(measure(KUBEPLANE_LIFTED, kubeplane_api, kubeplane))
+            with process(kcm_command(kcm_argv, qps or 50, burst or 100), workdir / "kcm-equal.log", ENV) as kcm:
+                times[KCM_EQUAL].append(measure(KCM_EQUAL, upstream_api, kcm))
             with process(kcm_command(kcm_argv, 100000), workdir / "kcm-lifted.log", ENV) as kcm:
                 times[KCM_LIFTED].append(measure(KCM_LIFTED, upstream_api, kcm))
     finally:
@@ -129,17 +133,17 @@ def median(times: Times, label: str, key: str) -> float:
 
 
 def labels(stated: str) -> dict[str, str]:
-    return {KCM_DEFAULT: KCM_DEFAULT, KCM_LIFTED: KCM_LIFTED, KUBEPLANE: f"kubeplane ({stated})",
-            KUBEPLANE_LIFTED: KUBEPLANE_LIFTED}
+    return {KCM_DEFAULT: KCM_DEFAULT, KCM_EQUAL: f"kube-controller-manager ({stated})", KCM_LIFTED: KCM_LIFTED,
+            KUBEPLANE: f"kubeplane ({stated})", KUBEPLANE_LIFTED: KUBEPLANE_LIFTED}
 
 
 def print_ratios(times: Times, stated: str, key: str, what: str, second: tuple[str, str]) -> None:
-    """kubeplane / kube-controller-manager at each side's defaults, and both lifted."""
+    """kubeplane / kube-controller-manager at each side's defaults, at equal limits, and both lifted."""
     names = labels(stated)
-    for ours, upstream in ((KUBEPLANE, KCM_DEFAULT), (KUBEPLANE_LIFTED, KCM_LIFTED)):
+    for ours, upstream in ((KUBEPLANE, KCM_DEFAULT), (KUBEPLANE, KCM_EQUAL), (KUBEPLANE_LIFTED, KCM_LIFTED)):
         ratio = median(times, ours, key) / median(times, upstream, key)
         other = median(times, ours, second[0]) / median(times, upstream, second[0])
-        print(f"time ratio {names[ours]} / {upstream}: {ratio:.2f} ({what}; "
+        print(f"time ratio {names[ours]} / {names[upstream]}: {ratio:.2f} ({what}; "
               f"{'faster' if ratio < 1 else 'slower'}), {second[1]}: {other:.2f}")
 
 
