@@ -35,6 +35,7 @@ stop_all() {
 }
 
 stop_all "operators" '/\.venv/bin/(python[0-9.]* )?[^ ]*/?kubeplane run '
+stop_all "external metrics API" '/\.venv/bin/(python[0-9.]* )?[^ ]*/?kubeplane external-metrics serve '
 stop_all "MinIO" '^minio server .*/\.kubeplane/minio-data'
 kwok_home=${KWOK_WORKDIR:-$HOME/.kwok}/clusters/kubeplane
 stop_all "kwok cluster kubeplane" "^$kwok_home/bin/"

@@ -454,6 +454,24 @@ YAML
   stage_done "BackupStorageLocation default -> bucket kubeplane on http://$minio_addr"
 }
 
+# The project's external metrics API (operators/metricsapi/external.py): values from labelled ConfigMaps,
+# registered as the APIService v1beta1.external.metrics.k8s.io through an ExternalName Service (localhost),
+# the way kwokctl registers a metrics-server it runs as a binary.
+external_metrics_port=$((minio_port + 80))
+up_external_metrics() {
+  stage_start
+  local pid
+  if pid=$(alive external-metrics "kubeplane external-metrics serve"); then
+    stage_done "external metrics API already running (pid $pid)"
+    return
+  fi
+  spawn external-metrics "$logs/external-metrics.log" "$kubeplane_cli" external-metrics serve \
+    --host 127.0.0.1 --port "$external_metrics_port" --external-name localhost
+  retry 60 kc get --raw /apis/external.metrics.k8s.io/v1beta1 ||
+    { tail -n 20 "$logs/external-metrics.log" >&2; die "external metrics API not served after 60s (log: $logs/external-metrics.log)"; }
+  stage_done "external metrics API on https://127.0.0.1:$external_metrics_port (APIService v1beta1.external.metrics.k8s.io)"
+}
+
 cmd_up() {
   local t0
   t0=$(now_us)
@@ -464,6 +482,7 @@ cmd_up() {
   if [[ -n $cluster_fresh || ${KUBEPLANE_SMOKE:-} == 1 ]]; then smoke; fi
   up_minio
   up_crds
+  up_external_metrics
   up_backup_location
   start_operators
   stage_t0=$t0
@@ -475,6 +494,7 @@ cmd_down() {
   stage_start
   [[ -d $run ]] && stop_operators
   stop minio "minio server"
+  stop external-metrics "kubeplane external-metrics serve"
   if cluster_exists; then
     # Keep the control-plane logs; kwokctl deletes its cluster dir.
     rm -rf "$logs/cluster.last"

@@ -8,7 +8,7 @@ import sys
 import click
 
 from operators import __version__
-from operators.cli import backups, controllers, cronjob, explain, get, rollout, scheduler
+from operators.cli import backups, controllers, cronjob, explain, get, metricsapi, rollout, scheduler
 
 # Client-side rate limits per operator when no --kube-api-qps is given (0: none). The controllers are
 # as polite as kube-scheduler is by default (50/100; kube-controller-manager's own are 20/30); the
@@ -87,7 +87,7 @@ def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, n
 
 
 for _group in [*backups.GROUPS, *scheduler.GROUPS, *controllers.GROUPS, *rollout.GROUPS, *cronjob.GROUPS,
-               *get.GROUPS, *explain.GROUPS]:
+               *get.GROUPS, *explain.GROUPS, *metricsapi.GROUPS]:
     main.add_command(_group)
 
 

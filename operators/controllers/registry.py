@@ -87,6 +87,7 @@ def default_registry() -> Registry:
     from operators.controllers.cronjob import controller as cronjob
     from operators.controllers.daemonset import controller as daemonset
     from operators.controllers.deployment import controller as deployment
+    from operators.controllers.hpa import controller as hpa
     from operators.controllers.job import controller as job
     from operators.controllers.replicaset import controller as replicaset
     from operators.controllers.statefulset import controller as statefulset
@@ -118,5 +119,9 @@ def default_registry() -> Registry:
     ))
     registry.register(Registration(
         "cronjob", cronjob.build, apis.CRONJOBS, builtin=apis.BATCH_CRONJOBS, replaces=("cronjob-controller",),
+    ))
+    # No drop-in yet: kube-controller-manager's horizontal-pod-autoscaler-controller keeps autoscaling/v2's.
+    registry.register(Registration(
+        "horizontal-pod-autoscaler", hpa.build, apis.HORIZONTAL_POD_AUTOSCALERS,
     ))
     return registry

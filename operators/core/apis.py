@@ -80,3 +80,6 @@ STATEFULSETS = Resource(KUBEPLANE_APPS, "v1alpha1", "statefulsets", "StatefulSet
 KUBEPLANE_BATCH = "batch.kubeplane.dev"
 JOBS = Resource(KUBEPLANE_BATCH, "v1alpha1", "jobs", "Job")
 CRONJOBS = Resource(KUBEPLANE_BATCH, "v1alpha1", "cronjobs", "CronJob")
+KUBEPLANE_AUTOSCALING = "autoscaling.kubeplane.dev"
+HORIZONTAL_POD_AUTOSCALERS = Resource(KUBEPLANE_AUTOSCALING, "v1alpha1", "horizontalpodautoscalers",
+                                      "HorizontalPodAutoscaler")

@@ -149,6 +149,21 @@ def milli_value_of(quantity: Decimal) -> int:
     return _scaled(quantity, 3)
 
 
+_SUFFIXES = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"), (0, ""), (-3, "m"))
+
+
+def milli_quantity(milli: int) -> str:
+    """A milli-value as resource.NewMilliQuantity(v, DecimalSI).String() prints it (canonical: the
+    largest power of 1000 that keeps the mantissa whole)."""
+    if milli == 0:
+        return "0"
+    for exponent, suffix in _SUFFIXES:
+        unit = 10 ** (exponent + 3)
+        if milli % unit == 0:
+            return f"{milli // unit}{suffix}"
+    return f"{milli}m"
+
+
 def resource_list(raw: Mapping[str, Any] | None) -> ResourceList:
     """A ResourceList from JSON ({"cpu": "500m", "memory": "1Gi"})."""
     return {name: parse_quantity(q) for name, q in (raw or {}).items()}

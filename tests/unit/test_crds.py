@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
 CRD_FILES = sorted(CRD_DIR.glob("*.yaml"))
 GROUP = "apps.kubeplane.dev"
-GROUPS = {GROUP, "backup.kubeplane.dev", "scheduling.kubeplane.dev", "batch.kubeplane.dev"}
+GROUPS = {GROUP, "backup.kubeplane.dev", "scheduling.kubeplane.dev", "batch.kubeplane.dev", "autoscaling.kubeplane.dev"}
 
 # Every field of apiextensions.k8s.io/v1 JSONSchemaProps that a structural schema may use here. ($ref,
 # definitions, dependencies, patternProperties and additionalItems are JSONSchemaProps fields too, but

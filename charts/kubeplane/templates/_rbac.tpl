@@ -140,6 +140,32 @@ finalizers or progress annotations on objects.
   resources: ["jobs"]
   verbs: ["create"]
 {{- end }}
+{{- $autoscaling := include "kubeplane.crdPlurals" (dict "root" .root "group" "autoscaling.kubeplane.dev") | fromJsonArray }}
+{{- if has "horizontalpodautoscalers" $autoscaling }}
+# The HorizontalPodAutoscaler reads its HPAs and writes only their status; it reads and writes the scale
+# subresource of its targets: kubeplane's kinds (granted above) and the built-in scalable ones named here
+# (system:controller:horizontal-pod-autoscaler grants */scale in every group; a target of another kind
+# needs a rule in extraClusterRules). Metrics are read through the metrics APIs, as upstream's role does:
+# their resources are metric names, hence "*", read-only.
+- apiGroups: ["autoscaling.kubeplane.dev"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["autoscaling.kubeplane.dev"]
+  resources: ["horizontalpodautoscalers/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale", "replicasets/scale", "statefulsets/scale"]
+  verbs: ["get", "update"]
+- apiGroups: [""]
+  resources: ["replicationcontrollers/scale"]
+  verbs: ["get", "update"]
+- apiGroups: ["metrics.k8s.io"]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+- apiGroups: ["custom.metrics.k8s.io", "external.metrics.k8s.io"]
+  resources: ["*"]
+  verbs: ["get", "list"]
+{{- end }}
 {{- if .root.Values.operators.controllers.dropIn }}
 # Drop-in mode: the built-in kinds whose kube-controller-manager controllers kubeplane replaces, with
 # what system:controller:replicaset-controller and replication-controller hold for them.

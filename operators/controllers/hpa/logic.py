@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from operators.controllers.hpa import behavior as b
 from operators.core.events import Event
-from operators.core.timeutil import format_time
+from operators.core.timeutil import format_time, parse_time
+from operators.scheduler.resources import milli_quantity, milli_value_of, parse_quantity
 
 Obj = Mapping[str, Any]
 ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED = "AbleToScale", "ScalingActive", "ScalingLimited"
@@ -230,3 +231,107 @@ def status(hpa: Obj, current: int, decision: Decision, now: datetime) -> dict[st
     if (hpa.get("metadata") or {}).get("generation") is not None:
         result["observedGeneration"] = hpa["metadata"]["generation"]
     return {k: v for k, v in result.items() if v is not None}
+
+
+# --- beyond upstream: the in-memory state kept in status, and when a scale-down may come --------------------
+
+def state_to_status(state: State) -> dict[str, Any]:
+    """The recommendations and scale events as status fields (upstream keeps them in memory only)."""
+    return {
+        "recommendations": [{"replicas": rec.replicas, "timestamp": format_time(rec.at)}
+                            for rec in state.recommendations],
+        "scaleUpEvents": [_event_to_status(e) for e in state.up_events],
+        "scaleDownEvents": [_event_to_status(e) for e in state.down_events],
+    }
+
+
+def _event_to_status(event: b.ScaleEvent) -> dict[str, Any]:
+    found: dict[str, Any] = {"replicaChange": event.change, "timestamp": format_time(event.at)}
+    if event.outdated:
+        found["outdated"] = True
+    return found
+
+
+def state_from_status(hpa: Obj) -> State:
+    """What an earlier process (or leader) left in status: the windows survive a restart."""
+    status = hpa.get("status") or {}
+    recs = tuple(b.Recommendation(int(r["replicas"]), at) for r in status.get("recommendations") or []
+                 if (at := parse_time(r.get("timestamp"))) is not None)
+
+    def events(key: str) -> tuple[b.ScaleEvent, ...]:
+        return tuple(b.ScaleEvent(int(e["replicaChange"]), at, bool(e.get("outdated")))
+                     for e in status.get(key) or [] if (at := parse_time(e.get("timestamp"))) is not None)
+
+    return State(recs, events("scaleUpEvents"), events("scaleDownEvents"))
+
+
+def scale_down_window(hpa: Obj, default: timedelta = b.DOWNSCALE_STABILIZATION) -> timedelta:
+    behavior = (hpa.get("spec") or {}).get("behavior")
+    if behavior is None:
+        return default
+    return timedelta(seconds=int(b.scale_down_rules(behavior, default)["stabilizationWindowSeconds"]))
+
+
+def next_scale_down(hpa: Obj, replicas: int, state: State, now: datetime,
+                    default: timedelta = b.DOWNSCALE_STABILIZATION) -> tuple[str, str] | None:
+    """When the stabilization window lets the replicas go below `replicas` at the earliest (assuming no
+    higher recommendation comes), and why not before: None when nothing holds a scale-down back (the
+    newest recommendation is not below `replicas`, or the window is already clear)."""
+    if not state.recommendations or state.recommendations[-1].replicas >= replicas:
+        return None
+    window = scale_down_window(hpa, default)
+    holding = [rec for rec in state.recommendations if rec.replicas >= replicas and rec.at + window > now]
+    if not holding:
+        return None
+    last = max(holding, key=lambda rec: rec.at)
+    at = last.at + window
+    return format_time(at), (f"the scale-down stabilization window ({int(window.total_seconds())}s) holds "
+                             f"a recommendation of {last.replicas} replicas from {format_time(last.at)}")
+
+
+def targets(specs: Sequence[Obj], statuses: Sequence[Obj | None]) -> str:
+    """The TARGETS column of `kubectl get hpa` (formatHPAMetrics in pkg/printers): "current/target" per
+    metric ("(avg)" for AverageValue targets of Object and External metrics, "name: " before resource
+    metrics, percentages for utilization), at most two, then "+ N more...". `statuses` is aligned with
+    `specs` (None: no value)."""
+    if not specs:
+        return "<none>"
+    shown = []
+    for i, spec in enumerate(specs):
+        kind = spec.get("type")
+        field = {"External": "external", "Pods": "pods", "Object": "object", "Resource": "resource",
+                 "ContainerResource": "containerResource"}.get(str(kind))
+        if field is None:
+            shown.append("<unknown type>")
+            continue
+        source = spec.get(field) or {}
+        target = source.get("target") or {}
+        found = (statuses[i] or {}).get(field) if i < len(statuses) else None
+        current = (found or {}).get("current") or {}
+        if kind in ("External", "Object"):
+            if target.get("averageValue") is not None:
+                shown.append(f"{_q(current.get('averageValue'))}/{_q(target['averageValue'])} (avg)")
+            else:
+                shown.append(f"{_q(current.get('value'))}/{_q(target.get('value'))}")
+        elif kind == "Pods":
+            shown.append(f"{_q(current.get('averageValue'))}/{_q(target.get('averageValue'))}")
+        elif target.get("averageValue") is not None:
+            shown.append(f"{source.get('name')}: {_q(current.get('averageValue'))}/{_q(target['averageValue'])}")
+        else:
+            utilization = current.get("averageUtilization")
+            wanted = target.get("averageUtilization")
+            shown.append(f"{source.get('name')}: {'<unknown>' if utilization is None else f'{utilization}%'}/"
+                         f"{'<auto>' if wanted is None else f'{wanted}%'}")
+    if len(shown) > 2:
+        return f"{', '.join(shown[:2])} + {len(shown) - 2} more..."
+    return ", ".join(shown)
+
+
+def _q(value: Any) -> str:
+    """A quantity as Go's Quantity.String() prints it (decimal ones canonical; binary ones as given)."""
+    if value is None:
+        return "<unknown>"
+    text = str(value)
+    if text.endswith("i"):
+        return text
+    return milli_quantity(milli_value_of(parse_quantity(text)))

@@ -168,9 +168,9 @@ def test_registry_selects_like_kube_controller_managers_flag() -> None:
     registry = registry_with_a_second_controller()
     names = lambda spec: [r.name for r in registry.select(spec)]  # noqa: E731
     assert names("*") == ["replicaset", "replicationcontroller", "deployment", "daemonset", "statefulset", "job",
-                          "cronjob", "configmap-counter"]
+                          "cronjob", "horizontal-pod-autoscaler", "configmap-counter"]
     assert names("*,-replicaset") == ["replicationcontroller", "deployment", "daemonset", "statefulset", "job",
-                                      "cronjob", "configmap-counter"]
+                                      "cronjob", "horizontal-pod-autoscaler", "configmap-counter"]
     assert names("configmap-counter") == ["configmap-counter"]
     with pytest.raises(ValueError, match="unknown controller"):
         registry.select("deployments")

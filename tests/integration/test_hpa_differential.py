@@ -1,0 +1,130 @@
+"""Differential: the same HorizontalPodAutoscaler as autoscaling/v2 (kube-controller-manager's
+horizontal-pod-autoscaler controller) and as kubeplane's, each scaling its own apps/v1 Deployment from
+the same external metric sequence, both at once on the embedded cluster.
+
+The metric comes from the project's external metrics API (`kubeplane external-metrics serve`, started by
+`make up`): a labelled ConfigMap per side holds `queue_depth`. The steps, from 3 replicas: at target; a
+scale-down held by the stabilization window (ScaleDownStabilized), then limited by a Pods policy
+(ScaleDownLimit); scale-down disabled; a scale-up limited by a Pods policy counted from the replicas at
+the start of its period (ScaleUpLimit). Each policy's period is longer than the test, so no step
+depends on where a 15 s sync falls.
+
+Compared at each settled step: the Deployment's replica counts in the order the HPA set them (from a
+watch), the HPA's desired and current replicas, its conditions (type, status, reason, message), the
+current metric as status reports it, and the SuccessfulRescale messages. Never timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from tests.integration import differential
+from tests.integration.conftest import ENV, Operator
+from tests.integration.differential import Flavour, Side
+from tests.watch import Watch
+
+UPSTREAM = Flavour("upstream", "autoscaling/v2", "horizontalpodautoscalers.autoscaling")
+KUBEPLANE = Flavour("kubeplane", "autoscaling.kubeplane.dev/v1alpha1",
+                    "horizontalpodautoscalers.autoscaling.kubeplane.dev")
+STEP_TIMEOUT = 150  # a 15 s sync period, a 45 s window, and a busy machine
+
+
+def metric(s: Side, value: str) -> None:
+    s.apply({"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "queue", "labels": {"metrics.kubeplane.dev/external": "true", "queue": "jobs"}},
+             "data": {"queue_depth": value}})
+
+
+def hpa(scale_down_policy: str = "Max") -> dict[str, Any]:
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": 1, "maxReplicas": 10,
+                     "metrics": [{"type": "External", "external": {
+                         "metric": {"name": "queue_depth", "selector": {"matchLabels": {"queue": "jobs"}}},
+                         "target": {"type": "AverageValue", "averageValue": "10"}}}],
+                     "behavior": {
+                         "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                                     "policies": [{"type": "Pods", "value": 2, "periodSeconds": 1800}]},
+                         "scaleDown": {"stabilizationWindowSeconds": 45, "selectPolicy": scale_down_policy,
+                                       "policies": [{"type": "Pods", "value": 1, "periodSeconds": 1800}]}}}}
+
+
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+              "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                       "template": {"metadata": {"labels": {"app": "web"}},
+                                    "spec": {"automountServiceAccountToken": False,
+                                             "containers": [{"name": "web", "image": "registry.local/web:1"}]}}}}
+
+
+def scenario(s: Side) -> None:
+    with Watch(ENV, f"/apis/apps/v1/namespaces/{s.namespace}/deployments") as deployments:
+        metric(s, "30")
+        s.apply(DEPLOYMENT)
+        s.wait(lambda: (s.get("web", "deployments.apps").get("status") or {}).get("readyReplicas") == 3,
+               "the Deployment's pods")
+        s.apply_workload(hpa())
+
+        def replicas_set(since: int) -> list[int]:
+            seen: list[int] = []
+            for _, d in deployments.events[since:]:
+                count = int((d.get("spec") or {}).get("replicas") or 0)
+                if not seen or seen[-1] != count:
+                    seen.append(count)
+            return seen
+
+        def step(name: str, done: Callable[[dict[str, Any]], bool], since: int) -> None:
+            def settled() -> bool:
+                current = s.get("web")
+                status = current.get("status") or {}
+                return (status.get("observedGeneration") == current["metadata"].get("generation")
+                        and done(status))
+            s.wait(settled, name, timeout=STEP_TIMEOUT)
+            status = s.status("web")
+            s.record(name, replicas=replicas_set(since),
+                     spec_replicas=s.get("web", "deployments.apps")["spec"]["replicas"],
+                     current=status.get("currentReplicas"), desired=status.get("desiredReplicas"),
+                     conditions=s.conditions("web"),
+                     metrics=[m.get("external", {}).get("current") for m in status.get("currentMetrics") or []],
+                     rescales=s.event_messages("web", "SuccessfulRescale"))
+
+        def reason(status: dict[str, Any], kind: str) -> str:
+            return next((c.get("reason", "") for c in status.get("conditions") or [] if c.get("type") == kind), "")
+
+        def average(st: dict[str, Any]) -> str:
+            return next((str(m.get("external", {}).get("current", {}).get("averageValue"))
+                         for m in st.get("currentMetrics") or []), "")
+
+        # 30 over a 10 average with 3 replicas: nothing to do.
+        mark = len(deployments.events)
+        step("at target", lambda st: st.get("desiredReplicas") == 3 and average(st) == "10", mark)
+
+        # 10: 1 wanted; the 45 s window holds the recent recommendations of 3 first ...
+        mark = len(deployments.events)
+        metric(s, "10")
+        step("scale down held by the window",
+             lambda st: reason(st, "AbleToScale") == "ScaleDownStabilized" and average(st) == "3334m", mark)
+        # ... then the 1-pod scale-down policy (its period outlasts the test) lets one pod go: 2, ScaleDownLimit.
+        mark = len(deployments.events)
+        step("scale down limited by the Pods policy",
+             lambda st: st.get("currentReplicas") == 2 and reason(st, "ScalingLimited") == "ScaleDownLimit", mark)
+
+        # Scale-down disabled: still 2.
+        mark = len(deployments.events)
+        s.apply_workload(hpa(scale_down_policy="Disabled"))
+        step("scale down disabled", lambda st: st.get("desiredReplicas") == 2 and average(st) == "5", mark)
+
+        # 80: 8 wanted; the scale-up policy allows 2 pods over the replicas at the start of its period
+        # (2 now + 1 removed within it = 3): 5, ScaleUpLimit.
+        mark = len(deployments.events)
+        metric(s, "80")
+        step("scale up limited by the Pods policy",
+             lambda st: st.get("currentReplicas") == 5 and reason(st, "ScalingLimited") == "ScaleUpLimit", mark)
+        s.record("event reasons", reasons=s.event_reasons("web"))
+
+
+def test_same_replicas_conditions_and_events_as_kube_controller_managers_hpa(controllers: Operator) -> None:
+    results = differential.run_together(scenario, (UPSTREAM, KUBEPLANE))
+    print(json.dumps(results, indent=1))
+    differential.assert_same(results)
