@@ -58,6 +58,12 @@ class ControllerManager:
             raise
         return any(r.get("name") == resource.plural for r in found.get("resources") or [])
 
+    def client(self) -> Kube:
+        """A client for one controller: the manager's connection and Lease fence, a rate limiter of its
+        own at the process's --kube-api-qps/--kube-api-burst, as kube-controller-manager gives each
+        controller its own client. The informers and the Lease keep the manager's."""
+        return self.kube.child()
+
     def add(self, controller: Controller) -> None:
         if controller.name in self.controllers:
             raise ValueError(f"controller {controller.name!r} registered twice")

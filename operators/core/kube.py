@@ -8,6 +8,7 @@ of pods into generated classes costs more than the rest of a sync.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -96,6 +97,11 @@ async def load_config() -> k8s_client.Configuration:
     return configuration
 
 
+def _limiter_from_env() -> TokenBucket | None:
+    qps, burst = os.environ.get(QPS_ENV), os.environ.get(BURST_ENV)
+    return ratelimit.from_settings(float(qps) if qps else None, int(burst) if burst else None)
+
+
 class Kube:
     """Raw REST calls against the API server. Create with `await Kube.connect()`; close when done."""
 
@@ -130,9 +136,23 @@ class Kube:
         # aiohttp's connector caps concurrent requests; bulk pod creation needs more than the default.
         configuration.connection_pool_maxsize = pool_size
         kube = cls(k8s_client.ApiClient(configuration))
-        qps, burst = os.environ.get(QPS_ENV), os.environ.get(BURST_ENV)
-        kube.limiter = ratelimit.from_settings(float(qps) if qps else None, int(burst) if burst else None)
+        kube.limiter = _limiter_from_env()
         return kube
+
+    def child(self) -> Kube:
+        """A client of its own on the same connection: its own rate limiter at the same settings, and
+        every write still fenced by this client's fence (read at each write, so a fence installed
+        later holds too). kube-controller-manager gives each controller such a client
+        (`ClientBuilder.ClientOrDie(name)`): one controller's writes never spend another's budget."""
+        clone = copy.copy(self)
+        clone.limiter = _limiter_from_env()
+
+        def fence() -> None:
+            if self.fence is not None:
+                self.fence()
+
+        clone.fence = fence
+        return clone
 
     async def close(self) -> None:
         await self._session.close()

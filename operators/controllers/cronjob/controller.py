@@ -58,7 +58,7 @@ class CronJobController(Controller):
                  *, extended_status: bool = True) -> None:
         super().__init__(name)
         self.extended_status = extended_status
-        self.kube = manager.kube
+        self.kube = manager.client()
         self.resource = resource
         self.job_resource = jobs
         self.cronjobs = manager.informers.informer(resource)

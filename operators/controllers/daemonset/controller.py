@@ -79,7 +79,7 @@ class DaemonSetController(Controller):
 
     def __init__(self, manager: ControllerManager, resource: Resource, name: str, *, builtin: bool = False) -> None:
         super().__init__(name)
-        self.kube = manager.kube
+        self.kube = manager.client()
         self.resource = resource
         self.builtin = builtin  # apps/v1: no excludedNodes in its status
         self.sets = manager.informers.informer(resource)

@@ -60,7 +60,7 @@ class DeploymentController(Controller):
     def __init__(self, manager: ControllerManager, resource: Resource, sets: Resource, name: str, *,
                  extended_status: bool = True) -> None:
         super().__init__(name)
-        self.kube = manager.kube
+        self.kube = manager.client()
         self.resource = resource
         self.sets_resource = sets
         self.extended_status = extended_status

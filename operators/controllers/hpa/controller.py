@@ -59,7 +59,7 @@ class HPAController(Controller):
     def __init__(self, manager: ControllerManager, resource: Resource, name: str, *,
                  extended_status: bool = True, sync_period: float = SYNC_PERIOD) -> None:
         super().__init__(name)
-        self.kube = manager.kube
+        self.kube = manager.client()
         self.resource = resource
         self.extended_status = extended_status
         self.sync_period = sync_period

@@ -63,7 +63,7 @@ class JobController(Controller):
         # batch/v1 Jobs (drop-in mode): kube-controller-manager's ttl-after-finished-controller expires
         # them, and their status has no nextRetryTime.
         self.builtin = builtin
-        self.kube = manager.kube
+        self.kube = manager.client()
         self.resource = resource
         self.jobs = manager.informers.informer(resource)
         self.pods = manager.informers.informer(PODS)

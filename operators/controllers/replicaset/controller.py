@@ -61,7 +61,7 @@ class ReplicaSetController(Controller):
     def __init__(self, manager: ControllerManager, resource: Resource, name: str, *,
                  extended_status: bool = True) -> None:
         super().__init__(name)
-        self.kube = manager.kube
+        self.kube = manager.client()
         self.resource = resource
         self.extended_status = extended_status
         self.sets = manager.informers.informer(resource)

@@ -65,7 +65,7 @@ class StatefulSetController(Controller):
 
     def __init__(self, manager: ControllerManager, resource: Resource, name: str, *, builtin: bool = False) -> None:
         super().__init__(name)
-        self.kube = manager.kube
+        self.kube = manager.client()
         self.resource = resource
         self.builtin = builtin  # apps/v1: its status has no selector (the scale subresource computes it)
         self.sets = manager.informers.informer(resource)
@@ -125,8 +125,9 @@ class StatefulSetController(Controller):
         current, update = await self._revisions(sts, revisions)
         namespace = sts["metadata"]["namespace"]
         claims = {c["metadata"]["name"]: c for c in self.claims.by_index(caches.NAMESPACE, namespace)}
+        at = now()  # one clock reading per sync: the plan's and the condition's
         plan = logic.plan(logic.Observed(
-            sts=sts, resource=self.resource, pods=owned, claims=claims, now=now(),
+            sts=sts, resource=self.resource, pods=owned, claims=claims, now=at,
             current=logic.Revision(current["metadata"]["name"], logic.template_of(current)),
             update=logic.Revision(update["metadata"]["name"], logic.template_of(update))))
         for event in plan.events:
@@ -138,7 +139,7 @@ class StatefulSetController(Controller):
             error = str(e)
         status = plan.status
         if not self.builtin:  # apps/v1 has neither; upstream writes no condition
-            status = {**status, "selector": str(selector), "conditions": logic.progressing_condition(sts, plan, now())}
+            status = {**status, "selector": str(selector), "conditions": logic.progressing_condition(sts, plan, at)}
         await self._write_status(sts, status)
         live = {current["metadata"]["name"], update["metadata"]["name"], *(logic.revision_of(p) for p in owned)}
         keep = int((sts.get("spec") or {}).get("revisionHistoryLimit", 10))

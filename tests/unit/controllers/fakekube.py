@@ -47,6 +47,10 @@ class FakeKube:
     limiter: Any = None
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
+    def child(self) -> FakeKube:
+        """Kube.child: here the same fake (one store, one record of calls)."""
+        return self
+
     # --- scripting ---------------------------------------------------------------------------------
 
     def put(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:

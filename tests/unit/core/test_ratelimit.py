@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 
 from operators.core import ratelimit
@@ -24,3 +26,29 @@ def test_settings():
     assert bucket is not None and (bucket.qps, bucket.burst) == (20.0, 30)
     with pytest.raises(ValueError):
         TokenBucket(0, 1)
+
+
+def test_each_controller_client_has_its_own_bucket_and_the_managers_fence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kube.child (ControllerManager.client): kube-controller-manager's client per controller."""
+    from kubernetes_asyncio import client as k8s_client
+
+    from operators.core.kube import BURST_ENV, QPS_ENV, Kube
+
+    async def scenario() -> None:
+        monkeypatch.setenv(QPS_ENV, "5")
+        monkeypatch.setenv(BURST_ENV, "10")
+        kube = Kube(k8s_client.ApiClient(k8s_client.Configuration(host="http://127.0.0.1:1")))
+        try:
+            first, second = kube.child(), kube.child()
+            assert first.limiter is not None and second.limiter is not None and first.limiter is not second.limiter
+            fenced: list[str] = []
+            assert first.fence is not None
+            first.fence()  # no fence installed yet: nothing happens
+            kube.fence = lambda: fenced.append("checked")  # installed after the children were made
+            first.fence()
+            second.fence()
+            assert fenced == ["checked", "checked"]
+        finally:
+            await kube.close()
+
+    asyncio.run(scenario())
