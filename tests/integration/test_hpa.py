@@ -5,7 +5,8 @@ scales down at its first sync), scale to zero and back, and the schema's refusal
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.integration.conftest import ENV, Operator, apply, kubectl, kubectl_json, wait_for
@@ -54,10 +55,11 @@ def replicas(namespace: str) -> int:
 
 
 def test_the_stabilization_window_survives_a_restart(controllers: Operator, namespace: str) -> None:
-    """Held by a 60 s window at 3 replicas, the controllers operator is SIGKILLed and started again. The
-    new process reads the recommendations back from status, so the scale-down comes when
-    status.nextScaleDownTime said, not at its first sync (upstream's controller would start with an
-    empty window and scale down at once)."""
+    """Held by a 60 s window at 3 replicas, the controllers operator is SIGKILLed 10 s before the window
+    lets go (status.nextScaleDownTime) and started again. The new process reads the recommendations back
+    from status, so the scale-down comes about when nextScaleDownTime said. Without them (upstream keeps
+    them in memory) the new process records the current 3 replicas as its first recommendation and holds
+    a whole window more: the scale-down would come ~60 s after the restart."""
     metric(namespace, "30")
     deployment(namespace, 3)
     apply(hpa(window=60), namespace)
@@ -70,14 +72,19 @@ def test_the_stabilization_window_survives_a_restart(controllers: Operator, name
                         what="the scale-down held by the window")
         not_before = datetime.fromisoformat(held["nextScaleDownTime"])
         print(f"held: {held['nextScaleDownReason']}; not before {not_before}")
-        controllers.kill()  # lands while the window holds the scale-down
+        time.sleep(max(0.0, (not_before - timedelta(seconds=10) - datetime.now(UTC)).total_seconds()))
+        assert replicas(namespace) == 3 and reason(status(namespace), "AbleToScale") == "ScaleDownStabilized"
+        controllers.kill()  # lands while the window still holds the scale-down
+        restarted = datetime.now(UTC)
         controllers.start()
         wait_for(lambda: replicas(namespace) == 1, timeout=150, what="the scale-down after the window")
         after = status(namespace)
         scaled_at = datetime.fromisoformat(after["lastScaleTime"])
-        print(f"scaled down at {scaled_at}")
+        print(f"restarted at {restarted}, scaled down at {scaled_at}")
         assert scaled_at >= not_before - timedelta(seconds=1), \
             f"scaled down at {scaled_at}, before the window let go at {not_before}"
+        assert scaled_at < restarted + timedelta(seconds=45), \
+            f"scaled down at {scaled_at}: the restarted controller started a new window at {restarted}"
         seen = [int(d["spec"]["replicas"]) for _, d in deployments.events]
         assert seen[0] == 3 and seen[-1] == 1 and 2 not in seen, seen  # one step, 3 -> 1
     assert after.get("recommendations"), "the recommendations are kept in status"
