@@ -221,6 +221,9 @@ up_cluster() {
     if [[ ${KUBEPLANE_NO_QPS_LIMITS:-} == 1 ]] && ! grep -q 'disableQPSLimits: true' "$kwok_home/kwok.yaml"; then
       warn "KUBEPLANE_NO_QPS_LIMITS=1 only applies at creation; run 'hack/cluster.sh down' first"
     fi
+    if ! grep -qx '  - metrics-server' "$kwok_home/kwok.yaml" 2>/dev/null; then
+      warn "this cluster was created without metrics-server (no metrics.k8s.io, kubectl top); run 'hack/cluster.sh down' first"
+    fi
     if [[ ${DROP_IN:-} == 1 && ! -s $state/drop-in ]]; then
       warn "DROP_IN=1 only applies at creation (this cluster runs kube-controller-manager's own controllers); run 'hack/cluster.sh down' first"
     fi
@@ -234,6 +237,11 @@ up_cluster() {
       --kube-controller-manager-binary "$(realpath "$root/bin/kube-controller-manager")"
       --kube-scheduler-binary "$(realpath "$root/bin/kube-scheduler")"
       --kwok-controller-binary "$(realpath "$root/bin/kwok")"
+      # metrics-server beside the cluster (metrics.k8s.io, `kubectl top`): kwokctl adds kwok's Metric for the
+      # nodes' /metrics/resource and the pods' usage from their kwok.x-k8s.io/usage-cpu|memory annotations;
+      # the APIService and Service come from hack/metrics-server/ (kwokctl-options.yaml below).
+      --enable metrics-server
+      --metrics-server-binary "$(realpath "$root/bin/metrics-server")"
       # The project's stages (hack/tools.sh kwok-stages): kwokctl's defaults without pod-complete, so a Job's
       # pods run until told, plus the exit stage (hack/kwok/pod-exit.yaml: pods end on an annotation).
       --config "$(realpath "$root/bin/kwok-stages.yaml")"
@@ -249,6 +257,14 @@ up_cluster() {
       args+=(--extra-args "kube-controller-manager=controllers=*,-${replaced//,/,-}")
     fi
     # KWOK_KUBE_VERSION: kwokctl derives component flags from the version; ours is not its default.
+    # kwokctl reads the metrics-server manifests' location only from a configuration document.
+    cat >"$state/kwokctl-options.yaml" <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  metricsServerManifests: ["$root/hack/metrics-server"]
+EOF
+    args+=(--config "$state/kwokctl-options.yaml")
     KWOK_KUBE_VERSION=$KUBERNETES_VERSION kwokctl create cluster "${args[@]}" >"$logs/kwokctl.log" 2>&1 ||
       { cat "$logs/kwokctl.log" >&2; die "kwokctl create cluster failed (log: $logs/kwokctl.log)"; }
     cluster_fresh=1
@@ -272,6 +288,8 @@ metadata:
   name: $name
   annotations:
     kwok.x-k8s.io/node: fake
+    # Where metrics-server reads this node's kubelet resource metrics: kwok-controller serves them.
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/$name/metrics/resource
   labels:
     type: kwok
     kubernetes.io/hostname: $name
@@ -461,8 +479,15 @@ external_metrics_port=$((minio_port + 80))
 up_external_metrics() {
   stage_start
   local pid
-  if pid=$(alive external-metrics "kubeplane external-metrics serve"); then
+  local serve="kubeplane external-metrics serve --host 127.0.0.1 --port $external_metrics_port "
+  if pid=$(alive external-metrics "$serve"); then
     stage_done "external metrics API already running (pid $pid)"
+    return
+  fi
+  # Started by an `up` whose pid file then lost it (a spawn from a new session records setsid's pid).
+  if pid=$(pgrep -f -- "$serve" | head -n 1) && [[ -n $pid ]]; then
+    echo "$pid" >"$run/external-metrics.pid"
+    stage_done "external metrics API already running (pid $pid, adopted)"
     return
   fi
   spawn external-metrics "$logs/external-metrics.log" "$kubeplane_cli" external-metrics serve \
@@ -494,7 +519,7 @@ cmd_down() {
   stage_start
   [[ -d $run ]] && stop_operators
   stop minio "minio server"
-  stop external-metrics "kubeplane external-metrics serve"
+  stop external-metrics "kubeplane external-metrics serve --host 127.0.0.1 --port $external_metrics_port "
   if cluster_exists; then
     # Keep the control-plane logs; kwokctl deletes its cluster dir.
     rm -rf "$logs/cluster.last"

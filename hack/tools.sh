@@ -2,7 +2,7 @@
 # Builds the pinned toolchain from Go modules into a cache outside the checkout, keyed by version,
 # and points ./bin at it. Idempotent: a tool whose versioned directory exists is not rebuilt.
 #
-#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok kwok-stages helm kind minio velero coredns flannel crictl cron-oracle
+#   hack/tools.sh [tool ...]     tools: kubernetes etcd kwok kwok-stages helm kind minio velero coredns flannel crictl cron-oracle metrics-server
 #                                e2e-test
 #                                (default: the embedded cluster's five; velero is for bench/backup.py,
 #                                kind/coredns/flannel/crictl for the kind node image, hack/kind/)
@@ -72,6 +72,11 @@ build_kwok_stages() {
   done >"$1/kwok-stages.yaml"
   for f in "$root"/hack/kwok/*.yaml; do printf -- '---\n' && cat "$f"; done >>"$1/kwok-stages.yaml"
 }
+# metrics-server stamps its version through client-go's version package; kwokctl reads it (`--version`).
+build_metrics_server() {
+  GOBIN=$1 go install -trimpath -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server@"$METRICS_SERVER_VERSION"
+}
 build_kind() { GOBIN=$1 go install -trimpath -ldflags "-s -w" sigs.k8s.io/kind@"$KIND_VERSION"; }
 build_minio() { GOBIN=$1 go install -trimpath -ldflags "-s -w" github.com/minio/minio@"$MINIO_VERSION"; }
 # Velero (benchmark peer only): a wrapper module because upstream's go.mod replaces kopia, which
@@ -124,20 +129,20 @@ build_helm() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kwok kwok-stages helm minio kubernetes cron-oracle)
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kwok kwok-stages helm minio kubernetes cron-oracle metrics-server)
 total=$SECONDS
 for t in "${tools[@]}"; do
   case $t in
     kubernetes) key=$KUBERNETES_VERSION; [[ ${KUBEPLANE_KIND_BINARIES:-0} == 1 ]] && key+=-node ;;
     etcd) key=$ETCD_VERSION ;; kwok) key=$KWOK_VERSION ;; helm) key=$HELM_VERSION ;;
-    kind) key=$KIND_VERSION ;; minio) key=$MINIO_VERSION ;;
+    kind) key=$KIND_VERSION ;; minio) key=$MINIO_VERSION ;; metrics-server) key=$METRICS_SERVER_VERSION ;;
     velero) key=$VELERO_VERSION-aws-$VELERO_AWS_PLUGIN_VERSION ;;
     coredns) key=$COREDNS_VERSION ;; crictl) key=$CRICTL_VERSION ;;
     flannel) key=$FLANNEL_VERSION-cni-$FLANNEL_CNI_VERSION ;;
     e2e-test) key=$KUBERNETES_VERSION ;;
     kwok-stages) key=$KWOK_VERSION-$( (echo "$KWOK_STAGES"; cat "$root"/hack/kwok/*.yaml) | sha256sum | cut -c1-12) ;;
     cron-oracle) key=$(cat "$root"/hack/tools/cron-oracle/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12) ;;
-    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle kwok-stages e2e-test)"
+    *) say "unknown tool '$t' (known: kubernetes etcd kwok helm kind minio velero coredns flannel crictl cron-oracle kwok-stages e2e-test metrics-server)"
        exit 2 ;;
   esac
   build "$t" "$key" "build_${t//-/_}"

@@ -128,3 +128,47 @@ def test_same_replicas_conditions_and_events_as_kube_controller_managers_hpa(con
     results = differential.run_together(scenario, (UPSTREAM, KUBEPLANE))
     print(json.dumps(results, indent=1))
     differential.assert_same(results)
+
+
+def cpu_scenario(s: Side) -> None:
+    """4 pods using 400m of a 500m request (80%) against a 50% target, one pod turned unready on command.
+    Upstream's calculation leaves the unready pod out of the utilization (80% on the 3 ready ones) and,
+    since that is a scale-up, counts it at 0: 3·400m over 4·500m is 60%, 1.2 times the target, so the
+    first rescale is to ceil(1.2·4) = 5 (6 without the unready rule). Metrics come from metrics-server,
+    reading KWOK's usage emulation (the pods' kwok.x-k8s.io/usage-cpu). Compared: the first count set,
+    its SuccessfulRescale message, the metric as status reported it then, ScalingActive."""
+    with Watch(ENV, f"/apis/apps/v1/namespaces/{s.namespace}/deployments") as deployments:
+        s.apply({**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 4, "template": {
+            "metadata": {"labels": {"app": "web"}, "annotations": {"kwok.x-k8s.io/usage-cpu": "400m"}},
+            "spec": {"automountServiceAccountToken": False, "containers": [
+                {"name": "web", "image": "registry.local/web:1", "resources": {"requests": {"cpu": "500m"}}}]}}}})
+        s.wait(lambda: (s.get("web", "deployments.apps").get("status") or {}).get("readyReplicas") == 4,
+               "the Deployment's pods")
+        set_ready(s, sorted(s.live_pods())[0], False)
+        s.apply_workload({**hpa(), "spec": {**hpa()["spec"], "metrics": [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}})
+
+        def counts() -> list[int]:
+            return [int(d["spec"]["replicas"]) for _, d in deployments.events]
+
+        s.wait(lambda: any(n != 4 for n in counts()), "the first rescale", timeout=STEP_TIMEOUT)
+        first = next(n for n in counts() if n != 4)
+        s.record("an unready pod counted at 0 on the way up", first=first,
+                 message=sorted(m for m in s.event_messages("web", "SuccessfulRescale")
+                                if m.startswith(f"New size: {first};")),
+                 active=[c for c in s.conditions("web") if c[0] == "ScalingActive"])
+
+
+def set_ready(s: Side, pod: str, ready: bool) -> None:
+    conditions = s.get(pod, "pods")["status"]["conditions"]
+    index = next(i for i, c in enumerate(conditions) if c["type"] == "Ready")
+    value = {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": conditions[index].get(
+        "lastTransitionTime")}
+    s.kubectl("patch", "pod", pod, "--subresource=status", "--type=json", "-p",
+              json.dumps([{"op": "replace", "path": f"/status/conditions/{index}", "value": value}]))
+
+
+def test_cpu_utilization_with_an_unready_pod_as_kube_controller_managers_hpa(controllers: Operator) -> None:
+    results = differential.run_together(cpu_scenario, (UPSTREAM, KUBEPLANE))
+    print(json.dumps(results, indent=1))
+    differential.assert_same(results)
