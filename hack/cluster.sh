@@ -10,11 +10,12 @@
 #
 # What `up` runs:
 #   - a kwokctl "binary runtime" cluster named kubeplane: etcd, kube-apiserver, kube-controller-manager,
-#     kube-scheduler and kwok-controller as plain processes, from the pinned binaries in bin/
-#     (kwokctl keeps its state, pid files, logs and ports in ~/.kwok/clusters/kubeplane/);
+#     kube-scheduler, kwok-controller and metrics-server as plain processes, from the pinned binaries in
+#     bin/ (kwokctl keeps its state, pid files, logs and ports in ~/.kwok/clusters/kubeplane/);
 #   - $NODES fake KWOK nodes kwok-node-0..N-1 (the KWOK controller makes them Ready and runs their pods);
 #   - MinIO on 127.0.0.1:19000 (console 127.0.0.1:19001);
-#   - namespace kubeplane-system, the CRDs in crds/, and the operators in $OPERATORS.
+#   - namespace kubeplane-system, the CRDs in crds/, the external metrics API (`kubeplane external-metrics
+#     serve` on 127.0.0.1:19080, APIService v1beta1.external.metrics.k8s.io), and the operators in $OPERATORS.
 #
 # Environment:
 #   NODES=3                       number of fake nodes (up adds missing ones, never deletes any)
