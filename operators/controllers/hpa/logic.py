@@ -277,7 +277,8 @@ def next_scale_down(hpa: Obj, replicas: int, state: State, now: datetime,
     """When the stabilization window lets the replicas go below `replicas` at the earliest (assuming no
     higher recommendation comes), and why not before: None when nothing holds a scale-down back (the
     newest recommendation is not below `replicas`, or the window is already clear)."""
-    if not state.recommendations or state.recommendations[-1].replicas >= replicas:
+    # The newest by time: an outdated entry is overwritten in place, so the list is not in time order.
+    if not state.recommendations or max(state.recommendations, key=lambda rec: rec.at).replicas >= replicas:
         return None
     window = scale_down_window(hpa, default)
     holding = [rec for rec in state.recommendations if rec.replicas >= replicas and rec.at + window > now]

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from operators.controllers.hpa import replicas as r
 from operators.controllers.hpa.logic import Proposal, metric_name
+from operators.core import gotime
 from operators.core.kube import ApiError
 from operators.core.selectors import label_selector_string
 from operators.core.timeutil import parse_time
@@ -110,22 +111,16 @@ class Metrics:
 
 
 def _window(value: Any) -> timedelta:
+    """A sample's window: metrics.k8s.io's Go duration ("30s", "1m0.5s"), custom metrics' seconds; 60 s
+    when absent or unreadable."""
     if value is None:
         return timedelta(seconds=60)
     if isinstance(value, (int, float)):
         return timedelta(seconds=value)
-    text = str(value)
-    seconds = 0.0
-    number = ""
-    for ch in text:
-        if ch.isdigit() or ch == ".":
-            number += ch
-            continue
-        factor = {"h": 3600, "m": 60, "s": 1}.get(ch)
-        if factor and number:
-            seconds += float(number) * factor
-        number = ""
-    return timedelta(seconds=seconds or 60)
+    try:
+        return gotime.parse_duration(str(value))
+    except (ValueError, OverflowError):
+        return timedelta(seconds=60)
 
 
 def _guess_plural(kind: str) -> str:

@@ -132,6 +132,10 @@ def test_next_scale_down_is_when_the_window_lets_go_of_the_last_high_recommendat
     old = logic.State((b.Recommendation(5, NOW - timedelta(seconds=90)), b.Recommendation(1, NOW)))
     assert logic.next_scale_down(hpa, 3, old, NOW) is None  # the window is already clear
     assert logic.scale_down_window({"spec": {}}) == timedelta(minutes=5)  # the legacy path's 5 minutes
+    # An outdated entry is overwritten in place (behavior._remember): the newest need not be the last.
+    reordered = logic.State((b.Recommendation(1, NOW), b.Recommendation(5, NOW - timedelta(seconds=50)),
+                             b.Recommendation(3, NOW - timedelta(seconds=20))))
+    assert logic.next_scale_down(hpa, 3, reordered, NOW) == (at, why)
 
 
 def test_external_series_come_from_labelled_configmaps_matched_by_selector() -> None:
