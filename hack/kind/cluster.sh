@@ -2,10 +2,12 @@
 # A kind cluster with flannel, and kubeplane deployed into it with Helm.
 #
 #   hack/kind/cluster.sh up        `make kind-up`: cluster `kubeplane` (1 control plane + 2 workers),
-#                                  flannel (vxlan) as the CNI, CoreDNS Running; idempotent.
+#                                  flannel (vxlan) as the CNI, CoreDNS Running, metrics-server serving
+#                                  metrics.k8s.io from the kubelets (hack/kind/metrics-server); idempotent.
 #                                  With DROP_IN=1 it also deploys kubeplane in drop-in mode (below).
 #   hack/kind/cluster.sh deploy    `make kind-deploy`: operator image built and `kind load`ed, chart
-#                                  installed with the in-cluster MinIO and a default BSL, waits for Ready
+#                                  installed with the in-cluster MinIO, a default BSL and the external
+#                                  metrics API (externalMetrics.enabled), waits for Ready
 #   hack/kind/cluster.sh down      `make kind-down`: deletes the cluster
 #
 # Drop-in mode (DROP_IN=1, or a cluster already switched, as its kube-controller-manager shows): kubeplane's
@@ -70,14 +72,16 @@ rollout() { kubectl -n "$1" rollout status "$2" --timeout=5s; }
 up() {
   ensure_docker
   hack/tools.sh kind helm kubernetes >/dev/null
-  local image manifest
+  local image manifest metrics_image
   if [[ $offline == 1 ]]; then
     hack/kind/images.sh
     image=kubeplane.local/kind-node:$KUBERNETES_VERSION
     manifest=$(sed "s|FLANNEL_IMAGE|kubeplane.local/flannel:$FLANNEL_VERSION|g" hack/kind/flannel.yaml)
+    metrics_image=kubeplane.local/metrics-server:$METRICS_SERVER_VERSION
   else
     image=$KIND_NODE_IMAGE
     manifest=$(curl -fsSL "$FLANNEL_MANIFEST_URL")
+    metrics_image=registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION
   fi
   stage "images ready"
 
@@ -97,6 +101,13 @@ up() {
   wait_for "3 nodes Ready" 300 nodes_ready 3
   wait_for "CoreDNS" 300 rollout kube-system deployment/coredns
   stage "flannel, nodes and CoreDNS ready"
+  if [[ $offline == 1 ]]; then
+    kind load docker-image --name "$name" "$metrics_image" 2>&1 | grep -v '^Image: .* not yet present' >&2 || true
+  fi
+  kubectl kustomize hack/kind/metrics-server | sed "s|METRICS_SERVER_IMAGE|$metrics_image|" | kubectl apply -f - >/dev/null
+  wait_for "metrics-server" 300 rollout kube-system deployment/metrics-server
+  wait_for "the metrics.k8s.io API" 120 kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes
+  stage "metrics-server serving metrics.k8s.io"
   kubectl get nodes -o wide >&2
   say "cluster $name is up in $((SECONDS - start))s; use it with: export KUBECONFIG=$kubeconfig"
   if [[ ${DROP_IN:-} == 1 ]]; then
@@ -154,12 +165,13 @@ deploy() {
   local drop_in=false
   # Drop-in is read from the cluster itself (a checkout that did not switch it has no marker).
   [[ ${DROP_IN:-} == 1 ]] || kcm_in_drop_in_mode && drop_in=true
-  say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation, drop-in: $drop_in)"
+  say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation, external metrics API, drop-in: $drop_in)"
   helm upgrade --install "$release" charts/kubeplane --namespace "$namespace" --create-namespace \
     --set "image.tag=$version" --set image.pullPolicy=IfNotPresent \
     --set operators.scheduler.enabled=true --set operators.backup.enabled=true \
     --set "operators.controllers.dropIn=$drop_in" \
     --set minio.enabled=true --set backupStorageLocation.create=true "${minio_args[@]}" \
+    --set externalMetrics.enabled=true \
     --wait --timeout 5m ${KUBEPLANE_HELM_ARGS:-}
   local d
   for d in $(kubectl -n "$namespace" get deployments -o name); do

@@ -11,6 +11,7 @@
 #     kubeplane.local/flannel:<version>       flanneld (+ its CNI plugin), the pod network
 #   kubeplane.local/minio:<version>           MinIO for the chart's in-cluster store   } loaded with
 #   kubeplane.local/e2e-http:v1               the e2e workload (tests/e2e/httpserver)  } `kind load`
+#   kubeplane.local/metrics-server:<version>  metrics-server (hack/kind/metrics-server) }
 #
 #   hack/kind/images.sh            build what is missing or stale, print each stage's time
 #
@@ -33,7 +34,7 @@ if ! docker buildx version >/dev/null 2>&1; then export DOCKER_BUILDKIT=0; fi
 
 # The Kubernetes node binaries, CoreDNS, flannel, crictl, etcd, MinIO and kind itself: all from
 # pinned Go modules, cached in ~/.cache/kubeplane (the first build takes minutes, later ones nothing).
-KUBEPLANE_KIND_BINARIES=1 hack/tools.sh kubernetes etcd kind coredns flannel crictl minio
+KUBEPLANE_KIND_BINARIES=1 hack/tools.sh kubernetes etcd kind coredns flannel crictl minio metrics-server
 hack/base-image.sh
 base_id=$(docker image inspect -f '{{.Id}}' "${KUBEPLANE_BASE_IMAGE:-kubeplane-base:bookworm}")
 
@@ -119,6 +120,8 @@ if ! fresh "$pause_tag" "$pause_hash" || ! fresh "$kind_pause" "$pause_hash"; th
 fi
 
 import_binary "kubeplane.local/minio:$MINIO_VERSION" "$(k8s_hash "$MINIO_VERSION" minio)" bin/minio /usr/bin/minio '["/usr/bin/minio"]'
+import_binary "kubeplane.local/metrics-server:$METRICS_SERVER_VERSION" "$(k8s_hash "$METRICS_SERVER_VERSION" metrics-server)" \
+  bin/metrics-server /metrics-server '["/metrics-server"]'
 http_src=tests/e2e/httpserver
 http_hash=$(hash_of "$0" "$http_src")
 if ! fresh kubeplane.local/e2e-http:v1 "$http_hash"; then

@@ -160,19 +160,25 @@ async def _apply(kube: Kube, path: str, body: dict[str, Any]) -> None:
                        content_type="application/apply-patch+yaml")
 
 
-async def serve(port: int, host: str, external_name: str | None, register_service: bool = True) -> None:
-    """Serve until cancelled: make the certificate, register, listen."""
+async def serve(port: int, host: str, external_name: str | None, register_service: bool = True,
+                keypair: tuple[str, str] | None = None) -> None:
+    """Serve until cancelled: make the certificate (or load `keypair`: certificate and key files),
+    register, listen."""
     kube = await Kube.connect()
     try:
-        cert, key = certificate([f"{SERVICE}.{NAMESPACE}.svc", f"{SERVICE}.{NAMESPACE}.svc.cluster.local",
-                                 "localhost"])
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        with tempfile.TemporaryDirectory(prefix="kubeplane-external-metrics-") as tmp:
-            cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
-            cert_file.write_bytes(cert)
-            key_file.touch(mode=0o600)
-            key_file.write_bytes(key)
-            context.load_cert_chain(cert_file, key_file)
+        if keypair is not None:
+            context.load_cert_chain(*keypair)  # once, before serving: nothing else waits on the loop yet
+            cert = await asyncio.to_thread(Path(keypair[0]).read_bytes)
+        else:
+            cert, key = certificate([f"{SERVICE}.{NAMESPACE}.svc", f"{SERVICE}.{NAMESPACE}.svc.cluster.local",
+                                     "localhost"])
+            with tempfile.TemporaryDirectory(prefix="kubeplane-external-metrics-") as tmp:
+                cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+                cert_file.write_bytes(cert)
+                key_file.touch(mode=0o600)
+                key_file.write_bytes(key)
+                context.load_cert_chain(cert_file, key_file)
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cadata=await client_ca(kube))
         runner = web.AppRunner(app(kube), access_log=None)

@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # The cluster's own checks first (a broken cluster explains every later failure), and the test that
 # kills the operators last, so the others never run against operators that are still coming back.
 MODULE_ORDER = ("test_cluster", "test_network", "test_workloads", "test_daemonset", "test_statefulset", "test_batch",
-                "test_scheduler", "test_backup", "test_operator_restart")
+                "test_hpa", "test_scheduler", "test_backup", "test_operator_restart")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

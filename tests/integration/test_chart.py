@@ -23,6 +23,7 @@ exactly what the cluster has, and puts the CRDs' metadata back as it found it.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -119,6 +120,7 @@ def everything_on(namespace: str) -> dict[str, Any]:
         "minio": {"enabled": True, "persistence": {"enabled": True}},
         "backupStorageLocation": {"create": True},
         "metrics": {"serviceMonitor": {"enabled": True}},
+        "externalMetrics": {"enabled": True},
     }
 
 
@@ -240,6 +242,30 @@ def test_generated_minio_password_is_kept_across_upgrades(chart_ns: str, tmp_pat
     helm("upgrade", release, str(CHART), "-n", chart_ns, *values_args(values, tmp_path))
     after = kubectl_json("get", "secret", f"{release}-kubeplane-minio", "-n", chart_ns)["data"]
     assert after == before and len(before["rootPassword"]) > 8
+
+
+def test_external_metrics_apiservice_trusts_the_generated_serving_certificate(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    objs = render({"externalMetrics": {"enabled": True}}, "kubeplane", "kubeplane-system", tmp_path)
+    by_kind = {o["kind"]: o for o in objs if o["metadata"]["name"].startswith("kubeplane-external-metrics")
+               or o["kind"] == "APIService"}
+    secret, service, apiservice = by_kind["Secret"], by_kind["Service"], by_kind["APIService"]
+    assert apiservice["metadata"]["name"] == "v1beta1.external.metrics.k8s.io"
+    assert apiservice["spec"]["service"] == {"name": service["metadata"]["name"], "namespace": "kubeplane-system",
+                                             "port": service["spec"]["ports"][0]["port"]}
+    assert "insecureSkipTLSVerify" not in apiservice["spec"]
+    assert apiservice["spec"]["caBundle"] == secret["data"]["ca.crt"]
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    serving = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    # The aggregator dials <service>.<namespace>.svc and checks the certificate against caBundle.
+    san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = san.get_values_for_type(x509.DNSName)
+    assert "kubeplane-external-metrics.kubeplane-system.svc" in names
+    serving.verify_directly_issued_by(ca)
+    deployment = by_kind["Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--no-register" in container["command"] and container["securityContext"]["readOnlyRootFilesystem"]
 
 
 # --- the chart managing CRDs that already exist ------------------------------------------------

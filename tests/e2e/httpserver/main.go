@@ -11,6 +11,8 @@
 //	                    ends when told (tests/podexit.py's kind driver)
 //	GET /file?path=P[&write=D] -> with write, writes D to the file P (created, or replaced) and answers
 //	                    "wrote P"; without, answers the file's content: a StatefulSet's claim keeps data
+//	GET /burn?millicores=N -> from now on uses N millicores of CPU (busy N/10 ms of every 10 ms per core's
+//	                    share, on as many goroutines as whole cores are asked); 0 stops: the autoscaler's load
 //
 // With EXIT_CODE set, the process exits with that code EXIT_AFTER (a Go duration, default 0s) after it
 // starts, without serving first: a batch workload. It logs "start <pod> index=<JOB_COMPLETION_INDEX>".
@@ -33,6 +35,47 @@ import (
 	"syscall"
 	"time"
 )
+
+// cpuBurner keeps up to 8 goroutines busy: goroutine i burns min(1000, target-1000*i) millicores,
+// busy that share of every 10 ms slice and asleep for the rest.
+type cpuBurner struct {
+	mu     sync.Mutex
+	target int64
+	alive  [8]bool
+}
+
+var burner cpuBurner
+
+func (b *cpuBurner) set(millicores int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.target = millicores
+	for i := int64(0); i < (millicores+999)/1000; i++ {
+		if !b.alive[i] {
+			b.alive[i] = true
+			go b.run(i)
+		}
+	}
+}
+
+func (b *cpuBurner) run(i int64) {
+	const slice = 10 * time.Millisecond
+	for {
+		b.mu.Lock()
+		share := min(b.target-1000*i, 1000)
+		if share <= 0 {
+			b.alive[i] = false // the target dropped below this goroutine's core
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		start := time.Now()
+		busy := time.Duration(share) * slice / 1000
+		for time.Since(start) < busy {
+		}
+		time.Sleep(slice - busy)
+	}
+}
 
 // load sends requests until stopped and counts what came back.
 type load struct {
@@ -145,6 +188,15 @@ func main() {
 			return
 		}
 		w.Write(data)
+	})
+	mux.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
+		millicores, err := strconv.Atoi(r.URL.Query().Get("millicores"))
+		if err != nil || millicores < 0 || millicores > 8000 {
+			http.Error(w, "millicores must be an integer from 0 to 8000", http.StatusBadRequest)
+			return
+		}
+		burner.set(int64(millicores))
+		fmt.Fprintf(w, "burning %dm\n", millicores)
 	})
 	version := os.Getenv("VERSION")
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
