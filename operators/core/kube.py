@@ -8,8 +8,10 @@ of pods into generated classes costs more than the rest of a sync.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
@@ -24,6 +26,14 @@ from operators.core import ratelimit
 from operators.core.ratelimit import TokenBucket
 
 QPS_ENV, BURST_ENV = "KUBEPLANE_KUBE_API_QPS", "KUBEPLANE_KUBE_API_BURST"
+
+logger = logging.getLogger(__name__)
+
+# As client-go's rest.Request: a request is tried again, up to 10 times, when the API server answers 429
+# or 5xx with a Retry-After header (after that many seconds; API Priority and Fairness and a server
+# shutting down answer so), and a GET when the connection broke without an answer (after a second).
+MAX_RETRIES = 10
+CONNECTION_RETRY_WAIT = 1.0
 
 JSON = dict[str, Any]
 
@@ -183,24 +193,40 @@ class Kube:
     ) -> JSON:
         """Send one request; return the decoded JSON answer or raise ApiError. Writes pass the
         fence first (`fenced=False` only for the Lease itself)."""
-        if fenced and method != "GET" and self.fence is not None:
-            self.fence()
-        if fenced and self.limiter is not None:
-            await self.limiter.acquire()
-            if method != "GET" and self.fence is not None:
-                self.fence()  # the wait may have outlasted the Lease
         configuration = self._api.configuration
         url = f"{configuration.host}{path}"
         if params:
             url += "?" + urlencode(params)
-        headers = await self._headers(content_type)
         data = encode(body) if body is not None else None
-        response = await self._session.request(method, url, headers=headers, data=data, **self._extra)
-        async with response:
-            text = await response.text()
-            if response.status >= 400:
-                raise _api_error(response.status, text)
-            return cast(JSON, json.loads(text)) if text else {}
+        attempt = 0
+        while True:
+            # Every attempt passes the fence and the rate limiter again: a retry may come after the Lease.
+            if fenced and method != "GET" and self.fence is not None:
+                self.fence()
+            if fenced and self.limiter is not None:
+                await self.limiter.acquire()
+                if method != "GET" and self.fence is not None:
+                    self.fence()  # the wait may have outlasted the Lease
+            headers = await self._headers(content_type)
+            try:
+                response = await self._session.request(method, url, headers=headers, data=data, **self._extra)
+            except aiohttp.ClientConnectionError as e:
+                if method != "GET" or attempt >= MAX_RETRIES or isinstance(e, aiohttp.ClientSSLError):
+                    raise
+                attempt += 1
+                logger.debug("GET %s: %s; retry %d in %.0fs", path, e, attempt, CONNECTION_RETRY_WAIT)
+                await asyncio.sleep(CONNECTION_RETRY_WAIT)
+                continue
+            async with response:
+                text = await response.text()
+                if response.status < 400:
+                    return cast(JSON, json.loads(text)) if text else {}
+                wait = retry_after(response.status, response.headers.get("Retry-After"))
+                if wait is None or attempt >= MAX_RETRIES:
+                    raise _api_error(response.status, text)
+            attempt += 1
+            logger.debug("%s %s: %d, Retry-After %ds; retry %d", method, path, response.status, wait, attempt)
+            await asyncio.sleep(wait)
 
     async def watch(self, path: str, *, read_timeout: float, **params: str | int) -> AsyncIterator[JSON]:
         """The events of one watch request (`?watch=true`), decoded, until the server ends it.
@@ -260,6 +286,18 @@ class Kube:
             if not token:
                 # Every page of a paginated list is served at the first page's resourceVersion.
                 return items, str(meta.get("resourceVersion") or "")
+
+
+def retry_after(status: int, header: str | None) -> int | None:
+    """Seconds to wait before trying again, or None when this answer is final: as client-go, only a 429
+    or a 5xx carrying a Retry-After of whole seconds is retried."""
+    if header is None or not (status == 429 or status >= 500):
+        return None
+    try:
+        seconds = int(header.strip())
+    except ValueError:
+        return None
+    return max(seconds, 0)
 
 
 def _api_error(status: int, text: str) -> ApiError:

@@ -6,8 +6,8 @@ The metric comes from the project's external metrics API (`kubeplane external-me
 `make up`): a labelled ConfigMap per side holds `queue_depth`. The steps, from 3 replicas: at target; a
 scale-down held by the stabilization window (ScaleDownStabilized), then limited by a Pods policy
 (ScaleDownLimit); scale-down disabled; a scale-up limited by a Pods policy counted from the replicas at
-the start of its period (ScaleUpLimit). Each policy's period is longer than the test, so no step
-depends on where a 15 s sync falls.
+the start of its period (ScaleUpLimit), then by a Percent policy of the same period. Each policy's
+period is longer than the test, so no step depends on where a 15 s sync falls.
 
 Compared at each settled step: the Deployment's replica counts in the order the HPA set them (from a
 watch), the HPA's desired and current replicas, its conditions (type, status, reason, message), the
@@ -37,7 +37,8 @@ def metric(s: Side, value: str) -> None:
              "data": {"queue_depth": value}})
 
 
-def hpa(scale_down_policy: str = "Max") -> dict[str, Any]:
+def hpa(scale_down_policy: str = "Max", scale_up: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    scale_up = scale_up or [{"type": "Pods", "value": 2, "periodSeconds": 1800}]
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
                      "minReplicas": 1, "maxReplicas": 10,
@@ -46,7 +47,7 @@ def hpa(scale_down_policy: str = "Max") -> dict[str, Any]:
                          "target": {"type": "AverageValue", "averageValue": "10"}}}],
                      "behavior": {
                          "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                                     "policies": [{"type": "Pods", "value": 2, "periodSeconds": 1800}]},
+                                     "policies": scale_up},
                          "scaleDown": {"stabilizationWindowSeconds": 45, "selectPolicy": scale_down_policy,
                                        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 1800}]}}}}
 
@@ -121,6 +122,14 @@ def scenario(s: Side) -> None:
         metric(s, "80")
         step("scale up limited by the Pods policy",
              lambda st: st.get("currentReplicas") == 5 and reason(st, "ScalingLimited") == "ScaleUpLimit", mark)
+
+        # A Percent policy instead: 100 % more than the replicas at the start of its period (5 now, 3 added
+        # and 1 removed within it: 3) allows 6 of the 8 wanted: 6, ScaleUpLimit.
+        mark = len(deployments.events)
+        s.apply_workload(hpa(scale_down_policy="Disabled",
+                             scale_up=[{"type": "Percent", "value": 100, "periodSeconds": 1800}]))
+        step("scale up limited by the Percent policy",
+             lambda st: st.get("currentReplicas") == 6 and reason(st, "ScalingLimited") == "ScaleUpLimit", mark)
         s.record("event reasons", reasons=s.event_reasons("web"))
 
 
@@ -170,5 +179,23 @@ def set_ready(s: Side, pod: str, ready: bool) -> None:
 
 def test_cpu_utilization_with_an_unready_pod_as_kube_controller_managers_hpa(controllers: Operator) -> None:
     results = differential.run_together(cpu_scenario, (UPSTREAM, KUBEPLANE))
+    print(json.dumps(results, indent=1))
+    differential.assert_same(results)
+
+
+def unreadable_scenario(s: Side) -> None:
+    """Targets whose scale cannot be read: a Deployment that does not exist, and a kind no API serves.
+    Compared: AbleToScale (FailedGetScale, the message naming the cause) and the Warning's message."""
+    for name, ref in (("missing", {"apiVersion": "apps/v1", "kind": "Deployment", "name": "missing"}),
+                      ("unserved", {"apiVersion": "example.com/v1", "kind": "Widget", "name": "w"})):
+        s.apply_workload({**hpa(), "metadata": {"name": name}, "spec": {**hpa()["spec"], "scaleTargetRef": ref}})
+    for name in ("missing", "unserved"):
+        s.wait(lambda name=name: any(c[0] == "AbleToScale" for c in s.conditions(name))
+               and s.event_messages(name, "FailedGetScale"), f"{name}: FailedGetScale", timeout=STEP_TIMEOUT)
+        s.record(name, conditions=s.conditions(name), warnings=sorted(set(s.event_messages(name, "FailedGetScale"))))
+
+
+def test_an_unreadable_target_is_reported_as_kube_controller_managers_hpa(controllers: Operator) -> None:
+    results = differential.run_together(unreadable_scenario, (UPSTREAM, KUBEPLANE))
     print(json.dumps(results, indent=1))
     differential.assert_same(results)

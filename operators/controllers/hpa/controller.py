@@ -49,7 +49,10 @@ DISCOVERY_TTL = 60.0  # seconds a discovered resource list is trusted
 
 
 class ScaleTargetError(Exception):
-    """The target's scale cannot be read; the message is the condition's and the Event's."""
+    """The target's scale cannot be read: the Event's message, and the condition's after SCALE_UNREADABLE."""
+
+
+SCALE_UNREADABLE = "the HPA controller was unable to get the target's current scale: "
 
 
 class HPAController(Controller):
@@ -68,7 +71,7 @@ class HPAController(Controller):
         self.hpas.add_handler(self._on_hpa)
         self.events = EventRecorder(self.kube, COMPONENT)
         self.recorders.append(self.events)
-        self.metrics = Metrics(self.kube.get)
+        self.metrics = Metrics(self.kube.get, self._plural)
         self.state: dict[str, logic.State] = {}  # by HPA uid
         self._discovery: dict[str, tuple[float, list[Obj]]] = {}
         self.clock: Callable[[], datetime] = now
@@ -98,12 +101,12 @@ class HPAController(Controller):
         try:
             path, scale = await self._scale(hpa)
         except ScaleTargetError as err:
-            await self._failed(hpa, state, at, "FailedGetScale", str(err))
+            await self._scale_unreadable(hpa, state, at, str(err))
             return self.sync_period
         spec_replicas = int((scale.get("spec") or {}).get("replicas") or 0)
         status_replicas = int((scale.get("status") or {}).get("replicas") or 0)
-        pods = self._pods(hpa["metadata"]["namespace"], str((scale.get("status") or {}).get("selector") or ""))
         selector = str((scale.get("status") or {}).get("selector") or "")
+        pods = self._pods(hpa["metadata"]["namespace"], selector)
         proposals = []
         specs = (hpa.get("spec") or {}).get("metrics") or DEFAULT_METRICS
         if spec_replicas != 0 or logic.min_replicas(hpa) == 0:
@@ -150,22 +153,27 @@ class HPAController(Controller):
         return [p for p in self.pods.by_index(caches.NAMESPACE, namespace)
                 if chosen.matches(p["metadata"].get("labels"))]
 
-    async def _resource_path(self, namespace: str, ref: Obj) -> str:
-        """The scale subresource's path of scaleTargetRef, found by discovery (a RESTMapper's job)."""
-        api_version = str(ref.get("apiVersion") or "")
-        kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
+    async def _plural(self, api_version: str, kind: str) -> str | None:
+        """The resource `kind` is served as in `api_version`, by discovery (a RESTMapper's job): the cached
+        list first, then a fresh one (a CRD created since)."""
         for fresh in (False, True):
             resources = await self._discover(api_version, fresh)
             plural = next((r["name"] for r in resources if r.get("kind") == kind and "/" not in r["name"]), None)
-            if plural is None:
-                continue
-            if not any(r["name"] == f"{plural}/scale" for r in resources):
-                raise ScaleTargetError(f"the HPA controller was unable to get the target's current scale: "
-                                       f"{kind} {api_version} has no scale subresource")
-            base = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
-            return f"{base}/namespaces/{namespace}/{plural}/{name}/scale"
-        raise ScaleTargetError(f"the HPA controller was unable to get the target's current scale: "
-                               f"no matches for kind \"{kind}\" in group \"{api_version.rpartition('/')[0]}\"")
+            if plural is not None:
+                return str(plural)
+        return None
+
+    async def _resource_path(self, namespace: str, ref: Obj) -> str:
+        """The scale subresource's path of scaleTargetRef."""
+        api_version = str(ref.get("apiVersion") or "")
+        kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
+        plural = await self._plural(api_version, kind)
+        if plural is None:
+            raise ScaleTargetError(f"no matches for kind \"{kind}\" in group \"{api_version.rpartition('/')[0]}\"")
+        if not any(r["name"] == f"{plural}/scale" for r in await self._discover(api_version, False)):
+            raise ScaleTargetError(f"{kind} {api_version} has no scale subresource")
+        base = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        return f"{base}/namespaces/{namespace}/{plural}/{name}/scale"
 
     async def _discover(self, api_version: str, fresh: bool) -> list[Obj]:
         cached = self._discovery.get(api_version)
@@ -189,13 +197,14 @@ class HPAController(Controller):
         try:
             scale: dict[str, Any] = await self.kube.get(path)
         except ApiError as e:
-            raise ScaleTargetError(f"the HPA controller was unable to get the target's current scale: "
-                                   f"{error_message(e)}") from e
+            raise ScaleTargetError(error_message(e)) from e
         return path, scale
 
-    async def _failed(self, hpa: Obj, state: logic.State, at: datetime, reason: str, message: str) -> None:
-        self.events.warning(hpa, reason, message.removeprefix("the HPA controller was unable to get the target's "
-                                                              "current scale: "))
+    async def _scale_unreadable(self, hpa: Obj, state: logic.State, at: datetime, error: str) -> None:
+        """A FailedGetScale Warning (the bare error) and AbleToScale False (the error after SCALE_UNREADABLE);
+        the rest of status kept."""
+        reason, message = "FailedGetScale", SCALE_UNREADABLE + error
+        self.events.warning(hpa, reason, error)
         old = hpa.get("status") or {}
         status = {
             "currentReplicas": int(old.get("currentReplicas") or 0),

@@ -31,6 +31,7 @@ from operators.scheduler.resources import milli_quantity, milli_value_of, parse_
 
 Obj = Mapping[str, Any]
 Get = Callable[..., Awaitable[Any]]
+PluralOf = Callable[[str, str], Awaitable[str | None]]
 
 RESOURCE_METRICS = "/apis/metrics.k8s.io/v1beta1"
 CUSTOM_METRICS = "/apis/custom.metrics.k8s.io/v1beta2"
@@ -44,10 +45,12 @@ def _milli(value: Any) -> int:
 
 
 class Metrics:
-    """Reads metrics through the API server (`get(path, **params)`: the kube client's get)."""
+    """Reads metrics through the API server (`get(path, **params)`: the kube client's get; `plural(apiVersion,
+    kind)`: the resource a kind is served as, by discovery, or None: a RESTMapper's job)."""
 
-    def __init__(self, get: Get) -> None:
+    def __init__(self, get: Get, plural: PluralOf) -> None:
         self.get = get
+        self.plural = plural
 
     async def pod_resource(self, namespace: str, selector: str, resource: str, container: str = "",
                            ) -> dict[str, r.Sample]:
@@ -88,9 +91,12 @@ class Metrics:
 
     async def object_metric(self, namespace: str, described: Obj, name: str, metric_selector: str) -> int:
         """GetObjectMetric: one object's custom metric."""
-        group = str(described.get("apiVersion") or "").rpartition("/")[0]
+        api_version = str(described.get("apiVersion") or "")
+        group = api_version.rpartition("/")[0]
         kind = str(described.get("kind") or "")
-        plural = _guess_plural(kind)
+        plural = await self.plural(api_version, kind)
+        if plural is None:
+            raise r.MetricError(f"no matches for kind \"{kind}\" in group \"{group}\"")
         resource = f"{plural}.{group}" if group else plural
         path = f"{CUSTOM_METRICS}/namespaces/{namespace}/{resource}/{described.get('name')}/{quote(name, safe='')}"
         params = {"metricLabelSelector": metric_selector} if metric_selector else {}
@@ -121,16 +127,6 @@ def _window(value: Any) -> timedelta:
         return gotime.parse_duration(str(value))
     except (ValueError, OverflowError):
         return timedelta(seconds=60)
-
-
-def _guess_plural(kind: str) -> str:
-    """The lower-case plural the custom metrics API names a kind by (its RESTMapper's guess)."""
-    lower = kind.lower()
-    if lower.endswith("s"):
-        return lower + "es"
-    if lower.endswith("y") and lower[-2:-1] not in "aeiou":
-        return lower[:-1] + "ies"
-    return lower + "s"
 
 
 def _error_text(err: Exception) -> str:

@@ -38,9 +38,39 @@ class Recorded:
         return answer
 
 
+SERVED = {("networking.k8s.io/v1", "Ingress"): "ingresses", ("v1", "Service"): "services"}
+
+
+async def discovered(api_version: str, kind: str) -> str | None:
+    """Discovery as the API server answers it (the controller's cached RESTMapper)."""
+    return SERVED.get((api_version, kind))
+
+
 def run_propose(get: Recorded, spec: dict[str, Any], current: int, pods: list[dict[str, Any]] | None = None,
                 ) -> logic.Proposal:
-    return asyncio.run(propose(Metrics(get), HPA, spec, current, current, pods or [], "app=web", NOW))
+    return asyncio.run(propose(Metrics(get, discovered), HPA, spec, current, current, pods or [], "app=web", NOW))
+
+
+def object_metric(api_version: str, kind: str) -> dict[str, Any]:
+    return {"type": "Object", "object": {"describedObject": {"apiVersion": api_version, "kind": kind, "name": "main"},
+                                         "metric": {"name": "requests-per-second"},
+                                         "target": {"type": "Value", "value": "10"}}}
+
+
+def test_object_metric_names_the_object_by_its_discovered_resource() -> None:
+    # "ingresses" (not a guessed "ingresss"/"ingressies"), qualified by group; the core group bare.
+    path = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/ingresses.networking.k8s.io/main/requests-per-second"
+    ready = {"metadata": {"name": "p"},
+             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    pods = [ready, {**ready, "metadata": {"name": "q"}}]
+    ingress = object_metric("networking.k8s.io/v1", "Ingress")
+    found = run_propose(Recorded({path: {"items": [{"value": "25"}]}}), ingress, 2, pods)
+    assert (found.replicas, found.error) == (5, None)  # ceil(25 / 10 * 2 ready pods)
+    core = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/services/main/requests-per-second"
+    assert run_propose(Recorded({core: {"value": "10"}}), object_metric("v1", "Service"), 2, pods).replicas == 2
+    unknown = run_propose(Recorded({}), object_metric("example.com/v1", "Widget"), 3)
+    assert unknown.reason == "FailedGetObjectMetric"
+    assert unknown.error == 'no matches for kind "Widget" in group "example.com"'
 
 
 @pytest.mark.parametrize(("milli", "text"), [(0, "0"), (1000, "1"), (1500, "1500m"), (10_000_000, "10k"),
