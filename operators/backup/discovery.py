@@ -7,11 +7,14 @@ version, as Velero does. Subresources and types that cannot be listed are left o
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from operators.core.kube import ApiError, Kube
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # Velero's default page size
 
@@ -80,21 +83,41 @@ async def discover(kube: Kube) -> list[ApiResource]:
 async def list_items(
     kube: Kube, resource: ApiResource, namespace: str | None = None, label_selector: str | None = None
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Pages of items (at most PAGE_SIZE each), so a large cluster is never held whole in memory."""
-    token = ""
+    """Pages of items (at most PAGE_SIZE each), so a large cluster is never held whole in memory.
+
+    A continue token can expire (410) while a large backup is written: client-go's pager then lists
+    again in full. Here the list starts over, paginated, and skips what was already yielded: the API
+    server lists in storage-key order ("<namespace>/<name>"), so remembering the last key keeps memory flat."""
+    token, last = "", ""
     while True:
         params: dict[str, str | int] = {"limit": PAGE_SIZE}
         if token:
             params["continue"] = token
         if label_selector:
             params["labelSelector"] = label_selector
-        page = await kube.get(resource.path(namespace), **params)
-        items = page.get("items") or []
+        try:
+            page = await kube.get(resource.path(namespace), **params)
+        except ApiError as e:
+            if not (e.expired and token):
+                raise
+            logger.warning("listing %s: the continue token expired; listing again from after %r",
+                           resource.group_resource, last)
+            token = ""
+            continue
+        items = [i for i in page.get("items") or [] if _key(i) > last]
         for item in items:
             # Lists omit apiVersion/kind on items; an archived object must be self-describing.
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
-        yield items
+        if items:
+            last = _key(items[-1])
+            yield items
         token = (page.get("metadata") or {}).get("continue") or ""
         if not token:
             return
+
+
+def _key(item: dict[str, Any]) -> str:
+    """The item's storage key below its resource, which orders a list."""
+    meta = item.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"

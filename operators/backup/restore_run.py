@@ -29,6 +29,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+import aiohttp
+
 from operators.backup import archive, crypto, restore_plan, selection
 from operators.backup.backup_run import Results
 from operators.backup.discovery import discover
@@ -239,26 +241,37 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         await op.patch_status("restores", name, {"progress": {"totalItems": tally.total,
                                                               "itemsRestored": tally.restored}})
 
+    failures: list[BaseException] = []  # what an item's task raised beyond an item's own error
+
     async def restore_one(p: restore_plan.Prepared) -> None:
         try:
             await restore_item(p)
             await report_progress()
+        except Exception as e:  # kept, and raised by restore_all once the others end
+            failures.append(e)
         finally:
             slots.release()
 
     async def restore_all(prepared: AsyncIterator[restore_plan.Prepared]) -> None:
         """Each item as it comes, at most CONCURRENCY at once (a slot is taken before an item is
-        started, so a stream is read no faster than items are created)."""
+        started, so a stream is read no faster than items are created). Once a task failed beyond
+        its item, no further item starts; the ones running finish, then the failure is raised (it
+        would otherwise be lost with its finished task, and the restore called Completed)."""
         tasks: set[asyncio.Task[None]] = set()
         try:
             async for p in prepared:
                 await slots.acquire()
+                if failures:
+                    slots.release()
+                    break
                 task = asyncio.create_task(restore_one(p))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:
             if tasks:
                 await asyncio.gather(*tasks)
+        if failures:
+            raise failures[0]
 
     async def from_memory(items: list[restore_plan.Prepared]) -> AsyncIterator[restore_plan.Prepared]:
         for p in items:
@@ -350,6 +363,11 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
                 await kube.patch(item_path(group_resource, version, namespace, dependent), patch.patch)
         except ApiError as e:
             results.error(p.target_namespace, f"{where}: {e.message}")
+            relinker.failed(key, original_uid)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            # The connection broke with the request sent: whether the write landed is unknown (a write
+            # is not retried), so the item is reported failed; a second restore skips it if it exists.
+            results.error(p.target_namespace, f"{where}: {type(e).__name__}: {str(e) or 'no answer from the API server'}")
             relinker.failed(key, original_uid)
 
     present = {i.group_resource for i in chosen} | ({selection.NAMESPACES} if namespaces else set())

@@ -37,7 +37,8 @@ def main() -> None:
               help="Serve Prometheus metrics on this port (0: off).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("-n", "--namespace", "namespaces", multiple=True,
-              help="Watch only these namespaces (default: the whole cluster).")
+              help="Watch only these namespaces (default: the whole cluster; for backup, its own namespace, "
+                   "KUBEPLANE_NAMESPACE, the only one whose objects it acts on).")
 @click.option("--controllers", "controllers", default="*", show_default=True, metavar="LIST",
               help="controllers only: which to run, kube-controller-manager's syntax (`*`, `name`, `-name`).")
 @click.option("--kube-api-qps", type=float, default=None, metavar="QPS",
@@ -72,6 +73,12 @@ def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, n
             default_registry().select(controllers)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--controllers") from e
+    if operator == "backup" and not namespaces:
+        # Velero's model: locations, Backups, Restores and Schedules live in the operator's namespace. Watching
+        # only that one needs no cluster-wide read of them (its read-all role has list only, docs/backup.md).
+        from operators.backup.operator import operator_namespace
+
+        namespaces = (operator_namespace(),)
     kopf.configure(verbose=verbose)
     if metrics_port:
         metrics.serve(metrics_port)

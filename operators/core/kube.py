@@ -79,6 +79,11 @@ class ApiError(Exception):
         return self.status == 409
 
     @property
+    def expired(self) -> bool:
+        """410: a list's continue token (or a watch's resourceVersion) is older than etcd keeps."""
+        return self.status == 410
+
+    @property
     def already_exists(self) -> bool:
         """409 because the name is taken (a create), not a resourceVersion conflict (an update)."""
         return self.status == 409 and self.reason == "AlreadyExists"

@@ -39,6 +39,9 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+# The Status reason the API server gives with each code a rule may answer.
+REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 410: "Expired", 429: "TooManyRequests",
+           503: "ServiceUnavailable"}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
               "content-encoding", "host"}
 
@@ -149,8 +152,9 @@ class ApiRelay:
         return rule
 
     def fail(self, method: str, pattern: str, *, status: int = 500, times: int | None = 1, after: int = 0,
-             retry_after: float | None = None) -> Rule:
-        return self._add(method, pattern, "fail", status=status, times=times, after=after, retry_after=retry_after)
+             retry_after: float | None = None, query: str | None = None) -> Rule:
+        return self._add(method, pattern, "fail", query=query, status=status, times=times, after=after,
+                         retry_after=retry_after)
 
     def hold(self, method: str, pattern: str, *, times: int | None = None, after: int = 0,
              query: str | None = None) -> Gate:
@@ -245,7 +249,7 @@ class ApiRelay:
             if rule.action == "fail":
                 headers = {"Retry-After": str(int(rule.retry_after))} if rule.retry_after is not None else {}
                 body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": rule.status,
-                        "reason": "InternalError" if rule.status >= 500 else "TooManyRequests",
+                        "reason": REASONS.get(rule.status, "InternalError" if rule.status >= 500 else "BadRequest"),
                         "message": f"injected by the test relay: {rule.status}"}
                 return web.json_response(body, status=rule.status, headers=headers)
             if rule.action == "reset":

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from operators.backup import discovery
 from operators.backup.discovery import PAGE_SIZE, discover, list_items
 from operators.core.kube import Kube
-from tests.integration.conftest import kubectl
+from tests.faults.apirelay import ApiRelay
+from tests.integration.conftest import KUBECONFIG, kubectl
 
 
 async def test_discovers_core_groups_and_custom_resources(cluster: Any) -> None:
@@ -31,3 +35,31 @@ async def test_lists_in_pages(cluster: Any, namespace: str) -> None:
         pages = [page async for page in list_items(kube, configmaps, namespace, label_selector="batch=b")]
     assert [len(p) for p in pages] == [PAGE_SIZE, 20]
     assert pages[0][0]["kind"] == "ConfigMap" and pages[0][0]["apiVersion"] == "v1"
+
+
+async def test_an_expired_continue_token_lists_again_without_repeating_items(
+        cluster: Any, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second page's continue token answered 410 Expired (landed by the relay), as after an etcd
+    compaction in a long backup: the listing starts over and yields every ConfigMap exactly once, one of
+    them created in between too."""
+    monkeypatch.setattr(discovery, "PAGE_SIZE", 3)
+    manifest = "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}, labels: {{batch: b}}}}\n"
+                       for i in range(8))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    path = f"/api/v1/namespaces/{namespace}/configmaps$"
+    with ApiRelay(KUBECONFIG) as relay:
+        monkeypatch.setenv("KUBECONFIG", str(relay.kubeconfig))
+        relay.fail("GET", path, status=410, query="continue=", times=1)
+        async with await Kube.connect() as kube:
+            configmaps = {r.group_resource: r for r in await discover(kube)}["configmaps"]
+            names: list[str] = []
+            async for page in discovery.list_items(kube, configmaps, namespace, label_selector="batch=b"):
+                names += [i["metadata"]["name"] for i in page]
+                if len(names) == 3:  # after the first page: created while the listing runs
+                    kubectl("create", "configmap", "cm-9", "-n", namespace)
+                    kubectl("label", "configmap", "cm-9", "-n", namespace, "batch=b")
+        # The first page, its continue refused, then the list again from the start (its first page skipped).
+        actions = [s.action for s in relay.seen("GET", path)]
+        assert actions[:2] == ["forwarded", "fail"] and set(actions[2:]) == {"forwarded"} and len(actions) >= 5
+    assert sorted(names) == [f"cm-{i}" for i in (0, 1, 2, 3, 4, 5, 6, 7, 9)]
+    assert len(names) == len(set(names)), names

@@ -572,7 +572,12 @@ def test_backup_rbac_reads_everything_and_writes_only_for_restore() -> None:
 
     read_only = render({"operators": {"backup": {"enabled": True, "restore": {"enabled": False}}}})
     assert not [o for o in of_kind(read_only, "ClusterRole") if o["metadata"]["name"].endswith("-restore")]
-    assert allowed(read_only, sa, "get", "", "secrets")
+    assert allowed(read_only, sa, "list", "", "secrets")
+    # Only list: "*" matches subresources, so get would reach the kubelet's API and pods' logs and shells.
+    assert not allowed(read_only, sa, "get", "", "secrets", namespace="default")
+    for verb, resource in [("get", "nodes/proxy"), ("get", "pods/log"), ("get", "pods/exec"), ("create", "pods/exec"),
+                           ("create", "serviceaccounts/token")]:
+        assert not allowed(read_only, sa, verb, "", resource, namespace="default"), (verb, resource)
     assert not allowed(read_only, sa, "create", "", "pods", namespace="default")
     assert not allowed(read_only, sa, "patch", "", "configmaps", namespace="default")
     assert not allowed(read_only, sa, "update", "apps", "deployments/finalizers", namespace="default")

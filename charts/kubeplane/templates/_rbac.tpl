@@ -298,22 +298,34 @@ finalizers or progress annotations on objects.
 
 {{/* --------------------------------------------------------------------------------- backup */}}
 {{/*
-Backing up means reading whatever a Backup selects, so the reader ClusterRole allows get/list/watch
-on every resource of every group (Secrets included: they are backed up too). Restoring means
-writing them back (a separate ClusterRole, operators.backup.restore.enabled).
+Backing up means reading whatever a Backup selects, so the reader ClusterRole allows list on every
+resource of every group (Secrets included: they are backed up too). Only list: a backup reads
+collections, and RBAC's "*" also matches every subresource, so `get` would grant nodes/proxy, pods/log,
+pods/exec and pods/attach (the kubelet's API and a shell in any pod) to a backup-only install.
+Restoring means writing them back (a separate ClusterRole, operators.backup.restore.enabled).
 */}}
 {{- define "kubeplane.backup.clusterRules" -}}
+{{ include "kubeplane.rules.kopf" . }}
+{{- if not .root.Values.operators.backup.watchNamespaces }}
+# Kopf watches the operator's own namespace (`kubeplane run backup` without -n) and lists and watches
+# namespaces to see it exist (list is in the rule below).
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["watch"]
+{{- end }}
 - apiGroups: ["*"]
   resources: ["*"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 {{- end }}
 
 {{- define "kubeplane.backup.restoreRules" -}}
-# Restore creates what is missing and, with existingResourcePolicy=update, patches what differs (a
-# merge patch: never update/PUT). It never deletes.
+# Restore creates what is missing and, with existingResourcePolicy=update, reads what exists and patches
+# what differs (a merge patch: never update/PUT). It never deletes. Since "*" matches subresources too,
+# create covers serviceaccounts/token and pods/exec: a restore-enabled install is cluster-admin in
+# effect (as Velero's binding is), and writing to its bucket is as good as that (docs/backup.md).
 - apiGroups: ["*"]
   resources: ["*"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 # Restored objects get their ownerReferences relinked to the restored owners' new UIDs; with
 # blockOwnerDeletion set, clusters running the OwnerReferencesPermissionEnforcement admission plugin
 # require update on the owner's finalizers subresource (the only update a restore needs).
