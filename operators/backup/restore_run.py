@@ -367,7 +367,8 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         except (aiohttp.ClientError, TimeoutError) as e:
             # The connection broke with the request sent: whether the write landed is unknown (a write
             # is not retried), so the item is reported failed; a second restore skips it if it exists.
-            results.error(p.target_namespace, f"{where}: {type(e).__name__}: {str(e) or 'no answer from the API server'}")
+            cause = str(e) or "no answer from the API server"
+            results.error(p.target_namespace, f"{where}: {type(e).__name__}: {cause}")
             relinker.failed(key, original_uid)
 
     present = {i.group_resource for i in chosen} | ({selection.NAMESPACES} if namespaces else set())
