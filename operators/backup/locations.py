@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,7 @@ def storage_config(spec: Mapping[str, Any], credentials: tuple[str, str] | None)
         region=config.get("region") or "us-east-1",
         force_path_style=config.get("s3ForcePathStyle", "false") == "true",
         insecure_skip_tls_verify=config.get("insecureSkipTLSVerify", "false") == "true",
+        ca_bundle=base64.b64decode(storage["caCert"]) if storage.get("caCert") else None,
         access_key=access,
         secret_key=secret,
     )
@@ -106,7 +108,13 @@ async def resolve(kube: Kube, bsl: Mapping[str, Any]) -> Location:
                 f"the encryption key must be {ENCRYPTION_KEY_BYTES} bytes (raw, 64 hex digits or base64); create one "
                 "with: head -c 32 /dev/urandom > key && kubectl create secret generic NAME --from-file=key"
             ) from None
-    return Location(meta["name"], namespace, spec, storage_config(spec, credentials), key)
+    config = storage_config(spec, credentials)
+    if config.ca_bundle is not None:
+        try:
+            ssl.create_default_context(cadata=config.ca_bundle.decode("ascii", errors="replace"))
+        except (ssl.SSLError, ValueError) as e:
+            raise LocationError(f"objectStorage.caCert is not a PEM CA bundle (base64 of the PEM text): {e}") from None
+    return Location(meta["name"], namespace, spec, config, key)
 
 
 async def get_location(kube: Kube, namespace: str, name: str | None) -> Mapping[str, Any]:

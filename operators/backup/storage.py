@@ -9,7 +9,10 @@ back as a stream (`open_stream`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -32,6 +35,7 @@ class StorageConfig:
     region: str = "us-east-1"
     force_path_style: bool = True  # MinIO needs path-style addressing
     insecure_skip_tls_verify: bool = False
+    ca_bundle: bytes | None = None  # PEM: the CAs a TLS endpoint is verified against (objectStorage.caCert)
     access_key: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)  # never in repr, logs or status
 
@@ -77,6 +81,21 @@ class _Body(io.RawIOBase):
         super().close()
 
 
+_ca_files: dict[str, str] = {}
+
+
+def ca_file(bundle: bytes) -> str:
+    """A file holding `bundle` (botocore verifies against a path), written once per content."""
+    digest = hashlib.sha256(bundle).hexdigest()[:16]
+    if digest not in _ca_files:
+        # A few kilobytes, once per CA bundle per process: not worth a thread.
+        path = os.path.join(tempfile.gettempdir(), f"kubeplane-ca-{os.getpid()}-{digest}.pem")
+        with open(path, "wb") as out:
+            out.write(bundle)
+        _ca_files[digest] = path
+    return _ca_files[digest]
+
+
 class ObjectStore:
     """Keys are relative to the location's prefix: `backups/<name>/...`."""
 
@@ -88,7 +107,8 @@ class ObjectStore:
             region_name=config.region,
             aws_access_key_id=config.access_key or None,
             aws_secret_access_key=config.secret_key or None,
-            verify=not config.insecure_skip_tls_verify,
+            verify=False if config.insecure_skip_tls_verify else (
+                ca_file(config.ca_bundle) if config.ca_bundle else True),
             config=Config(
                 s3={"addressing_style": "path" if config.force_path_style else "auto"},
                 connect_timeout=5,

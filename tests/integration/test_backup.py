@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tarfile
 import tempfile
@@ -19,6 +20,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -939,11 +941,13 @@ def test_malicious_tarball_is_refused_before_anything_is_restored(
 class PrivateMinio:
     """A MinIO server of one test's own (bin/minio, own data dir, port and credentials), killable."""
 
-    def __init__(self, data_dir: str) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data_dir: str, certs_dir: Path | None = None) -> None:
+        """`certs_dir`: serve HTTPS with its public.crt and private.key (MinIO's names); its ca.crt verifies it."""
+        self.data_dir, self.certs_dir = data_dir, certs_dir
         self.port, self.console_port = _free_port(), _free_port()
         self.user, self.password = f"kp{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"{'https' if certs_dir else 'http'}://127.0.0.1:{self.port}"
+        self.verify: str | bool = str(certs_dir / "ca.crt") if certs_dir else True
         self.log = STATE / "logs" / "test-private-minio.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -953,13 +957,16 @@ class PrivateMinio:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(BIN / "minio"), "server", "--quiet", "--address", f"127.0.0.1:{self.port}",
-                 "--console-address", f"127.0.0.1:{self.console_port}", self.data_dir],
+                 "--console-address", f"127.0.0.1:{self.console_port}", self.data_dir,
+                 *(["--certs-dir", str(self.certs_dir)] if self.certs_dir else [])],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        context = ssl.create_default_context(cafile=str(self.verify)) if self.certs_dir else None
 
         def ready() -> bool:
             assert self.process is not None and self.process.poll() is None, f"minio exited; see {self.log}"
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/minio/health/ready", timeout=2) as answer:
+                with urllib.request.urlopen(f"{self.endpoint}/minio/health/ready", timeout=2,
+                                            context=context) as answer:
                     return bool(answer.status == 200)
             except OSError:
                 return False
@@ -972,7 +979,81 @@ class PrivateMinio:
 
     def client(self) -> Any:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.user,
-                            aws_secret_access_key=self.password, region_name="us-east-1")
+                            aws_secret_access_key=self.password, region_name="us-east-1", verify=self.verify)
+
+
+def private_ca_certs(directory: Path) -> bytes:
+    """A CA and a serving certificate it signed for 127.0.0.1, laid out as MinIO's --certs-dir wants
+    (public.crt, private.key; ca.crt beside them for clients). Returns the CA's PEM."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubeplane test private CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(start)
+          .not_valid_after(start + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    serving = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+               .issuer_name(ca_name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(start)
+               .not_valid_after(start + dt.timedelta(days=1))
+               .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                              critical=False)
+               .sign(ca_key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    (directory / "ca.crt").write_bytes(ca_pem)
+    (directory / "public.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
+    (directory / "private.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return ca_pem
+
+
+def test_a_private_ca_is_trusted_through_ca_cert(backup_operator: Operator, namespace: str, tmp_path: Path) -> None:
+    """M6: objectStorage.caCert is what the operator verifies a TLS endpoint against (it was ignored, so a
+    private CA left only insecureSkipTLSVerify). A MinIO of its own serving HTTPS with a certificate of a
+    private CA: the location with the CA is Available and takes a backup; the same location without it
+    is Unavailable, naming the certificate."""
+    kubectl("create", "configmap", "settings", "-n", namespace, "--from-literal=mode=production")
+    ca_pem = private_ca_certs(tmp_path / "certs")
+    data_dir = tempfile.mkdtemp(prefix="kubeplane-tls-minio-")
+    server = PrivateMinio(data_dir, certs_dir=tmp_path / "certs")
+    name, backup = unique("tls"), unique("b")
+    untrusted, garbled = f"{name}-untrusted", f"{name}-garbled"
+    try:
+        server.start()
+        server.client().create_bucket(Bucket="tls")
+        credentials = f"[default]\naws_access_key_id = {server.user}\naws_secret_access_key = {server.password}\n"
+        kubectl("create", "secret", "generic", name, "-n", NS, f"--from-literal=cloud={credentials}")
+        for bsl, storage in ((name, {"bucket": "tls", "caCert": base64.b64encode(ca_pem).decode()}),
+                             (untrusted, {"bucket": "tls"}),
+                             (garbled, {"bucket": "tls", "caCert": base64.b64encode(b"not a certificate").decode()})):
+            apply({"apiVersion": GROUP, "kind": "BackupStorageLocation", "metadata": {"name": bsl},
+                   "spec": {"provider": "aws", "objectStorage": storage, "credential": {"name": name, "key": "cloud"},
+                            "config": {"s3Url": server.endpoint, "s3ForcePathStyle": "true"}}}, namespace=NS)
+        location_phase(name, "Available")
+        refused = location_phase(untrusted, "Unavailable")
+        assert "certificate" in refused.get("message", "").lower(), refused
+        assert "caCert is not a PEM CA bundle" in location_phase(garbled, "Unavailable").get("message", "")
+        create("Backup", backup, {"includedNamespaces": [namespace], "storageLocation": name})
+        assert finished("kpbackup", backup)["phase"] == "Completed"
+        keys = [o["Key"] for o in server.client().list_objects_v2(Bucket="tls").get("Contents", [])]
+        assert f"backups/{backup}/kubeplane-backup.json" in keys, keys
+    finally:
+        kubectl("delete", "kpbackup", backup, "-n", NS, "--wait=false", check=False)
+        kubectl("delete", "bsl", name, untrusted, garbled, "-n", NS, "--wait=false", check=False)
+        kubectl("delete", "secret", name, "-n", NS, check=False)
+        server.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class UploadTrap:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,3 +47,12 @@ def test_defaults_and_immutable_backup_spec(cluster: Any, namespace: str) -> Non
     apply(obj("BackupStorageLocation", {"objectStorage": {"bucket": "kubeplane"}}, name="l1"), namespace)
     bsl = kubectl_json("get", "bsl", "l1", "-n", namespace)["spec"]
     assert (bsl["provider"], bsl["accessMode"], bsl["default"]) == ("aws", "ReadWrite", False)
+    # M6: the bucket and prefix are where the location's Backups are; a repointed location would expire and
+    # delete backups/<name>/ in another bucket. The CA bundle may change (rotation).
+    for change in ({"bucket": "elsewhere"}, {"prefix": "moved"}):
+        result = kubectl("patch", "bsl", "l1", "-n", namespace, "--type=merge",
+                         "-p", json.dumps({"spec": {"objectStorage": change}}), check=False)
+        assert result.returncode != 0 and "objectStorage.bucket and objectStorage.prefix are immutable" in \
+            result.stderr, result.stderr
+    kubectl("patch", "bsl", "l1", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"objectStorage": {"caCert": "Zm9v"}}}))
