@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -80,6 +81,10 @@ def run(operator: str, liveness: str | None, metrics_port: int, verbose: bool, n
 
         namespaces = (operator_namespace(),)
     kopf.configure(verbose=verbose)
+    # --verbose debugs kubeplane and Kopf; boto's and urllib3's debug lines carry request parameters and
+    # headers (object keys, signed requests), so they stay at INFO.
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
     if metrics_port:
         metrics.serve(metrics_port)
     importlib.import_module(OPERATORS[operator])

@@ -750,6 +750,10 @@ spec:
     log = log_path.read_text()
     assert "Starting the watch-stream for backups" in log, f"no backup watch; see {log_path}"
     _assert_no_forbidden(log)
+    # --verbose is the operator's debug log, not boto's: botocore's debug lines carry request parameters.
+    boto = [line for line in log.splitlines() if re.search(r"\b(botocore|boto3|s3transfer|urllib3)\.", line)
+            and "DEBUG" in line]
+    assert not boto, "boto's debug logging is on under --verbose:\n" + "\n".join(boto[:5])
 
 
 # --- the scheduler operator, for real, under the chart's ServiceAccount --------------------------
