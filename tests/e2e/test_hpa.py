@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -76,6 +77,14 @@ def diagnose(namespace: str, name: str) -> str:
     return f"\nHPA status: {hpa_status(namespace, name)}\nevents: {events}\nkubectl top pods: {top.stdout}{top.stderr}"
 
 
+def wait_explained(namespace: str, name: str, predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    """wait_for, and on a timeout the autoscaler's status, events and `kubectl top pods` in the failure."""
+    try:
+        wait_for(predicate, timeout=timeout, interval=3, what=what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}{diagnose(namespace, name)}") from None
+
+
 def test_cpu_burning_pods_scale_up_under_load_and_down_after_the_window(namespace: str) -> None:
     apply(deployment("burner", cpu_request="100m"), namespace)
     pods = wait_replicas_ready(namespace, "burner", 1)
@@ -85,21 +94,15 @@ def test_cpu_burning_pods_scale_up_under_load_and_down_after_the_window(namespac
     apply(autoscaler("burner", metric, max_replicas=3, behavior=behavior), namespace)
 
     # metrics-server reports the idle pod first: the autoscaler is active and keeps one replica.
-    try:
-        wait_for(lambda: any(c.get("type") == "ScalingActive" and c.get("status") == "True"
-                             for c in hpa_status(namespace, "burner").get("conditions") or []),
-                 timeout=180, interval=3, what="ScalingActive=True (pod metrics from metrics-server)")
-    except AssertionError as e:
-        raise AssertionError(f"{e}{diagnose(namespace, 'burner')}") from None
+    wait_explained(namespace, "burner", lambda: any(c.get("type") == "ScalingActive" and c.get("status") == "True"
+                                                    for c in hpa_status(namespace, "burner").get("conditions") or []),
+                   180, "ScalingActive=True (pod metrics from metrics-server)")
     assert spec_replicas(namespace, "burner") == 1
 
     # 300m on a 100m request: 300 % against a 50 % target, so the maximum, 3.
     burn(namespace, pods[0]["metadata"]["name"], 300)
-    try:
-        wait_for(lambda: spec_replicas(namespace, "burner") == 3, timeout=240, interval=3,
-                 what="the autoscaler scaling the burning Deployment to 3")
-    except AssertionError as e:
-        raise AssertionError(f"{e}{diagnose(namespace, 'burner')}") from None
+    wait_explained(namespace, "burner", lambda: spec_replicas(namespace, "burner") == 3, 240,
+                   "the autoscaler scaling the burning Deployment to 3")
     wait_replicas_ready(namespace, "burner", 3, timeout=180)
     up = rescales(namespace, "burner")
     message = "New size: 3; reason: cpu resource utilization (percentage of request) above target"
@@ -110,14 +113,12 @@ def test_cpu_burning_pods_scale_up_under_load_and_down_after_the_window(namespac
     for pod in pods_of(namespace, "burner"):
         burn(namespace, pod["metadata"]["name"], 0)
     stopped = time.monotonic()
-    try:
-        wait_for(lambda: (hpa_status(namespace, "burner").get("nextScaleDownTime")
-                          or spec_replicas(namespace, "burner") == 1),
-                 timeout=240, interval=2, what="a scale-down held by the window (status.nextScaleDownTime)")
-        wait_for(lambda: spec_replicas(namespace, "burner") == 1, timeout=300, interval=3,
-                 what="the idle Deployment scaled back to 1")
-    except AssertionError as e:
-        raise AssertionError(f"{e}{diagnose(namespace, 'burner')}") from None
+    # The first sync that sees the idle pods comes at most one 15 s sync after the last high recommendation,
+    # so the window holds at least that long, and the status written then names the hold.
+    wait_explained(namespace, "burner", lambda: hpa_status(namespace, "burner").get("nextScaleDownTime"), 240,
+                   "a scale-down held by the window (status.nextScaleDownTime)")
+    wait_explained(namespace, "burner", lambda: spec_replicas(namespace, "burner") == 1, 300,
+                   "the idle Deployment scaled back to 1")
     # Idle pods report near 0 % at once; the window, not the metric, held the scale-down back.
     assert time.monotonic() - stopped >= SCALE_DOWN_WINDOW
     wait_replicas_ready(namespace, "burner", 1, timeout=120)
@@ -148,11 +149,8 @@ def test_external_metrics_api_in_the_cluster_drives_an_autoscaler(namespace: str
               "external": {"metric": {"name": "queue_depth", "selector": {"matchLabels": {"queue": "jobs"}}},
                            "target": {"type": "AverageValue", "averageValue": "10"}}}
     apply(autoscaler("worker", metric, max_replicas=5, behavior={}), namespace)
-    try:
-        wait_for(lambda: spec_replicas(namespace, "worker") == 3, timeout=120, interval=2,
-                 what="30 queued over 10 per replica: 3 replicas")
-    except AssertionError as e:
-        raise AssertionError(f"{e}{diagnose(namespace, 'worker')}") from None
+    wait_explained(namespace, "worker", lambda: spec_replicas(namespace, "worker") == 3, 120,
+                   "30 queued over 10 per replica: 3 replicas")
     wait_replicas_ready(namespace, "worker", 3, timeout=120)
     # The next sync averages the 30 over the 3 replicas now running: kubectl's TARGETS text, from status.
     wait_for(lambda: hpa_status(namespace, "worker").get("targets") == "10/10 (avg)", timeout=60, interval=2,
