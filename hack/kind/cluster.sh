@@ -143,6 +143,15 @@ switch_to_drop_in() {
   stage "kube-controller-manager in drop-in mode"
 }
 
+# external_metrics_routed: the control plane's kube-proxy sends the external metrics Service's ClusterIP to
+# its pod (the KUBE-SVC- jump exists only while the Service has ready endpoints).
+external_metrics_routed() {
+  local ip
+  ip=$(kubectl -n "$namespace" get service -l app.kubernetes.io/component=external-metrics \
+    -o jsonpath='{.items[0].spec.clusterIP}') || return 1
+  [[ -n $ip ]] && docker exec "$name-control-plane" iptables-save -t nat | grep -- "-d $ip/32" | grep -q -- "-j KUBE-SVC-"
+}
+
 deploy() {
   exists || { say "no cluster $name; run make kind-up first"; exit 1; }
   kind get kubeconfig --name "$name" >"$kubeconfig"
@@ -165,18 +174,34 @@ deploy() {
   local drop_in=false
   # Drop-in is read from the cluster itself (a checkout that did not switch it has no marker).
   [[ ${DROP_IN:-} == 1 ]] || kcm_in_drop_in_mode && drop_in=true
+  # The external metrics APIService is registered only once its Service routes: the aggregator keeps the
+  # connection of its first availability check open, and a check sent before kube-proxy routed the
+  # ClusterIP leaves the cluster (here it reaches a host that answers 404) and keeps failing on that
+  # connection. A redeploy keeps an APIService already registered.
+  local apiservice=false
+  kubectl get apiservice v1beta1.external.metrics.k8s.io >/dev/null 2>&1 && apiservice=true
+  install() {
+    helm upgrade --install "$release" charts/kubeplane --namespace "$namespace" --create-namespace \
+      --set "image.tag=$version" --set image.pullPolicy=IfNotPresent \
+      --set operators.scheduler.enabled=true --set operators.backup.enabled=true \
+      --set "operators.controllers.dropIn=$drop_in" \
+      --set minio.enabled=true --set backupStorageLocation.create=true "${minio_args[@]}" \
+      --set externalMetrics.enabled=true --set "externalMetrics.apiService.create=$1" \
+      --wait --timeout 5m ${KUBEPLANE_HELM_ARGS:-}
+  }
   say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation, external metrics API, drop-in: $drop_in)"
-  helm upgrade --install "$release" charts/kubeplane --namespace "$namespace" --create-namespace \
-    --set "image.tag=$version" --set image.pullPolicy=IfNotPresent \
-    --set operators.scheduler.enabled=true --set operators.backup.enabled=true \
-    --set "operators.controllers.dropIn=$drop_in" \
-    --set minio.enabled=true --set backupStorageLocation.create=true "${minio_args[@]}" \
-    --set externalMetrics.enabled=true \
-    --wait --timeout 5m ${KUBEPLANE_HELM_ARGS:-}
+  install "$apiservice"
   local d
   for d in $(kubectl -n "$namespace" get deployments -o name); do
     wait_for "$d" 300 rollout "$namespace" "$d"
   done
+  if [[ $apiservice == false ]]; then
+    wait_for "kube-proxy on the control plane routing the external metrics Service" 120 external_metrics_routed
+    say "registering the external metrics APIService"
+    install true
+  fi
+  wait_for "the external metrics APIService Available" 120 kubectl wait --for=condition=Available \
+    apiservice/v1beta1.external.metrics.k8s.io --timeout=5s
   stage "kubeplane deployed"
   if [[ $drop_in == true ]]; then
     switch_to_drop_in

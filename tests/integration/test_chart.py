@@ -267,6 +267,11 @@ def test_external_metrics_apiservice_trusts_the_generated_serving_certificate(tm
     deployment = by_kind["Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "--no-register" in container["command"] and container["securityContext"]["readOnlyRootFilesystem"]
+    # The server without its APIService, to register it once the Service routes (hack/kind/cluster.sh).
+    later = render({"externalMetrics": {"enabled": True, "apiService": {"create": False}}}, "kubeplane",
+                   "kubeplane-system", tmp_path)
+    assert not [o for o in later if o["kind"] == "APIService"] and [o for o in later if o["kind"] == "Deployment"
+                                                                    and "external-metrics" in o["metadata"]["name"]]
 
 
 # --- the chart managing CRDs that already exist ------------------------------------------------
