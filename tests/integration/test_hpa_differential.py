@@ -59,6 +59,16 @@ DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name"
                                              "containers": [{"name": "web", "image": "registry.local/web:1"}]}}}}
 
 
+def wait_rescale_events(s: Side, sizes: list[int]) -> None:
+    """Until a SuccessfulRescale event names each of these new sizes. Events are recorded apart from the
+    scale update they report (kube-controller-manager's broadcaster sends them a moment later), so the
+    watch can show the new replicas before the event exists."""
+    def seen() -> bool:
+        messages = s.event_messages("web", "SuccessfulRescale")
+        return all(any(m.startswith(f"New size: {n};") for m in messages) for n in sizes)
+    s.wait(seen, f"SuccessfulRescale events for sizes {sizes}", timeout=60)
+
+
 def scenario(s: Side) -> None:
     with Watch(ENV, f"/apis/apps/v1/namespaces/{s.namespace}/deployments") as deployments:
         metric(s, "30")
@@ -82,6 +92,8 @@ def scenario(s: Side) -> None:
                 return (status.get("observedGeneration") == current["metadata"].get("generation")
                         and done(status))
             s.wait(settled, name, timeout=STEP_TIMEOUT)
+            before = int(deployments.events[since - 1][1]["spec"]["replicas"]) if since else None
+            wait_rescale_events(s, [n for n in replicas_set(since) if n != before])
             status = s.status("web")
             s.record(name, replicas=replicas_set(since),
                      spec_replicas=s.get("web", "deployments.apps")["spec"]["replicas"],
@@ -162,6 +174,7 @@ def cpu_scenario(s: Side) -> None:
 
         s.wait(lambda: any(n != 4 for n in counts()), "the first rescale", timeout=STEP_TIMEOUT)
         first = next(n for n in counts() if n != 4)
+        wait_rescale_events(s, [first])
         s.record("an unready pod counted at 0 on the way up", first=first,
                  message=sorted(m for m in s.event_messages("web", "SuccessfulRescale")
                                 if m.startswith(f"New size: {first};")),
