@@ -104,8 +104,14 @@ up() {
   if [[ $offline == 1 ]]; then
     kind load docker-image --name "$name" "$metrics_image" 2>&1 | grep -v '^Image: .* not yet present' >&2 || true
   fi
-  kubectl kustomize hack/kind/metrics-server | sed "s|METRICS_SERVER_IMAGE|$metrics_image|" | kubectl apply -f - >/dev/null
+  # The APIService last, once kube-proxy routes the Service (see service_routed).
+  local metrics
+  metrics=$(kubectl kustomize hack/kind/metrics-server | sed "s|METRICS_SERVER_IMAGE|$metrics_image|")
+  printf '%s\n' "$metrics" | yaml_docs other | kubectl apply -f - >/dev/null
   wait_for "metrics-server" 300 rollout kube-system deployment/metrics-server
+  wait_for "kube-proxy on the control plane routing metrics-server's Service" 120 \
+    service_routed kube-system k8s-app=metrics-server
+  printf '%s\n' "$metrics" | yaml_docs APIService | kubectl apply -f - >/dev/null
   wait_for "the metrics.k8s.io API" 120 kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes
   stage "metrics-server serving metrics.k8s.io"
   kubectl get nodes -o wide >&2
@@ -143,13 +149,23 @@ switch_to_drop_in() {
   stage "kube-controller-manager in drop-in mode"
 }
 
-# external_metrics_routed: the control plane's kube-proxy sends the external metrics Service's ClusterIP to
-# its pod (the KUBE-SVC- jump exists only while the Service has ready endpoints).
-external_metrics_routed() {
+# service_routed NAMESPACE SELECTOR: the control plane's kube-proxy sends the selected Service's ClusterIP to
+# its pods (the KUBE-SVC- jump exists only while the Service has ready endpoints). An APIService is created
+# only after this: the aggregator keeps the connection of its first availability check open, and a check
+# sent before the route existed leaves the cluster (this machine's network answers it with a 404) and keeps
+# failing on that connection for good.
+service_routed() {
   local ip
-  ip=$(kubectl -n "$namespace" get service -l app.kubernetes.io/component=external-metrics \
-    -o jsonpath='{.items[0].spec.clusterIP}') || return 1
+  ip=$(kubectl -n "$1" get service -l "$2" -o jsonpath='{.items[0].spec.clusterIP}') || return 1
   [[ -n $ip ]] && docker exec "$name-control-plane" iptables-save -t nat | grep -- "-d $ip/32" | grep -q -- "-j KUBE-SVC-"
+}
+
+# yaml_docs APIService|other: the documents of a multi-document YAML stream that are (or are not) APIServices.
+yaml_docs() {
+  awk -v want="$1" 'BEGIN { RS = "\n---\n" } {
+    api = ($0 ~ /(^|\n)kind: APIService(\n|$)/)
+    if ((want == "APIService") == api) printf "---\n%s\n", $0
+  }'
 }
 
 deploy() {
@@ -196,7 +212,8 @@ deploy() {
     wait_for "$d" 300 rollout "$namespace" "$d"
   done
   if [[ $apiservice == false ]]; then
-    wait_for "kube-proxy on the control plane routing the external metrics Service" 120 external_metrics_routed
+    wait_for "kube-proxy on the control plane routing the external metrics Service" 120 \
+      service_routed "$namespace" app.kubernetes.io/component=external-metrics
     say "registering the external metrics APIService"
     install true
   fi
