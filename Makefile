@@ -110,7 +110,7 @@ kind-status: ## Nodes and pods of the kind cluster
 e2e: venv ## End-to-end tests on kind (cluster created and kubeplane deployed if needed)
 	@hack/e2e.sh
 
-conformance: venv ## Upstream's [sig-apps] [Conformance] tests for the kinds kubeplane replaces, on kind in drop-in mode
+conformance: venv ## Upstream's own tests ([sig-apps] [Conformance], [Feature:HPA]) for the controllers kubeplane replaces, on kind in drop-in mode
 	@hack/conformance.sh
 
 ##@ Help

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `make conformance`: upstream's own [sig-apps] [Conformance] tests judge kubeplane's controllers.
+# `make conformance`: upstream's own tests judge kubeplane's controllers: the [sig-apps] [Conformance]
+# tests of every workload kind kubeplane replaces, and the [Feature:HPA] tests of the autoscaler that fit.
 #
 #   1. upstream's e2e test binary, built from the pinned k8s.io/kubernetes module (hack/tools.sh e2e-test,
 #      cached in ~/.cache/kubeplane);
 #   2. the kind cluster in drop-in mode (DROP_IN=1 hack/kind/cluster.sh up: kubeplane deployed with
-#      --drop-in, kube-controller-manager without the controllers kubeplane replaces);
+#      --drop-in, kube-controller-manager without the controllers kubeplane replaces), with
+#      hack/conformance/values.yaml (the HPA's RBAC for the test CRD it scales);
 #   3. the images those tests run, built here and loaded into the nodes (hack/conformance/images.sh);
-#   4. e2e.test focused on the [sig-apps] [Conformance] tests of every kind kubeplane replaces (from
-#      `kubeplane controllers replaced`: adding a kind adds its tests), [Serial] ones in a second pass;
+#   4. e2e.test focused on the tests of every controller kubeplane replaces (from `kubeplane controllers
+#      replaced`: adding a kind adds its tests), in one serial pass;
 #   5. each test's result, the tests that cannot run here with the reason, and `N passed, N failed`.
 # Exit status: non-zero if any test failed or none ran.
 #
@@ -27,11 +29,17 @@ start=$SECONDS
 stage_start=$SECONDS
 stage() { say "$1 ($((SECONDS - stage_start))s)"; stage_start=$SECONDS; }
 
-# The e2e Describe name of each kube-controller-manager controller kubeplane can replace.
-declare -A describe=(
-  [replicaset-controller]=ReplicaSet [replicationcontroller-controller]=ReplicationController
-  [deployment-controller]=Deployment [daemonset-controller]="Daemon set|ControllerRevision"
-  [statefulset-controller]=StatefulSet [job-controller]=Job [cronjob-controller]=CronJob
+# Upstream's tests for each kube-controller-manager controller kubeplane can replace (a regex over the
+# full spec name): the workload controllers' [sig-apps] [Conformance] tests; the HPA has no conformance
+# test, so its [Feature:HPA] tests that finish in minutes (one scales a ReplicationController 1 -> 2 on
+# CPU, one a CRD through its scale subresource; the others wait out 5-minute windows or 10-minute
+# stability checks).
+apps() { echo "\\[sig-apps\\] ($1) .*\\[Conformance\\]"; }
+declare -A focus_of=(
+  [replicaset-controller]=$(apps ReplicaSet) [replicationcontroller-controller]=$(apps ReplicationController)
+  [deployment-controller]=$(apps Deployment) [daemonset-controller]=$(apps "Daemon set|ControllerRevision")
+  [statefulset-controller]=$(apps StatefulSet) [job-controller]=$(apps Job) [cronjob-controller]=$(apps CronJob)
+  [horizontal-pod-autoscaler-controller]="\\[sig-autoscaling\\] \\[Feature:HPA\\] Horizontal pod autoscaling \\(scale resource: CPU\\) (ReplicationController light Should scale from 1 pod to 2 pods|CustomResourceDefinition Should scale with a CRD targetRef)"
 )
 # Tests that cannot run here, for reasons outside kubeplane (regex -> reason): none for today's kinds.
 declare -A cannot_run=()
@@ -43,18 +51,19 @@ if ! ensure_docker; then
 fi
 hack/tools.sh kubernetes kind helm e2e-test
 stage "e2e.test ready"
-DROP_IN=1 hack/kind/cluster.sh up
+DROP_IN=1 KUBEPLANE_HELM_ARGS="--values $root/hack/conformance/values.yaml ${KUBEPLANE_HELM_ARGS:-}" \
+  hack/kind/cluster.sh up
 stage "kind cluster $name in drop-in mode"
 hack/conformance/images.sh "$name"
 stage "test images loaded"
 
 replaced=$(.venv/bin/kubeplane controllers replaced)
-kinds=()
+focuses=()
 for controller in ${replaced//,/ }; do
-  [[ -n ${describe[$controller]:-} ]] || { say "no e2e Describe known for $controller: add it to describe[] here"; exit 1; }
-  kinds+=("${describe[$controller]}")
+  [[ -n ${focus_of[$controller]:-} ]] || { say "no upstream tests known for $controller: add them to focus_of[] here"; exit 1; }
+  focuses+=("${focus_of[$controller]}")
 done
-focus=${CONFORMANCE_FOCUS:-"\\[sig-apps\\] ($(IFS='|'; echo "${kinds[*]}")) .*\\[Conformance\\]"}
+focus=${CONFORMANCE_FOCUS:-"$(IFS='|'; echo "${focuses[*]}")"}
 say "focus: $focus (kube-controller-manager runs without: $replaced)"
 for pattern in "${!cannot_run[@]}"; do say "cannot run here: $pattern: ${cannot_run[$pattern]}"; done
 skip_here=$(IFS='|'; echo "${!cannot_run[*]}")
@@ -70,7 +79,7 @@ e2e.test --provider=skeleton --kubeconfig="$kubeconfig" --kubectl-path="$root/bi
   --ginkgo.timeout=3h --ginkgo.no-color --ginkgo.v >"$out/e2e.log" 2>&1 &
 runner=$!
 # Progress: each test as it starts and ends.
-tail -n +1 -f --pid "$runner" "$out/e2e.log" | grep --line-buffered -E '^\[sig-apps\]|^• \[|^(•|S)[ ]|Ran [0-9]+ of' >&2 || true
+tail -n +1 -f --pid "$runner" "$out/e2e.log" | grep --line-buffered -E '^\[sig-(apps|autoscaling)\]|^• \[|^(•|S)[ ]|Ran [0-9]+ of' >&2 || true
 wait "$runner" || true
 stage "tests run"
 

@@ -12,6 +12,10 @@
 #                                                     into /bin (so /bin/sh is busybox's ash: `[[ ]]`,
 #                                                     $RANDOM), CMD sh, as upstream's; the Job tests'
 #                                                     shell commands and exit codes run in it
+#   registry.k8s.io/e2e-test-images/resource-consumer:1.13
+#                                                     the HPA tests' load: consumer and consume-cpu from
+#                                                     the pinned module, Debian's stress for memory, on
+#                                                     the project's Debian base (upstream's is Debian too)
 #   (registry.k8s.io/pause:3.10.1 is already in the kind node image)
 #
 #   hack/conformance/images.sh [KIND CLUSTER]   build what is missing or stale; `kind load` them when
@@ -109,8 +113,36 @@ DOCKERFILE
   say "built $busybox"
 fi
 
+# resource-consumer: upstream's layout (/consumer runs ./consume-cpu/consume-cpu from /, and stress).
+consumer=$registry/resource-consumer:1.13
+consumer_hash=$( { cat "$0"; echo "$KUBERNETES_VERSION"; echo "$base_id"; } | sha256sum | cut -c1-16)
+if fresh "$consumer" "$consumer_hash"; then
+  say "$consumer is up to date"
+else
+  say "building resource-consumer from k8s.io/kubernetes@$KUBERNETES_VERSION"
+  mkdir -p "$work/consumer/consume-cpu"
+  (cd hack/tools/kubernetes && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+      -o "$work/consumer/consumer" k8s.io/kubernetes/test/images/resource-consumer &&
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+      -o "$work/consumer/consume-cpu/consume-cpu" k8s.io/kubernetes/test/images/resource-consumer/consume-cpu)
+  cat >"$work/consumer/Dockerfile" <<'DOCKERFILE'
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      stress >/dev/null && rm -rf /var/lib/apt/lists/*
+COPY consumer /consumer
+COPY consume-cpu /consume-cpu
+WORKDIR /
+EXPOSE 8080
+ENTRYPOINT ["/consumer"]
+DOCKERFILE
+  docker build -q --label "$label=$consumer_hash" --build-arg "BASE_IMAGE=$base_id" -t "$consumer" \
+    "$work/consumer" >/dev/null
+  say "built $consumer"
+fi
+
 if [[ -n $cluster ]]; then
-  for image in "$agnhost" "$busybox" "${webservers[@]}"; do
+  for image in "$agnhost" "$busybox" "${webservers[@]}" "$consumer"; do
     say "kind load docker-image $image"
     kind load docker-image --name "$cluster" "$image" 2>&1 | grep -v 'not yet present' >&2 || true
   done

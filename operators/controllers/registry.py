@@ -120,8 +120,8 @@ def default_registry() -> Registry:
     registry.register(Registration(
         "cronjob", cronjob.build, apis.CRONJOBS, builtin=apis.BATCH_CRONJOBS, replaces=("cronjob-controller",),
     ))
-    # No drop-in yet: kube-controller-manager's horizontal-pod-autoscaler-controller keeps autoscaling/v2's.
     registry.register(Registration(
-        "horizontal-pod-autoscaler", hpa.build, apis.HORIZONTAL_POD_AUTOSCALERS,
+        "horizontal-pod-autoscaler", hpa.build, apis.HORIZONTAL_POD_AUTOSCALERS, builtin=apis.AUTOSCALING_HPAS,
+        replaces=("horizontal-pod-autoscaler-controller",),
     ))
     return registry

@@ -69,6 +69,7 @@ APPS_DAEMONSETS = Resource("apps", "v1", "daemonsets", "DaemonSet", builtin=True
 APPS_STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet", builtin=True)
 BATCH_JOBS = Resource("batch", "v1", "jobs", "Job", builtin=True)
 BATCH_CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob", builtin=True)
+AUTOSCALING_HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", builtin=True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", builtin=True)
 
 # kubeplane's workload kinds.

@@ -461,6 +461,13 @@ def test_drop_in_adds_the_flag_and_exactly_the_builtin_kinds_rbac() -> None:
     for verb, group, resource in [("create", "apps", "daemonsets"), ("patch", "apps", "daemonsets"),
                                   ("update", "batch", "cronjobs"), ("patch", "batch", "cronjobs")]:
         assert not allowed(objs, sa, verb, group, resource, namespace="default"), (verb, resource)
+    # The HPA controller writes only autoscaling/v2 HPAs' status, and the scale of their targets.
+    for verb in ("get", "list", "watch"):
+        assert allowed(objs, sa, verb, "autoscaling", "horizontalpodautoscalers", namespace="default"), verb
+    assert allowed(objs, sa, "update", "autoscaling", "horizontalpodautoscalers/status", namespace="default")
+    for verb in ("create", "update", "patch", "delete"):
+        assert not allowed(objs, sa, verb, "autoscaling", "horizontalpodautoscalers", namespace="default"), verb
+    assert not allowed(plain, sa, "list", "autoscaling", "horizontalpodautoscalers", namespace="default")
     assert_no_wildcards(objs, sa)
 
 

@@ -153,6 +153,8 @@ finalizers or progress annotations on objects.
 - apiGroups: ["autoscaling.kubeplane.dev"]
   resources: ["horizontalpodautoscalers/status"]
   verbs: ["get", "patch", "update"]
+{{- end }}
+{{- if or (has "horizontalpodautoscalers" $autoscaling) .root.Values.operators.controllers.dropIn }}
 - apiGroups: ["apps"]
   resources: ["deployments/scale", "replicasets/scale", "statefulsets/scale"]
   verbs: ["get", "update"]
@@ -243,6 +245,14 @@ finalizers or progress annotations on objects.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# ... and system:controller:horizontal-pod-autoscaler's: autoscaling/v2 HPAs (status only); the scale
+# subresources and metrics APIs are granted above.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers/status"]
+  verbs: ["get", "patch", "update"]
 {{- end }}
 {{ include "kubeplane.rules.events" . }}
 {{- end }}

@@ -181,7 +181,7 @@ def test_registry_selects_like_kube_controller_managers_flag() -> None:
     assert len(registry.builders("replicaset", drop_in=True)) == 2
     assert registry.replaced("*") == ["replicaset-controller", "replicationcontroller-controller",
                                       "deployment-controller", "daemonset-controller", "statefulset-controller",
-                                      "job-controller", "cronjob-controller"]
+                                      "job-controller", "cronjob-controller", "horizontal-pod-autoscaler-controller"]
 
 
 async def test_serves_reads_discovery() -> None:
