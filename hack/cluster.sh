@@ -460,6 +460,12 @@ PY
       kc create secret generic minio-credentials -n kubeplane-system --from-file=cloud=/dev/stdin \
         --dry-run=client -o yaml | kc apply -f - >/dev/null
   )
+  # The key backups are signed with (operators/backup/signing.py): created once, never replaced (backups
+  # signed with a replaced key would no longer sync or restore).
+  if ! kc get secret kubeplane-backup-signing-key -n kubeplane-system >/dev/null 2>&1; then
+    head -c 32 /dev/urandom | kc create secret generic kubeplane-backup-signing-key -n kubeplane-system \
+      --from-file=key=/dev/stdin >/dev/null
+  fi
   kc apply -f - >/dev/null <<YAML
 apiVersion: backup.kubeplane.dev/v1alpha1
 kind: BackupStorageLocation

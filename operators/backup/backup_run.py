@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
-from operators.backup import archive, crypto, selection
+from operators.backup import archive, crypto, selection, signing
 from operators.backup.discovery import ApiResource, discover, list_items
 from operators.backup.locations import Location
 from operators.backup.storage import ObjectStore
@@ -200,7 +200,8 @@ async def run_backup(
     def seal(data: bytes) -> bytes:
         return crypto.encrypt(data, location.encryption_key) if location.encryption_key else data
 
-    await store.put_bytes(keys.checksums, seal(manifest.to_json()))
+    checksums = seal(manifest.to_json())
+    await store.put_bytes(keys.checksums, checksums)
     await store.put_bytes(keys.resource_list, seal(_gzip(json.dumps(archive.resource_list(collector.listed)).encode())))
     await store.put_bytes(keys.results, seal(_gzip(results.to_json())))
     phase = "PartiallyFailed" if results.error_count else "Completed"
@@ -224,6 +225,7 @@ async def run_backup(
     }
     if reason:
         final["status"]["failureReason"] = reason
+    final[signing.FIELD] = signing.sign(location.signing_key, name, final, checksums)
     await store.put_bytes(keys.metadata, json.dumps(final, indent=1).encode())
     return Outcome(phase, count, results, completed, reason)
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import configparser
+import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from operators.backup import crypto
+from operators.backup import crypto, signing
 from operators.backup.storage import StorageConfig
 from operators.core.kube import ApiError, Kube
 
@@ -84,6 +85,7 @@ class Location:
     spec: Mapping[str, Any]
     config: StorageConfig
     encryption_key: bytes | None
+    signing_key: bytes  # signing.py: never sent to the bucket
 
     @property
     def read_only(self) -> bool:
@@ -108,13 +110,38 @@ async def resolve(kube: Kube, bsl: Mapping[str, Any]) -> Location:
                 f"the encryption key must be {ENCRYPTION_KEY_BYTES} bytes (raw, 64 hex digits or base64); create one "
                 "with: head -c 32 /dev/urandom > key && kubectl create secret generic NAME --from-file=key"
             ) from None
+    signing_key = await _signing_key(kube, namespace)
     config = storage_config(spec, credentials)
     if config.ca_bundle is not None:
         try:
             ssl.create_default_context(cadata=config.ca_bundle.decode("ascii", errors="replace"))
         except (ssl.SSLError, ValueError) as e:
             raise LocationError(f"objectStorage.caCert is not a PEM CA bundle (base64 of the PEM text): {e}") from None
-    return Location(meta["name"], namespace, spec, config, key)
+    return Location(meta["name"], namespace, spec, config, key, signing_key)
+
+
+async def _signing_key(kube: Kube, namespace: str) -> bytes:
+    """The installation's backup signing key (signing.py), from its Secret in the location's namespace."""
+    name = signing.secret_name()
+    if not os.environ.get(signing.SECRET_ENV):
+        # The CLI, next to a release not named kubeplane: the chart labels the Secret it made.
+        try:
+            found = (await kube.get(f"/api/v1/namespaces/{namespace}/secrets",
+                                    labelSelector=f"{signing.SECRET_LABEL}=true")).get("items") or []
+        except ApiError:
+            found = []  # may not list Secrets: the default name it is
+        if len(found) == 1:
+            name = found[0]["metadata"]["name"]
+    hint = (f"the chart creates it; otherwise: head -c 32 /dev/urandom > key && kubectl -n {namespace} create "
+            f"secret generic {name} --from-file=key (clusters restoring each other's backups share its value)")
+    try:
+        raw = await _secret_value(kube, namespace, {"name": name, "key": signing.SECRET_KEY}, "backup signing key")
+        return crypto.parse_key(raw)
+    except LocationError as e:
+        raise LocationError(f"{e}; {hint}") from None
+    except ValueError:
+        raise LocationError(f"the backup signing key in Secret {name!r} must be 32 bytes (raw, 64 hex digits or "
+                            f"base64); {hint}") from None
 
 
 async def get_location(kube: Kube, namespace: str, name: str | None) -> Mapping[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from operators.backup import archive, locations, naming, selection, sync
+from operators.backup import archive, locations, naming, selection, signing, sync
 from operators.backup.backup_run import run_backup
 from operators.backup.locations import GROUP, VERSION, Location, LocationError
 from operators.backup.restore_run import run_restore
@@ -178,26 +178,38 @@ class BackupOperator:
             return period
         plan = sync.plan_sync(name, stored, cluster)
         for backup_name in plan.create:
-            await self.create_synced_backup(bsl, store, backup_name)
+            await self.create_synced_backup(bsl, store, backup_name, location.signing_key)
         for backup_name in plan.complete:
-            await self.write_synced_status(bsl, store, backup_name)
+            await self.write_synced_status(bsl, store, backup_name, location.signing_key)
         for backup_name in plan.delete:
             await self.remove_vanished_backup(bsl, store, backup_name)
         await self.patch_status("backupstoragelocations", name, {"lastSyncedTime": format_time(now())})
         return period
 
-    async def _stored_backup(self, bsl: dict[str, Any], store: ObjectStore,
-                             backup_name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    async def _stored_backup(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str,
+                             signing_key: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The Backup to create and its status, from the stored metadata object; None (and a Warning on the
+        location) when it is not a backup this installation's key signed (signing.py)."""
+        keys = archive.BackupKeys(backup_name)
         try:
-            stored = json.loads(await store.get_bytes(archive.BackupKeys(backup_name).metadata))
+            stored = json.loads(await store.get_bytes(keys.metadata))
+            if not isinstance(stored, dict):
+                raise sync.InvalidMetadata(f"backups/{backup_name}/{sync.METADATA_FILE} is not a JSON object")
+            signing.verify(signing_key, backup_name, stored, await store.get_bytes(keys.checksums))
             return sync.backup_from_metadata(backup_name, stored, bsl["metadata"]["name"], operator_namespace())
+        except signing.SignatureError as e:
+            logger.warning("backup sync: backup %s on location %s not imported: %s",
+                           backup_name, bsl["metadata"]["name"], e)
+            self.events.warning(bsl, "UntrustedBackup", f"not imported: {e}")
+            return None
         except (StorageError, ValueError, AttributeError) as e:
             logger.warning("backup sync: cannot take backup %s from location %s: %s",
                            backup_name, bsl["metadata"]["name"], e)
             return None
 
-    async def create_synced_backup(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str) -> None:
-        found = await self._stored_backup(bsl, store, backup_name)
+    async def create_synced_backup(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str,
+                                   signing_key: bytes) -> None:
+        found = await self._stored_backup(bsl, store, backup_name, signing_key)
         if found is None:
             return
         obj, status = found
@@ -209,8 +221,9 @@ class BackupOperator:
             return
         await self._finish_synced(bsl, backup_name, status)
 
-    async def write_synced_status(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str) -> None:
-        found = await self._stored_backup(bsl, store, backup_name)
+    async def write_synced_status(self, bsl: dict[str, Any], store: ObjectStore, backup_name: str,
+                                  signing_key: bytes) -> None:
+        found = await self._stored_backup(bsl, store, backup_name, signing_key)
         if found is not None:
             await self._finish_synced(bsl, backup_name, found[1])
 
@@ -382,15 +395,17 @@ class BackupOperator:
             except (StorageError, ValueError) as e:
                 raise RetryLater(f"backup {name}: cannot tell whether the interrupted run finished: {e}") from e
             if stored is not None:
-                stored_uid = (stored.get("metadata") or {}).get("uid")
-                if stored_uid == backup["metadata"].get("uid"):
+                stored_uid = (stored.get("metadata") or {}).get("uid") if isinstance(stored, dict) else None
+                untrusted = await self._untrusted(store, name, stored, location.signing_key)
+                if stored_uid == backup["metadata"].get("uid") and untrusted is None:
                     status = sync.stored_status(stored, location.name)
                     await self.patch_status("backups", name, status)
                     self.events.normal(backup, "BackupCompleted",
                                        "the run had finished; its status is taken from the bucket")
                     return
-                reason = (f"interrupted, and backups/{name}/ in object storage holds another backup "
-                          f"(uid {stored_uid}): left untouched")
+                what = f"another backup (uid {stored_uid})" if untrusted is None else f"a backup it cannot trust " \
+                    f"({untrusted})"
+                reason = f"interrupted, and backups/{name}/ in object storage holds {what}: left untouched"
                 self.events.warning(backup, "BackupInterrupted", reason)
                 await self.patch_status("backups", name, {
                     "phase": "Failed", "failureReason": reason, "completionTimestamp": format_time(now()),
@@ -402,6 +417,18 @@ class BackupOperator:
         await self.patch_status("backups", name, {
             "phase": "Failed", "failureReason": INTERRUPTED, "completionTimestamp": format_time(now()),
         })
+
+    @staticmethod
+    async def _untrusted(store: ObjectStore, name: str, stored: Any, key: bytes) -> str | None:
+        """Why the stored metadata object is not a backup this installation signed; None when it is."""
+        try:
+            signing.verify(key, name, stored if isinstance(stored, dict) else {},
+                           await store.get_bytes(archive.BackupKeys(name).checksums))
+        except signing.SignatureError as e:
+            return str(e)
+        except StorageError as e:
+            raise RetryLater(f"backup {name}: cannot read its checksums object: {e}") from e
+        return None
 
     async def delete_backup_files(self, backup: dict[str, Any]) -> None:
         name = backup["metadata"]["name"]

@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 
-from operators.backup import archive, crypto, restore_plan, selection
+from operators.backup import archive, crypto, restore_plan, selection, signing
 from operators.backup.backup_run import Results
 from operators.backup.discovery import discover
 from operators.backup.locations import LocationError
@@ -73,8 +73,8 @@ _END = object()
 class _BackupReader:
     """The backup's tarball in object storage, read as a plaintext stream as often as needed."""
 
-    def __init__(self, store: Any, backup_name: str, key: bytes | None) -> None:
-        self.store, self.key = store, key
+    def __init__(self, store: Any, backup_name: str, key: bytes | None, signing_key: bytes) -> None:
+        self.store, self.key, self.signing_key = store, key, signing_key
         self.keys = archive.BackupKeys(backup_name)
         self._manifest: archive.Manifest | None = None
 
@@ -86,7 +86,15 @@ class _BackupReader:
     async def load_manifest(self) -> None:
         if not await self.store.exists(self.keys.metadata):
             raise StorageError(f"backup {self.keys.name!r} has no metadata object in storage: it never completed")
+        try:
+            metadata = json.loads(await self.store.get_bytes(self.keys.metadata))
+        except ValueError as e:
+            raise archive.ArchiveRejected([f"the metadata object is not valid JSON: {e}"]) from None
         raw = await self.store.get_bytes(self.keys.checksums)
+        try:  # before the checksums are trusted (or even decrypted)
+            signing.verify(self.signing_key, self.keys.name, metadata if isinstance(metadata, dict) else {}, raw)
+        except signing.SignatureError as e:
+            raise archive.ArchiveRejected([str(e)]) from None
         if self.key is not None:
             raw = crypto.decrypt(raw, self.key)
         self._manifest = archive.Manifest.from_json(raw)
@@ -188,7 +196,7 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         return
 
     results = Results()
-    reader = _BackupReader(store, backup_name, location.encryption_key)
+    reader = _BackupReader(store, backup_name, location.encryption_key, location.signing_key)
     try:
         await reader.load_manifest()
         index = await reader.index()

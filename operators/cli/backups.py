@@ -19,7 +19,7 @@ from typing import IO, Any, TypeVar
 import click
 import yaml
 
-from operators.backup import archive, crypto, locations
+from operators.backup import archive, crypto, locations, signing
 from operators.backup.locations import GROUP, VERSION
 from operators.backup.storage import ObjectStore, StorageError
 from operators.cli.common import run_with_kube
@@ -260,10 +260,13 @@ def backup_describe(name: str, namespace: str) -> None:
     _run(go)
 
 
-async def _store(kube: Kube, namespace: str, backup: Mapping[str, Any]) -> tuple[ObjectStore, bytes | None]:
+async def _location(kube: Kube, namespace: str, backup: Mapping[str, Any]) -> locations.Location:
     bsl_name = _status(backup).get("storageLocation") or (backup.get("spec") or {}).get("storageLocation")
-    bsl = await locations.get_location(kube, namespace, bsl_name)
-    location = await locations.resolve(kube, bsl)
+    return await locations.resolve(kube, await locations.get_location(kube, namespace, bsl_name))
+
+
+async def _store(kube: Kube, namespace: str, backup: Mapping[str, Any]) -> tuple[ObjectStore, bytes | None]:
+    location = await _location(kube, namespace, backup)
     return ObjectStore(location.config), location.encryption_key
 
 
@@ -289,11 +292,17 @@ def _fetch(name: str, namespace: str) -> tuple[IO[bytes], archive.Manifest, byte
     """Download a backup's tarball into a temporary file (as stored: maybe encrypted) and its manifest."""
     async def go(kube: Kube) -> tuple[IO[bytes], archive.Manifest, bytes | None]:
         backup = await kube.get(_path(namespace, "backups", name))
-        store, key = await _store(kube, namespace, backup)
+        location = await _location(kube, namespace, backup)
+        store, key = ObjectStore(location.config), location.encryption_key
         keys = archive.BackupKeys(name)
         if not await store.exists(keys.metadata):
             raise click.ClickException(f"backup {name} is incomplete: no metadata object in storage")
-        manifest = archive.Manifest.from_json(_open(await store.get_bytes(keys.checksums), key))
+        checksums = await store.get_bytes(keys.checksums)
+        try:
+            signing.verify(location.signing_key, name, json.loads(await store.get_bytes(keys.metadata)), checksums)
+        except (signing.SignatureError, ValueError, AttributeError) as e:
+            raise click.ClickException(f"backup {name} failed verification: {e}") from None
+        manifest = archive.Manifest.from_json(_open(checksums, key))
         raw = tempfile.TemporaryFile()
         await store.get_to_file(keys.contents, raw)
         return raw, manifest, key
@@ -333,7 +342,8 @@ def backup_download(name: str, target: str | None, namespace: str) -> None:
 @click.argument("name")
 @namespace_option
 def backup_verify(name: str, namespace: str) -> None:
-    """Check every checksum of a backup (and its decryption, when encrypted). Exit 1 if anything is off."""
+    """Check a backup's signature, every checksum (and its decryption, when encrypted). Exit 1 if anything is
+    off."""
     try:
         raw, manifest, key = _fetch(name, namespace)
         with raw, tempfile.TemporaryFile() as plain:
@@ -343,7 +353,8 @@ def backup_verify(name: str, namespace: str) -> None:
         message = e.message if isinstance(e, click.ClickException) else str(e)
         click.echo(f"Backup {name}: verification FAILED: {message}", err=True)
         sys.exit(1)
-    click.echo(f"Backup {name}: OK ({len(manifest.members)} members, every checksum matches).")
+    click.echo(f"Backup {name}: OK (signed with this installation's key, {len(manifest.members)} members, every "
+               "checksum matches).")
 
 
 @backup_group.command("delete")

@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
-from operators.backup import archive
+from operators.backup import archive, crypto, signing
 from tests.faults.apirelay import ApiRelay
 from tests.integration.conftest import (
     BIN,
@@ -873,6 +873,33 @@ def checksums(tarball: bytes, members: list[tuple[str, bytes]]) -> bytes:
                        "archive": digest(tarball), "members": {n: digest(c) for n, c in members}}).encode()
 
 
+def installation_signing_key() -> bytes:
+    """The key this installation's backups are signed with (`make up` created its Secret)."""
+    secret = kubectl_json("get", "secret", signing.DEFAULT_SECRET, "-n", NS)
+    return crypto.parse_key(base64.b64decode(secret["data"][signing.SECRET_KEY]))
+
+
+def plant(s3: Any, prefix: str, backup: str, tarball: bytes, manifest: bytes, stored: dict[str, Any],
+          key: bytes | None) -> None:
+    """A backup written straight into the bucket, its metadata object signed with `key` (None: unsigned)."""
+    directory = f"{prefix}/backups/{backup}"
+    if key is not None:
+        stored = {**stored, "signature": signing.sign(key, backup, stored, manifest)}
+    s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}.tar.gz", Body=tarball)
+    s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}-checksums.json", Body=manifest)
+    s3.put_object(Bucket="kubeplane", Key=f"{directory}/kubeplane-backup.json", Body=json.dumps(stored).encode())
+
+
+def stored_backup(backup: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP, "kind": "Backup", "metadata": {"name": backup, "namespace": NS},
+        "spec": {"includedNamespaces": [namespace]},
+        "status": {"phase": "Completed", "formatVersion": "1.1.0", "startTimestamp": "2026-01-01T00:00:00Z",
+                   "completionTimestamp": "2026-01-01T00:00:05Z", "expiration": "2099-01-01T00:00:00Z",
+                   "progress": {"totalItems": 1, "itemsBackedUp": 1}, "errors": 0, "warnings": 0},
+    }
+
+
 @pytest.mark.parametrize("unsafe", ["traversal", "absolute", "symlink", "none"])
 def test_malicious_tarball_is_refused_before_anything_is_restored(
         backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str], unsafe: str) -> None:
@@ -892,17 +919,10 @@ def test_malicious_tarball_is_refused_before_anything_is_restored(
     tarball = tar_gz(members, links)
 
     name, prefix, backup = unique("evil"), unique("evil-prefix"), unique("b")
-    stored = {
-        "apiVersion": GROUP, "kind": "Backup", "metadata": {"name": backup, "namespace": NS},
-        "spec": {"includedNamespaces": [namespace]},
-        "status": {"phase": "Completed", "formatVersion": "1.1.0", "startTimestamp": "2026-01-01T00:00:00Z",
-                   "completionTimestamp": "2026-01-01T00:00:05Z", "expiration": "2099-01-01T00:00:00Z",
-                   "progress": {"totalItems": 1, "itemsBackedUp": 1}, "errors": 0, "warnings": 0},
-    }
-    directory = f"{prefix}/backups/{backup}"
-    s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}.tar.gz", Body=tarball)
-    s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}-checksums.json", Body=checksums(tarball, members))
-    s3.put_object(Bucket="kubeplane", Key=f"{directory}/kubeplane-backup.json", Body=json.dumps(stored).encode())
+    # Signed with the installation's key (its holder went rogue, or the key leaked): the archive's own
+    # safety rules are what must refuse it. Without the key, see the test below.
+    plant(s3, prefix, backup, tarball, checksums(tarball, members), stored_backup(backup, namespace),
+          installation_signing_key())
     location(name, minio, prefix=prefix)
     try:
         def synced() -> dict[str, Any] | None:
@@ -932,6 +952,84 @@ def test_malicious_tarball_is_refused_before_anything_is_restored(
         assert not os.path.exists("/etc/kubeplane-x.json")
     finally:
         kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s", check=False)
+        kubectl("delete", "bsl", name, "-n", NS, check=False)
+        leftovers = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"{prefix}/").get("Contents", [])
+        if leftovers:
+            s3.delete_objects(Bucket="kubeplane", Delete={"Objects": [{"Key": o["Key"]} for o in leftovers]})
+
+
+def untrusted_events(location_name: str) -> str:
+    events = kubectl_json("get", "events", "-n", NS, "--field-selector",
+                          f"involvedObject.name={location_name},reason=UntrustedBackup")["items"]
+    return "\n".join(e.get("message") or "" for e in events)
+
+
+def test_a_backup_this_installation_did_not_sign_is_neither_synced_nor_restored(
+        backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str]) -> None:
+    """H4: write access to the bucket must not be enough to make the cluster create objects. A valid backup
+    (checksums right, archive safe) planted without this installation's signing key, or signed with another
+    key, is not synced (an UntrustedBackup Warning on the location says why); a signed backup copied under
+    another name is not either; and a backup whose stored metadata was changed after it was written is
+    refused by restore and by `kubeplane backup verify`. (The previous code synced and restored all four.)"""
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "planted", "namespace": namespace},
+            "data": {"from": "the bucket"}}
+    members = [("metadata/version", b"1.1.0\n"),
+               (f"resources/configmaps/namespaces/{namespace}/planted.json", json.dumps(good).encode())]
+    tarball = tar_gz(members, [])
+    name, prefix = unique("trust"), unique("trust-prefix")
+    unsigned, foreign = unique("b"), unique("b")
+    plant(s3, prefix, unsigned, tarball, checksums(tarball, members), stored_backup(unsigned, namespace), None)
+    plant(s3, prefix, foreign, tarball, checksums(tarball, members), stored_backup(foreign, namespace), bytes(32))
+    location(name, minio, prefix=prefix)
+    real, copy = unique("b"), unique("b")
+    try:
+        # A real backup through this location, then its files copied under another name.
+        kubectl("create", "configmap", "real", "-n", namespace, "--from-literal=a=b")
+        create("Backup", real, {"includedNamespaces": [namespace], "storageLocation": name})
+        assert finished("kpbackup", real)["phase"] == "Completed"
+        source, target = f"{prefix}/backups/{real}", f"{prefix}/backups/{copy}"
+        for suffix_from, suffix_to in ((f"{real}.tar.gz", f"{copy}.tar.gz"),
+                                       (f"{real}-checksums.json", f"{copy}-checksums.json"),
+                                       ("kubeplane-backup.json", "kubeplane-backup.json")):
+            body = s3.get_object(Bucket="kubeplane", Key=f"{source}/{suffix_from}")["Body"].read()
+            if suffix_to == "kubeplane-backup.json":
+                moved = json.loads(body)
+                moved["metadata"]["name"] = copy
+                body = json.dumps(moved).encode()
+            s3.put_object(Bucket="kubeplane", Key=f"{target}/{suffix_to}", Body=body)
+
+        def warned() -> str | None:
+            messages = untrusted_events(name)
+            return messages if all(b in messages for b in (unsigned, foreign, copy)) else None
+        messages = wait_for(warned, timeout=SYNC_WAIT, what="UntrustedBackup warnings for the three planted backups")
+        assert f"backup {unsigned!r} is not signed" in messages, messages
+        assert f"backup {foreign!r} is signed with another key" in messages, messages
+        assert f"backup {copy!r} does not match its signature" in messages, messages
+        # A whole later pass: still not imported.
+        synced = kubectl_json("get", "bsl", name, "-n", NS)["status"]["lastSyncedTime"]
+        wait_for(lambda: kubectl_json("get", "bsl", name, "-n", NS)["status"]["lastSyncedTime"] != synced,
+                 timeout=SYNC_WAIT, what="another sync pass")
+        for planted in (unsigned, foreign, copy):
+            assert backup_object(planted) is None, f"{planted} was imported"
+
+        # The real backup's metadata object rewritten in the bucket (its Backup object still says Completed).
+        key = f"{source}/kubeplane-backup.json"
+        stored = json.loads(s3.get_object(Bucket="kubeplane", Key=key)["Body"].read())
+        stored["spec"]["includedNamespaces"] = ["kube-system"]
+        s3.put_object(Bucket="kubeplane", Key=key, Body=json.dumps(stored).encode())
+        verified = kubeplane("backup", "verify", real, check=False)
+        assert verified.returncode == 1 and "does not match its signature" in verified.stderr, verified.stderr
+        kubectl("delete", "configmap", "real", "-n", namespace)
+        restore = unique("r")
+        create("Restore", restore, {"backupName": real})
+        status = finished("kprestore", restore)
+        assert status["phase"] == "Failed", status
+        assert "does not match its signature" in status["failureReason"], status
+        assert "nothing was restored" in status["failureReason"], status
+        assert kubectl("get", "cm", "real", "-n", namespace, check=False).returncode != 0
+    finally:
+        for backup in (real, unsigned, foreign, copy):
+            kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s", check=False)
         kubectl("delete", "bsl", name, "-n", NS, check=False)
         leftovers = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"{prefix}/").get("Contents", [])
         if leftovers:

@@ -11,6 +11,7 @@ not skip.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import subprocess
@@ -684,6 +685,29 @@ def test_backup_storage_location_wired_to_minio() -> None:
     assert bsl["spec"]["credential"] == {"name": "kp-kubeplane-minio", "key": "cloud"}
     # A hook: Helm resolves its kind after the release's CRDs exist, so a first install works.
     assert hook(bsl) == "post-install,post-upgrade"
+
+
+def backup_env(objs: list[Obj]) -> dict[str, str]:
+    container = named(objs, "Deployment", "kp-kubeplane-backup")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_backup_signing_key_is_generated_kept_and_never_in_the_bucket_settings() -> None:
+    objs = render({"operators": {"backup": {"enabled": True}}})
+    secret = named(objs, "Secret", "kp-kubeplane-backup-signing-key")
+    assert secret["metadata"]["labels"]["backup.kubeplane.dev/signing-key"] == "true"
+    assert secret["metadata"]["namespace"] == NAMESPACE
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "uninstall keeps the key"
+    key = base64.b64decode(base64.b64decode(secret["data"]["key"]))
+    assert len(key) == 32, "32 random bytes, base64 text in the Secret (signing keys parse it)"
+    assert backup_env(objs)["KUBEPLANE_BACKUP_SIGNING_SECRET"] == "kp-kubeplane-backup-signing-key"
+    for obj in objs:
+        if obj["kind"] == "BackupStorageLocation":
+            assert secret["data"]["key"] not in json.dumps(obj)
+    # A key of one's own (shared by clusters that restore each other's backups): no Secret made.
+    objs = render({"operators": {"backup": {"enabled": True, "signingKey": {"existingSecret": "shared"}}}})
+    assert not [o for o in of_kind(objs, "Secret") if "signing" in o["metadata"]["name"]]
+    assert backup_env(objs)["KUBEPLANE_BACKUP_SIGNING_SECRET"] == "shared"
 
 
 def test_backup_storage_location_with_external_s3() -> None:

@@ -2,7 +2,8 @@
 Its metadata object under this Backup's uid means the run finished and only the status write was lost:
 the stored status is adopted and nothing is deleted (the previous code deleted backups/<name>/,
 metadata included). Another uid means someone else's backup: never touched. No metadata: the partial
-files go and the Backup is Failed. An unreadable bucket decides nothing."""
+files go and the Backup is Failed. An unreadable bucket decides nothing. A metadata object this
+installation's key did not sign (signing.py) is never adopted, nor deleted."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from operators.backup import operator as backup_operator
+from operators.backup import signing
 from operators.backup.archive import BackupKeys
 from operators.backup.storage import StorageError
 from operators.core.workqueue import RetryLater
@@ -39,9 +41,13 @@ class FakeStore:
         return len(gone)
 
 
+KEY = bytes(range(32))
+
+
 class FakeLocation:
     name = "default"
     read_only = False
+    signing_key = KEY
 
 
 class Recorder:
@@ -58,10 +64,16 @@ def backup(uid: str = "uid-1") -> dict[str, Any]:
             "status": {"phase": "InProgress", "storageLocation": "default"}}
 
 
-def stored(uid: str) -> bytes:
-    return json.dumps({"metadata": {"name": "nightly", "uid": uid}, "status": {
+CHECKSUMS = b'{"format": "kubeplane.dev/backup-checksums/v1"}'
+
+
+def stored(uid: str, key: bytes | None = KEY) -> bytes:
+    metadata: dict[str, Any] = {"metadata": {"name": "nightly", "uid": uid}, "status": {
         "phase": "Completed", "completionTimestamp": "2026-12-01T01:00:00Z", "errors": 0, "warnings": 0,
-        "progress": {"totalItems": 9, "itemsBackedUp": 9}}}).encode()
+        "progress": {"totalItems": 9, "itemsBackedUp": 9}}}
+    if key is not None:
+        metadata["signature"] = signing.sign(key, "nightly", metadata, CHECKSUMS)
+    return json.dumps(metadata).encode()
 
 
 def operator_with(store: FakeStore, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Recorder]:
@@ -80,7 +92,7 @@ KEYS = BackupKeys("nightly")
 
 async def test_a_finished_run_whose_status_write_was_lost_is_completed_not_deleted(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    store = FakeStore({KEYS.metadata: stored("uid-1"), KEYS.contents: b"tarball"})
+    store = FakeStore({KEYS.metadata: stored("uid-1"), KEYS.checksums: CHECKSUMS, KEYS.contents: b"tarball"})
     op, kube = operator_with(store, monkeypatch)
     await op.fail_interrupted(backup())
     assert store.deleted == [] and KEYS.contents in store.objects
@@ -89,12 +101,25 @@ async def test_a_finished_run_whose_status_write_was_lost_is_completed_not_delet
 
 
 async def test_another_backups_files_are_never_touched(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = FakeStore({KEYS.metadata: stored("someone-else"), KEYS.contents: b"their tarball"})
+    store = FakeStore({KEYS.metadata: stored("someone-else"), KEYS.checksums: CHECKSUMS,
+                       KEYS.contents: b"their tarball"})
     op, kube = operator_with(store, monkeypatch)
     await op.fail_interrupted(backup())
     assert store.deleted == [] and KEYS.contents in store.objects
     [status] = kube.statuses
     assert status["phase"] == "Failed" and "holds another backup" in status["failureReason"]
+
+
+@pytest.mark.parametrize("key", [None, bytes(32)], ids=["unsigned", "another-key"])
+async def test_a_metadata_object_this_key_did_not_sign_is_neither_adopted_nor_deleted(
+        key: bytes | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bucket's writer planted a metadata object under this Backup's uid: not taken as Completed."""
+    store = FakeStore({KEYS.metadata: stored("uid-1", key), KEYS.checksums: CHECKSUMS, KEYS.contents: b"planted"})
+    op, kube = operator_with(store, monkeypatch)
+    await op.fail_interrupted(backup())
+    assert store.deleted == [] and KEYS.contents in store.objects
+    [status] = kube.statuses
+    assert status["phase"] == "Failed" and "cannot trust" in status["failureReason"], status
 
 
 async def test_a_cut_short_run_is_cleaned_and_failed(monkeypatch: pytest.MonkeyPatch) -> None:
