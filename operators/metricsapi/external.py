@@ -39,6 +39,7 @@ from cryptography.x509.oid import NameOID
 from operators.core.kube import ApiError, Kube
 from operators.core.selectors import SelectorError, parse
 from operators.core.timeutil import format_time, now
+from operators.metricsapi import custom
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,51 @@ def app(kube: Kube) -> web.Application:
         return web.json_response({"kind": "ExternalMetricValueList", "apiVersion": f"{GROUP}/{VERSION}",
                                   "metadata": {}, "items": series(configmaps, metric, selector)})
 
+    async def custom_discovery(_: web.Request) -> web.Response:
+        return web.json_response(custom.resource_list())
+
+    async def custom_configmaps(namespace: str) -> list[dict[str, Any]]:
+        return await kube.list_all(f"/api/v1/namespaces/{namespace}/configmaps",
+                                   labelSelector=f"{custom.SOURCE_LABEL}=true")
+
+    def metric_list(items: list[dict[str, Any]]) -> web.Response:
+        return web.json_response({"kind": "MetricValueList", "apiVersion": f"{custom.GROUP}/{custom.VERSION}",
+                                  "metadata": {}, "items": items})
+
+    async def custom_pods(request: web.Request) -> web.Response:
+        namespace, metric = request.match_info["namespace"], request.match_info["metric"]
+        selector, metric_selector = request.query.get("labelSelector", ""), request.query.get("metricLabelSelector", "")
+        try:
+            parse(selector), parse(metric_selector)
+        except SelectorError as e:
+            return status(400, "BadRequest", f"invalid selector: {e}")
+        try:
+            pods = await kube.list_all(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)
+            configmaps = await custom_configmaps(namespace)
+        except ApiError as e:
+            return status(e.status, "InternalError", f"reading pods and ConfigMaps: {e}")
+        return metric_list(custom.pod_values(configmaps, pods, metric, metric_selector))
+
+    async def custom_object(request: web.Request) -> web.Response:
+        namespace, resource = request.match_info["namespace"], request.match_info["resource"]
+        name, metric = request.match_info["name"], request.match_info["metric"]
+        metric_selector = request.query.get("metricLabelSelector", "")
+        try:
+            parse(metric_selector)
+        except SelectorError as e:
+            return status(400, "BadRequest", f"invalid metricLabelSelector: {e}")
+        try:
+            described = await describe(kube, resource)
+            configmaps = await custom_configmaps(namespace)
+        except ApiError as e:
+            return status(e.status, "InternalError", f"reading ConfigMaps: {e}")
+        if described is None:
+            return status(404, "NotFound", f"the server could not find the resource {resource!r}")
+        items = custom.object_values(configmaps, namespace, resource, name, metric, metric_selector, *described)
+        if not items:
+            return status(404, "NotFound", f"no metric {metric!r} for {resource} {namespace}/{name}")
+        return metric_list(items)
+
     async def empty_openapi(_: web.Request) -> web.Response:
         return status(404, "NotFound", "no OpenAPI document here")
 
@@ -129,9 +175,33 @@ def app(kube: Kube) -> web.Application:
     application.router.add_get(BASE, discovery)
     application.router.add_get(BASE + "/", discovery)
     application.router.add_get(BASE + "/namespaces/{namespace}/{metric}", values)
+    application.router.add_get(custom.BASE, custom_discovery)
+    application.router.add_get(custom.BASE + "/", custom_discovery)
+    application.router.add_get(custom.BASE + "/namespaces/{namespace}/pods/*/{metric}", custom_pods)
+    application.router.add_get(custom.BASE + "/namespaces/{namespace}/{resource}/{name}/{metric}", custom_object)
     application.router.add_get("/openapi/v2", empty_openapi)
     application.router.add_get("/openapi/v3", empty_openapi)
     return application
+
+
+async def describe(kube: Kube, resource: str) -> tuple[str, str] | None:
+    """The kind and apiVersion of `resource` (`deployments.apps`, `pods`), by discovery of its group's preferred
+    version; None when no API serves it."""
+    plural, _, group = resource.partition(".")
+    try:
+        if group:
+            preferred = ((await kube.get(f"/apis/{group}")).get("preferredVersion") or {}).get("groupVersion")
+            if not preferred:
+                return None
+            found = await kube.get(f"/apis/{preferred}")
+        else:
+            preferred, found = "v1", await kube.get("/api/v1")
+    except ApiError as e:
+        if e.not_found:
+            return None
+        raise
+    kind = next((r.get("kind") for r in found.get("resources") or [] if r.get("name") == plural), None)
+    return (str(kind), str(preferred)) if kind else None
 
 
 async def register(kube: Kube, ca_bundle: bytes, port: int, external_name: str | None) -> None:
@@ -145,7 +215,7 @@ async def register(kube: Kube, ca_bundle: bytes, port: int, external_name: str |
     }
     if external_name is not None:
         await _apply(kube, f"/api/v1/namespaces/{NAMESPACE}/services/{SERVICE}", service)
-    apiservice = {
+    apiservice: dict[str, Any] = {
         "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
         "metadata": {"name": APISERVICE, "labels": labels},
         "spec": {"group": GROUP, "version": VERSION, "groupPriorityMinimum": 100, "versionPriority": 100,
@@ -153,6 +223,10 @@ async def register(kube: Kube, ca_bundle: bytes, port: int, external_name: str |
                  "caBundle": base64.b64encode(ca_bundle).decode()},
     }
     await _apply(kube, f"/apis/apiregistration.k8s.io/v1/apiservices/{APISERVICE}", apiservice)
+    # The custom metrics API (custom.py), served by the same process.
+    apiservice = {**apiservice, "metadata": {"name": custom.APISERVICE, "labels": labels},
+                  "spec": {**apiservice["spec"], "group": custom.GROUP, "version": custom.VERSION}}
+    await _apply(kube, f"/apis/apiregistration.k8s.io/v1/apiservices/{custom.APISERVICE}", apiservice)
 
 
 async def _apply(kube: Kube, path: str, body: dict[str, Any]) -> None:
@@ -188,7 +262,8 @@ async def serve(port: int, host: str, external_name: str | None, register_servic
         logger.info("external metrics API on https://%s:%d%s", host, port, BASE)
         if register_service:
             await register(kube, cert, port, external_name)
-            logger.info("registered APIService %s -> %s/%s:%d", APISERVICE, NAMESPACE, SERVICE, port)
+            logger.info("registered APIServices %s and %s -> %s/%s:%d", APISERVICE, custom.APISERVICE, NAMESPACE,
+                        SERVICE, port)
         try:
             await asyncio.Event().wait()
         finally:

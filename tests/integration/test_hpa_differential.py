@@ -212,3 +212,106 @@ def test_an_unreadable_target_is_reported_as_kube_controller_managers_hpa(contro
     results = differential.run_together(unreadable_scenario, (UPSTREAM, KUBEPLANE))
     print(json.dumps(results, indent=1))
     differential.assert_same(results)
+
+
+def custom_metric(s: Side, name: str, describes: str, value: str) -> None:
+    """A value of the project's custom metrics API (operators/metricsapi/custom.py) for `describes`."""
+    s.apply({"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": name, "labels": {"metrics.kubeplane.dev/custom": "true", "source": "test"},
+                          "annotations": {"metrics.kubeplane.dev/describes": describes}},
+             "data": {"requests_per_second": value}})
+
+
+def custom_hpa(metric: dict[str, Any]) -> dict[str, Any]:
+    base = hpa()
+    return {**base, "spec": {**base["spec"], "minReplicas": 1, "maxReplicas": 5, "metrics": [metric], "behavior": {
+        "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 10, "periodSeconds": 60}]},
+        "scaleDown": {"stabilizationWindowSeconds": 0,
+                      "policies": [{"type": "Pods", "value": 10, "periodSeconds": 60}]}}}}
+
+
+OBJECT_METRIC = {"type": "Object", "object": {
+    "describedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+    "metric": {"name": "requests_per_second", "selector": {"matchLabels": {"source": "test"}}},
+    "target": {"type": "AverageValue", "averageValue": "10"}}}
+PODS_METRIC = {"type": "Pods", "pods": {
+    "metric": {"name": "requests_per_second"}, "target": {"type": "AverageValue", "averageValue": "30"}}}
+
+
+def custom_scenario(s: Side) -> None:
+    """Object and Pods metrics from a live custom metrics API (custom.metrics.k8s.io/v1beta2, served by `make
+    up`'s `kubeplane external-metrics serve`): an Object metric of the Deployment itself at 40 over an average
+    of 10 (4 replicas), then 20 (2); a Pods metric of 30 per pod at a 30 target (no change), then one pod at 90
+    (an average of 60: 4, then 45 over 4 pods: 6, capped at the maximum, 5: TooManyReplicas); an Object metric
+    the API has no value for. Compared: the replica counts in the order set, conditions, current metrics,
+    SuccessfulRescale messages, the warnings' messages."""
+    with Watch(ENV, f"/apis/apps/v1/namespaces/{s.namespace}/deployments") as deployments:
+        s.apply({**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 1}})
+        s.wait(lambda: (s.get("web", "deployments.apps").get("status") or {}).get("readyReplicas") == 1,
+               "the Deployment's pod")
+
+        def replicas_set(since: int) -> list[int]:
+            seen: list[int] = []
+            for _, d in deployments.events[since:]:
+                count = int((d.get("spec") or {}).get("replicas") or 0)
+                if not seen or seen[-1] != count:
+                    seen.append(count)
+            return seen
+
+        def current(st: dict[str, Any]) -> list[Any]:
+            return [m.get("object", m.get("pods", {})).get("current") for m in st.get("currentMetrics") or []]
+
+        def step(name: str, done: Callable[[dict[str, Any]], bool], since: int) -> None:
+            def settled() -> bool:
+                obj = s.get("web")
+                st = obj.get("status") or {}
+                return st.get("observedGeneration") == obj["metadata"].get("generation") and done(st)
+            s.wait(settled, name, timeout=STEP_TIMEOUT)
+            before = int(deployments.events[since - 1][1]["spec"]["replicas"]) if since else None
+            wait_rescale_events(s, [n for n in replicas_set(since) if n != before])
+            st = s.status("web")
+            s.record(name, replicas=replicas_set(since), current=st.get("currentReplicas"),
+                     desired=st.get("desiredReplicas"), conditions=s.conditions("web"), metrics=current(st),
+                     rescales=sorted(s.event_messages("web", "SuccessfulRescale")))
+
+        def value(st: dict[str, Any]) -> str:
+            return str((current(st) or [{}])[0].get("averageValue"))
+
+        custom_metric(s, "object", "deployments.apps/web", "40")
+        mark = len(deployments.events)
+        s.apply_workload(custom_hpa(OBJECT_METRIC))
+        step("object metric: 40 over 10 per replica",
+             lambda st: st.get("currentReplicas") == 4 and st.get("desiredReplicas") == 4, mark)
+        mark = len(deployments.events)
+        custom_metric(s, "object", "deployments.apps/web", "20")
+        step("object metric: 20", lambda st: st.get("currentReplicas") == 2 and st.get("desiredReplicas") == 2, mark)
+
+        custom_metric(s, "per-pod", "pods", "30")
+        mark = len(deployments.events)
+        s.apply_workload(custom_hpa(PODS_METRIC))
+        step("pods metric at target", lambda st: st.get("desiredReplicas") == 2 and value(st) == "30", mark)
+        hot = sorted(s.live_pods())[0]
+        mark = len(deployments.events)
+        custom_metric(s, "hot-pod", f"pods/{hot}", "90")
+        step("pods metric: one pod at 90", lambda st: st.get("currentReplicas") == 5 and any(
+            c[0] == "ScalingLimited" and c[2] == "TooManyReplicas" for c in s.conditions("web")), mark)
+
+        # An Object metric the API has no value for: the errors as worded by each side.
+        missing = {**OBJECT_METRIC["object"], "describedObject": {**OBJECT_METRIC["object"]["describedObject"],
+                                                                  "name": "missing"}}
+        s.apply_workload(custom_hpa({"type": "Object", "object": missing}))
+        s.wait(lambda: any(c[0] == "ScalingActive" and c[1] == "False" for c in s.conditions("web"))
+               and s.event_messages("web", "FailedGetObjectMetric")
+               and s.event_messages("web", "FailedComputeMetricsReplicas"), "the missing metric reported",
+               timeout=STEP_TIMEOUT)
+        s.record("object metric unavailable", conditions=s.conditions("web"),
+                 warnings=sorted(set(s.event_messages("web", "FailedGetObjectMetric"))),
+                 computed=sorted(set(s.event_messages("web", "FailedComputeMetricsReplicas"))))
+        s.record("event reasons", reasons=s.event_reasons("web"))
+
+
+def test_pods_and_object_metrics_from_a_live_custom_metrics_api_as_kube_controller_managers_hpa(
+        controllers: Operator) -> None:
+    results = differential.run_together(custom_scenario, (UPSTREAM, KUBEPLANE))
+    print(json.dumps(results, indent=1))
+    differential.assert_same(results)

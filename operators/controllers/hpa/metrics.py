@@ -55,7 +55,8 @@ class Metrics:
     async def pod_resource(self, namespace: str, selector: str, resource: str, container: str = "",
                            ) -> dict[str, r.Sample]:
         """GetResourceMetric: each pod's usage of `resource` (all containers, or one)."""
-        body = await self.get(f"{RESOURCE_METRICS}/namespaces/{namespace}/pods", labelSelector=selector)
+        body = await _fetch(self.get, "resource", f"{RESOURCE_METRICS}/namespaces/{namespace}/pods",
+                            labelSelector=selector)
         samples: dict[str, r.Sample] = {}
         for item in body.get("items") or []:
             total, found = 0, False
@@ -72,7 +73,7 @@ class Metrics:
             samples[item["metadata"]["name"]] = r.Sample(
                 total, parse_time(item.get("timestamp")), _window(item.get("window")))
         if not samples:
-            raise r.MetricError("no metrics returned from resource metrics API")
+            raise r.FetchError("no metrics returned from resource metrics API")
         return samples
 
     async def pods_metric(self, namespace: str, name: str, selector: str, metric_selector: str,
@@ -81,10 +82,11 @@ class Metrics:
         params = {"labelSelector": selector}
         if metric_selector:
             params["metricLabelSelector"] = metric_selector
-        body = await self.get(f"{CUSTOM_METRICS}/namespaces/{namespace}/pods/*/{quote(name, safe='')}", **params)
+        path = f"{CUSTOM_METRICS}/namespaces/{namespace}/pods/*/{quote(name, safe='')}"
+        body = await _fetch(self.get, "custom", path, **params)
         items = body.get("items") or []
         if not items:
-            raise r.MetricError("no metrics returned from custom metrics API")
+            raise r.FetchError("no metrics returned from custom metrics API")
         return {i["describedObject"]["name"]: r.Sample(_milli(i["value"]), parse_time(i.get("timestamp")),
                                                        _window(i.get("windowSeconds")))
                 for i in items}
@@ -96,23 +98,25 @@ class Metrics:
         kind = str(described.get("kind") or "")
         plural = await self.plural(api_version, kind)
         if plural is None:
-            raise r.MetricError(f"no matches for kind \"{kind}\" in group \"{group}\"")
+            raise r.FetchError(f"unable to fetch metrics from custom metrics API: no matches for kind \"{kind}\" in "
+                               f"group \"{group}\"")
         resource = f"{plural}.{group}" if group else plural
         path = f"{CUSTOM_METRICS}/namespaces/{namespace}/{resource}/{described.get('name')}/{quote(name, safe='')}"
         params = {"metricLabelSelector": metric_selector} if metric_selector else {}
-        body = await self.get(path, **params)
+        body = await _fetch(self.get, "custom", path, **params)
         items = body["items"] if "items" in body else [body]
         if not items or "value" not in items[0]:
-            raise r.MetricError("no metrics returned from custom metrics API")
+            raise r.FetchError("no metrics returned from custom metrics API")
         return _milli(items[0]["value"])
 
     async def external(self, namespace: str, name: str, selector: str) -> int:
         """GetExternalMetric: the sum of the matching series."""
         params = {"labelSelector": selector} if selector else {}
-        body = await self.get(f"{EXTERNAL_METRICS}/namespaces/{namespace}/{quote(name, safe='')}", **params)
+        body = await _fetch(self.get, "external", f"{EXTERNAL_METRICS}/namespaces/{namespace}/{quote(name, safe='')}",
+                            **params)
         items = body.get("items") or []
         if not items:
-            raise r.MetricError("no metrics returned from external metrics API")
+            raise r.FetchError("no metrics returned from external metrics API")
         return sum(_milli(i["value"]) for i in items)
 
 
@@ -127,6 +131,14 @@ def _window(value: Any) -> timedelta:
         return gotime.parse_duration(str(value))
     except (ValueError, OverflowError):
         return timedelta(seconds=60)
+
+
+async def _fetch(get: Get, api: str, path: str, **params: Any) -> Any:
+    """One read of a metrics API; its failure as the metrics client words it."""
+    try:
+        return await get(path, **params)
+    except ApiError as e:
+        raise r.FetchError(f"unable to fetch metrics from {api} metrics API: {_error_text(e)}") from e
 
 
 def _error_text(err: Exception) -> str:
@@ -170,7 +182,7 @@ async def propose(metrics: Metrics, hpa: Obj, spec: Obj, current: int, status_re
                                            if metric.get("selector") else "")
             return _valued("External", source, value, current, status_replicas, pods, tolerances, name, {})
     except (r.MetricError, ApiError, KeyError, ValueError, ArithmeticError) as err:
-        return _failed(kind, spec, err, name)
+        return _failed(kind, spec, err, name, namespace)
     return Proposal(name, error=f"unknown metric source type {kind!r}", wrapped=f"unknown metric source type {kind!r}",
                     reason="InvalidMetricSourceType")
 
@@ -222,14 +234,35 @@ _REASONS = {"Resource": ("FailedGetResourceMetric", "failed to get {} resource m
             "External": ("FailedGetExternalMetric", "failed to get external metric value")}
 
 
-def _failed(kind: Any, spec: Obj, err: Exception, name: str) -> Proposal:
+def _failed(kind: Any, spec: Obj, err: Exception, name: str, namespace: str) -> Proposal:
     reason, prefix = _REASONS.get(str(kind), ("FailedGetMetric", "failed to get metric value"))
     if kind in ("Resource", "ContainerResource"):
         prefix = prefix.format((spec.get("resource" if kind == "Resource" else "containerResource") or {}).get("name"))
     text = _error_text(err)
-    if isinstance(err, r.MetricError) or isinstance(err, ApiError):
-        text = f"unable to get metric {_short(kind, spec)}: {text}" if isinstance(err, ApiError) else text
-    return Proposal(name, error=text, wrapped=f"{prefix}: {text}", reason=reason)
+    if isinstance(err, r.FetchError):
+        text = _calculation_error(kind, spec, text, namespace)
+    wrapped = text
+    source = spec.get("object") or {}
+    if kind == "Object" and (source.get("target") or {}).get("type") == "AverageValue":
+        # computeStatusForObjectMetric wraps this one error once more.
+        wrapped = f"failed to get {(source.get('metric') or {}).get('name')} object metric: {text}"
+    return Proposal(name, error=text, wrapped=f"{prefix}: {wrapped}", reason=reason)
+
+
+def _calculation_error(kind: Any, spec: Obj, fetch: str, namespace: str) -> str:
+    """How the replica calculator (replica_calculator.go) wraps the metrics client's error, word for word
+    (the Object form's arguments are in upstream's order)."""
+    if kind in ("Resource", "ContainerResource"):
+        return f"unable to get metrics for resource {_short(kind, spec)}: {fetch}"
+    if kind == "Object":
+        described = (spec.get("object") or {}).get("describedObject") or {}
+        return (f"unable to get metric {_short(kind, spec)}: {described.get('kind')} on {namespace} "
+                f"{described.get('name')}/{fetch}")
+    if kind == "External":
+        selector = ((spec.get("external") or {}).get("metric") or {}).get("selector")
+        return (f"unable to get external metric {namespace}/{_short(kind, spec)}/"
+                f"{label_selector_string(selector) if selector else ''}: {fetch}")
+    return f"unable to get metric {_short(kind, spec)}: {fetch}"
 
 
 def _short(kind: Any, spec: Obj) -> str:

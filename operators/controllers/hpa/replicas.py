@@ -43,6 +43,10 @@ class MetricError(Exception):
     """The replica count cannot be computed; the message is upstream's."""
 
 
+class FetchError(MetricError):
+    """The metrics client's own failure (metrics/client.go): the replica calculation wraps it with the metric."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """One pod's metric: its value (milli-units), when it was taken and over which window."""

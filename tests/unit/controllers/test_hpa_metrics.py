@@ -13,6 +13,7 @@ from operators.controllers.hpa import behavior as b
 from operators.controllers.hpa import logic
 from operators.controllers.hpa.metrics import Metrics, propose
 from operators.core.kube import ApiError
+from operators.metricsapi import custom
 from operators.metricsapi.external import series
 from operators.scheduler.resources import milli_quantity
 
@@ -38,7 +39,8 @@ class Recorded:
         return answer
 
 
-SERVED = {("networking.k8s.io/v1", "Ingress"): "ingresses", ("v1", "Service"): "services"}
+SERVED = {("networking.k8s.io/v1", "Ingress"): "ingresses", ("v1", "Service"): "services",
+          ("apps/v1", "Deployment"): "deployments"}
 
 
 async def discovered(api_version: str, kind: str) -> str | None:
@@ -70,7 +72,9 @@ def test_object_metric_names_the_object_by_its_discovered_resource() -> None:
     assert run_propose(Recorded({core: {"value": "10"}}), object_metric("v1", "Service"), 2, pods).replicas == 2
     unknown = run_propose(Recorded({}), object_metric("example.com/v1", "Widget"), 3)
     assert unknown.reason == "FailedGetObjectMetric"
-    assert unknown.error == 'no matches for kind "Widget" in group "example.com"'
+    # replica_calculator.go's words, its Object arguments in its order.
+    assert unknown.error == ('unable to get metric requests-per-second: Widget on demo main/unable to fetch metrics '
+                             'from custom metrics API: no matches for kind "Widget" in group "example.com"')
 
 
 @pytest.mark.parametrize(("milli", "text"), [(0, "0"), (1000, "1"), (1500, "1500m"), (10_000_000, "10k"),
@@ -102,13 +106,16 @@ def test_external_value_target_scales_on_the_ready_pods() -> None:
 
 def test_a_failed_read_is_upstreams_failure_with_its_reason() -> None:
     path = "/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/queue_depth"
+    # The client's error (metrics/client.go), wrapped by the replica calculator (replica_calculator.go).
     empty = run_propose(Recorded({path: {"items": []}}), external({"type": "Value", "value": "10"}), 3)
-    assert (empty.reason, empty.error) == ("FailedGetExternalMetric", "no metrics returned from external metrics API")
-    assert empty.wrapped == "failed to get external metric value: no metrics returned from external metrics API"
+    assert (empty.reason, empty.error) == ("FailedGetExternalMetric", "unable to get external metric demo/queue_depth/"
+                                           "q=a: no metrics returned from external metrics API")
+    assert empty.wrapped == f"failed to get external metric value: {empty.error}"
     refused = run_propose(Recorded({path: ApiError(503, {"message": "service unavailable"})}),
                           external({"type": "Value", "value": "10"}), 3)
     assert refused.reason == "FailedGetExternalMetric"
-    assert refused.error == "unable to get metric queue_depth: service unavailable"
+    assert refused.error == ("unable to get external metric demo/queue_depth/q=a: unable to fetch metrics from "
+                             "external metrics API: service unavailable")
 
 
 def test_resource_utilization_reads_metrics_k8s_io_and_reports_utilization() -> None:
@@ -177,3 +184,65 @@ def test_external_series_come_from_labelled_configmaps_matched_by_selector() -> 
     assert [(i["metricName"], i["metricLabels"], i["value"]) for i in found] == [
         ("queue_depth", {"q": "a"}, "3"), ("Queue_Depth", {"q": "a"}, "7")]
     assert len(series([cm("c", {"q": "b"}, {"queue_depth": "1"})], "queue_depth", "")) == 1
+
+
+def custom_cm(name: str, describes: str, data: dict[str, str], **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"metrics.kubeplane.dev/custom": "true", **labels},
+                         "annotations": {"metrics.kubeplane.dev/describes": describes}}, "data": data}
+
+
+def test_custom_pod_values_one_pod_over_every_pod_and_the_metric_selector() -> None:
+    pods = [{"metadata": {"name": n, "namespace": "shop"}} for n in ("web-b", "web-a", "web-c")]
+    configmaps = [custom_cm("all", "pods", {"rps": "30"}, tier="front"),
+                  custom_cm("hot", "pods/web-b", {"RPS": "90"}, tier="front"),
+                  custom_cm("other", "pods", {"rps": "1"}, tier="back")]
+    items = custom.pod_values(configmaps, pods, "rps", "tier=front")
+    assert [(i["describedObject"]["name"], i["value"]) for i in items] == [("web-a", "30"), ("web-b", "90"),
+                                                                           ("web-c", "30")]
+    assert items[0]["describedObject"] == {"kind": "Pod", "namespace": "shop", "name": "web-a", "apiVersion": "/v1"}
+    assert items[0]["metric"] == {"name": "rps", "selector": {"matchLabels": {"tier": "front"}}}
+    # Without a selector the first ConfigMap by name wins; a pod no ConfigMap covers is left out.
+    assert [i["value"] for i in custom.pod_values(configmaps[:1] + configmaps[2:], pods[:1], "rps", "")] == ["30"]
+    only = custom.pod_values([custom_cm("hot", "pods/web-b", {"rps": "9"})], pods, "rps", "")
+    assert [(i["describedObject"]["name"], i["value"]) for i in only] == [("web-b", "9")]
+    assert custom.pod_values(configmaps, pods, "latency", "") == []
+
+
+def test_custom_object_value_names_the_object_as_the_path_does() -> None:
+    configmaps = [custom_cm("web", "deployments.apps/web", {"hits": "40"}),
+                  custom_cm("svc", "services/web", {"hits": "5"})]
+    [item] = custom.object_values(configmaps, "shop", "deployments.apps", "web", "hits", "", "Deployment", "apps/v1")
+    assert item["value"] == "40" and item["describedObject"] == {
+        "kind": "Deployment", "namespace": "shop", "name": "web", "apiVersion": "apps/v1"}
+    assert custom.object_values(configmaps, "shop", "deployments.apps", "api", "hits", "", "Deployment",
+                                "apps/v1") == []
+
+
+def test_each_metrics_apis_failure_is_worded_as_upstreams_calculator_wraps_it() -> None:
+    """replica_calculator.go's wrapping of the metrics client's errors, per source, word for word."""
+    cpu = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}
+    resource_path = "/apis/metrics.k8s.io/v1beta1/namespaces/demo/pods"
+    empty = run_propose(Recorded({resource_path: {"items": []}}), cpu, 3)
+    assert empty.error == "unable to get metrics for resource cpu: no metrics returned from resource metrics API"
+    assert empty.wrapped == f"failed to get cpu resource metric value: {empty.error}"
+    pods = {"type": "Pods",
+            "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "1"}}}
+    pods_path = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/pods/*/qps"
+    down = run_propose(Recorded({pods_path: ApiError(503, {"message": "adapter down"})}), pods, 3)
+    assert (down.reason, down.error) == ("FailedGetPodsMetric",
+                                         "unable to get metric qps: unable to fetch metrics from custom metrics API: "
+                                         "adapter down")
+    # An Object metric with an AverageValue target: named like an external one, its error wrapped once more.
+    spec = object_metric("apps/v1", "Deployment")
+    spec["object"]["target"] = {"type": "AverageValue", "averageValue": "10"}
+    spec["object"]["metric"]["selector"] = {"matchLabels": {"q": "a"}}
+    object_path = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/deployments.apps/main/requests-per-second"
+    found = run_propose(Recorded({object_path: {"items": [{"value": "40"}]}}), spec, 2)
+    assert (found.replicas, found.error) == (4, None)
+    assert found.name == ("external metric requests-per-second(&LabelSelector{MatchLabels:map[string]string{q: a,},"
+                          "MatchExpressions:[]LabelSelectorRequirement{},})")
+    gone = run_propose(Recorded({object_path: ApiError(404, {"message": "not found"})}), spec, 2)
+    assert gone.error == ("unable to get metric requests-per-second: Deployment on demo main/unable to fetch metrics "
+                          "from custom metrics API: not found")
+    assert gone.wrapped == f"failed to get object metric value: failed to get requests-per-second object metric: " \
+                           f"{gone.error}"
