@@ -47,8 +47,9 @@ class DecryptionError(Exception):
 def parse_key(value: bytes | str) -> bytes:
     """A 256-bit key from a Secret value: 32 raw bytes, 64 hex digits or base64 of 32 bytes."""
     raw = value.encode() if isinstance(value, str) else bytes(value)
-    if len(raw) == KEY_BYTES:
+    if len(raw) == KEY_BYTES and not all(32 <= b < 127 for b in raw):
         return raw
+    # 32 printable characters: a passphrase (random bytes are all printable once in 10^13), not a key.
     text = raw.strip()
     if len(text) == 2 * KEY_BYTES:
         try:

@@ -402,9 +402,12 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     if not location.read_only:
         keys = archive.RestoreKeys(name)
         report = {"results": json.loads(results.to_json()), "dryRun": tally.lines if dry_run else []}
+        def seal(data: bytes) -> bytes:  # as the backup's own files: the log names every item restored
+            return crypto.encrypt(data, location.encryption_key) if location.encryption_key else data
         try:
-            await store.put_bytes(keys.results, gzip.compress(json.dumps(report).encode(), mtime=0))
-            await store.put_bytes(keys.logs, gzip.compress("\n".join(results.log + tally.lines).encode(), mtime=0))
+            await store.put_bytes(keys.results, seal(gzip.compress(json.dumps(report).encode(), mtime=0)))
+            await store.put_bytes(keys.logs, seal(gzip.compress("\n".join(results.log + tally.lines).encode(),
+                                                                mtime=0)))
         except StorageError as e:
             results.warning("", f"could not upload the restore's results: {e}")
     status: dict[str, Any] = {

@@ -426,8 +426,8 @@ def restore_logs(name: str, namespace: str) -> None:
     async def go(kube: Kube) -> None:
         restore = await kube.get(_path(namespace, "restores", name))
         backup = await kube.get(_path(namespace, "backups", _status(restore).get("backupName") or ""))
-        store, _key = await _store(kube, namespace, backup)
-        click.echo(gzip.decompress(await store.get_bytes(archive.RestoreKeys(name).logs)).decode())
+        store, key = await _store(kube, namespace, backup)
+        click.echo(gzip.decompress(_open(await store.get_bytes(archive.RestoreKeys(name).logs), key)).decode())
     _run(go)
 
 

@@ -293,6 +293,10 @@ def test_encrypted_location_round_trip(
         assert finished("kprestore", restore)["phase"] == "Completed"
         secret = kubectl_json("get", "secret", "db", "-n", namespace)
         assert base64.b64decode(secret["data"]["password"]).decode() == f"hunter2-{namespace}"
+        # The restore's own files are sealed too (they name every item restored), and read back by the CLI.
+        for key in (archive.RestoreKeys(restore).logs, archive.RestoreKeys(restore).results):
+            assert s3.get_object(Bucket="kubeplane", Key=f"{name}/{key}")["Body"].read()[:6] == b"KPLENC", key
+        kubeplane("restore", "logs", restore)  # decrypted and gunzipped (fails on a sealed file read raw)
     finally:
         kubectl("delete", "bsl", name, "-n", NS, check=False)
 

@@ -152,7 +152,8 @@ def test_keys():
     assert crypto.parse_key(raw) == raw
     assert crypto.parse_key(raw.hex()) == raw
     assert crypto.parse_key(base64.b64encode(raw).decode() + "\n") == raw
-    for bad in (b"short", "z" * 64, base64.b64encode(os.urandom(16))):
+    # A 32-character passphrase is not taken as a key (reliability audit M6).
+    for bad in (b"short", "z" * 64, base64.b64encode(os.urandom(16)), "correct horse battery staple!!!!"):
         with pytest.raises(ValueError):
             crypto.parse_key(bad)
     with pytest.raises(ValueError):
