@@ -154,25 +154,55 @@ class HPAController(Controller):
                 if chosen.matches(p["metadata"].get("labels"))]
 
     async def _plural(self, api_version: str, kind: str) -> str | None:
-        """The resource `kind` is served as in `api_version`, by discovery (a RESTMapper's job): the cached
-        list first, then a fresh one (a CRD created since)."""
+        """The resource `kind` is served as (Object metrics name it so)."""
+        found = await self._mapping(api_version, kind)
+        return found[1] if found else None
+
+    async def _mapping(self, api_version: str, kind: str) -> tuple[str, str] | None:
+        """The group version and resource serving `kind` of `api_version`'s group, by discovery (a RESTMapper's
+        job). Like upstream's RESTMappings(GroupKind), the version does not have to be served: a reference
+        to apps/v1beta2 finds apps/v1 (the ref's own version first when served, then the group's preferred
+        one, then the rest). The cached lists first, then fresh ones (a CRD created since)."""
+        group = api_version.rpartition("/")[0]
         for fresh in (False, True):
-            resources = await self._discover(api_version, fresh)
-            plural = next((r["name"] for r in resources if r.get("kind") == kind and "/" not in r["name"]), None)
-            if plural is not None:
-                return str(plural)
+            versions = [api_version]
+            if group:
+                versions += [v for v in await self._group_versions(group, fresh) if v != api_version]
+            for version in versions:
+                resources = await self._discover(version, fresh)
+                plural = next((r["name"] for r in resources if r.get("kind") == kind and "/" not in r["name"]), None)
+                if plural is not None:
+                    return version, str(plural)
         return None
+
+    async def _group_versions(self, group: str, fresh: bool) -> list[str]:
+        """The versions `group` is served at, its preferred one first."""
+        key = f"group:{group}"
+        cached = self._discovery.get(key)
+        if cached is not None and not fresh and time.monotonic() - cached[0] < DISCOVERY_TTL:
+            return [str(v["groupVersion"]) for v in cached[1]]
+        try:
+            body = await self.kube.get(f"/apis/{group}")
+        except ApiError as e:
+            if not e.not_found:
+                raise
+            body = {}
+        preferred = (body.get("preferredVersion") or {}).get("groupVersion")
+        versions = sorted(body.get("versions") or [], key=lambda v: v.get("groupVersion") != preferred)
+        self._discovery[key] = (time.monotonic(), versions)
+        return [str(v["groupVersion"]) for v in versions]
 
     async def _resource_path(self, namespace: str, ref: Obj) -> str:
         """The scale subresource's path of scaleTargetRef."""
         api_version = str(ref.get("apiVersion") or "")
         kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
-        plural = await self._plural(api_version, kind)
-        if plural is None:
+        found = await self._mapping(api_version, kind)
+        if found is None:
             raise ScaleTargetError(f"no matches for kind \"{kind}\" in group \"{api_version.rpartition('/')[0]}\"")
-        if not any(r["name"] == f"{plural}/scale" for r in await self._discover(api_version, False)):
+        version, plural = found
+        if not any(r["name"] == f"{plural}/scale" for r in await self._discover(version, False)):
             raise ScaleTargetError(f"{kind} {api_version} has no scale subresource")
-        base = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        base = f"/apis/{version}" if "/" in version else f"/api/{version}"
         return f"{base}/namespaces/{namespace}/{plural}/{name}/scale"
 
     async def _discover(self, api_version: str, fresh: bool) -> list[Obj]:
