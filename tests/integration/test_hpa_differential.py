@@ -69,6 +69,16 @@ def wait_rescale_events(s: Side, sizes: list[int]) -> None:
     s.wait(seen, f"SuccessfulRescale events for sizes {sizes}", timeout=60)
 
 
+def replicas_in_order(deployments: Watch, since: int) -> list[int]:
+    """The Deployment's replica counts in the order they were set, from the watch's events since `since`."""
+    seen: list[int] = []
+    for _, d in deployments.events[since:]:
+        count = int((d.get("spec") or {}).get("replicas") or 0)
+        if not seen or seen[-1] != count:
+            seen.append(count)
+    return seen
+
+
 def scenario(s: Side) -> None:
     with Watch(ENV, f"/apis/apps/v1/namespaces/{s.namespace}/deployments") as deployments:
         metric(s, "30")
@@ -78,12 +88,7 @@ def scenario(s: Side) -> None:
         s.apply_workload(hpa())
 
         def replicas_set(since: int) -> list[int]:
-            seen: list[int] = []
-            for _, d in deployments.events[since:]:
-                count = int((d.get("spec") or {}).get("replicas") or 0)
-                if not seen or seen[-1] != count:
-                    seen.append(count)
-            return seen
+            return replicas_in_order(deployments, since)
 
         def step(name: str, done: Callable[[dict[str, Any]], bool], since: int) -> None:
             def settled() -> bool:
@@ -251,12 +256,7 @@ def custom_scenario(s: Side) -> None:
                "the Deployment's pod")
 
         def replicas_set(since: int) -> list[int]:
-            seen: list[int] = []
-            for _, d in deployments.events[since:]:
-                count = int((d.get("spec") or {}).get("replicas") or 0)
-                if not seen or seen[-1] != count:
-                    seen.append(count)
-            return seen
+            return replicas_in_order(deployments, since)
 
         def current(st: dict[str, Any]) -> list[Any]:
             return [m.get("object", m.get("pods", {})).get("current") for m in st.get("currentMetrics") or []]
