@@ -187,6 +187,13 @@ deploy() {
     kind load docker-image --name "$name" "$i" 2>&1 | grep -v '^Image: .* not yet present' >&2 || true
   done
   stage "images loaded into the nodes"
+  # The tag stays the project's version: the image's id in the pod template rolls the operators out when
+  # the code changed (same tag, new image), and only then.
+  local image_id op rollout_args=()
+  image_id=$(docker image inspect -f '{{.Id}}' "kubeplane:$version")
+  for op in controllers scheduler backup; do
+    rollout_args+=(--set-string "operators.$op.podAnnotations.kubeplane\.dev/image-id=${image_id#sha256:}")
+  done
   local drop_in=false
   # Drop-in is read from the cluster itself (a checkout that did not switch it has no marker).
   [[ ${DROP_IN:-} == 1 ]] || kcm_in_drop_in_mode && drop_in=true
@@ -202,7 +209,7 @@ deploy() {
       --set operators.scheduler.enabled=true --set operators.backup.enabled=true \
       --set "operators.controllers.dropIn=$drop_in" \
       --set minio.enabled=true --set backupStorageLocation.create=true "${minio_args[@]}" \
-      --set externalMetrics.enabled=true --set "externalMetrics.apiService.create=$1" \
+      --set externalMetrics.enabled=true --set "externalMetrics.apiService.create=$1" "${rollout_args[@]}" \
       --wait --timeout 5m ${KUBEPLANE_HELM_ARGS:-}
   }
   say "helm upgrade --install $release charts/kubeplane -n $namespace (MinIO, default BackupStorageLocation, external metrics API, drop-in: $drop_in)"

@@ -470,6 +470,9 @@ def test_drop_in_adds_the_flag_and_exactly_the_builtin_kinds_rbac() -> None:
         assert not allowed(objs, sa, verb, "autoscaling", "horizontalpodautoscalers", namespace="default"), verb
     assert not allowed(plain, sa, "list", "autoscaling", "horizontalpodautoscalers", namespace="default")
     assert_no_wildcards(objs, sa)
+    # Its own rollout is run by itself: the new pod first (Recreate deleted the only pod that could create it).
+    assert named(objs, "Deployment", "kp-kubeplane-controllers")["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
 def test_controllers_watching_namespaces_get_roles_there_only() -> None:
