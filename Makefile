@@ -35,7 +35,7 @@ restart: venv ## Restart the operators after a code change
 	@hack/cluster.sh restart-operators
 
 ##@ Development
-.PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo bench bench-replicaset bench-deployment bench-daemonset bench-statefulset bench-job bench-scheduler bench-backup
+.PHONY: manifests manifests-check install uninstall run lint typecheck unit integration test demo soak bench bench-replicaset bench-deployment bench-daemonset bench-statefulset bench-job bench-scheduler bench-backup
 manifests: venv ## Regenerate crds/ from hack/crd-src/ (pod schemas from the pinned OpenAPI snapshot), and the chart's copy
 	@$(PY) hack/gen_crds.py
 	@hack/sync-chart-crds.sh
@@ -70,6 +70,9 @@ test: venv tools ## Everything CI runs: lint, types, unit, integration
 
 demo: up ## Bring up the embedded cluster and watch a ReplicaSet at work
 	@hack/demo.sh
+
+soak: venv tools ## Random seeded faults for SOAK_SECONDS (600) while workloads scale, pods schedule, backups run; counts violations (SOAK_SEED repeats a run)
+	@$(PY) -m tests.soak
 
 # 500 replicas twice need more than 3 nodes' 110-pod capacity.
 bench: export NODES ?= 12

@@ -48,7 +48,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 @dataclass
 class Gate:
-    """Held requests wait until `release()` (callable from any thread); `held` counts those waiting now."""
+    """Held requests wait until `release()` (callable from any thread); `held` counts those waiting now,
+    `total` every request held (for a stall: every chunk of a stream held back)."""
 
     held: int = 0
     total: int = 0
@@ -284,6 +285,7 @@ class ApiRelay:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     for gate in self._stalls(request.method, request.path, request.query_string):
+                        gate.total += 1  # a chunk held back: the stall landed
                         await gate.wait()
                     await response.write(chunk)
                 await response.write_eof()
