@@ -190,12 +190,8 @@ class BackupOperator:
                              signing_key: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The Backup to create and its status, from the stored metadata object; None (and a Warning on the
         location) when it is not a backup this installation's key signed (signing.py)."""
-        keys = archive.BackupKeys(backup_name)
         try:
-            stored = json.loads(await store.get_bytes(keys.metadata))
-            if not isinstance(stored, dict):
-                raise sync.InvalidMetadata(f"backups/{backup_name}/{sync.METADATA_FILE} is not a JSON object")
-            signing.verify(signing_key, backup_name, stored, await store.get_bytes(keys.checksums))
+            stored, _ = await signing.read_verified(store, backup_name, signing_key)
             return sync.backup_from_metadata(backup_name, stored, bsl["metadata"]["name"], operator_namespace())
         except signing.SignatureError as e:
             logger.warning("backup sync: backup %s on location %s not imported: %s",
@@ -422,8 +418,7 @@ class BackupOperator:
     async def _untrusted(store: ObjectStore, name: str, stored: Any, key: bytes) -> str | None:
         """Why the stored metadata object is not a backup this installation signed; None when it is."""
         try:
-            signing.verify(key, name, stored if isinstance(stored, dict) else {},
-                           await store.get_bytes(archive.BackupKeys(name).checksums))
+            await signing.read_verified(store, name, key, stored)
         except signing.SignatureError as e:
             return str(e)
         except StorageError as e:

@@ -86,15 +86,12 @@ class _BackupReader:
     async def load_manifest(self) -> None:
         if not await self.store.exists(self.keys.metadata):
             raise StorageError(f"backup {self.keys.name!r} has no metadata object in storage: it never completed")
-        try:
-            metadata = json.loads(await self.store.get_bytes(self.keys.metadata))
-        except ValueError as e:
-            raise archive.ArchiveRejected([f"the metadata object is not valid JSON: {e}"]) from None
-        raw = await self.store.get_bytes(self.keys.checksums)
         try:  # before the checksums are trusted (or even decrypted)
-            signing.verify(self.signing_key, self.keys.name, metadata if isinstance(metadata, dict) else {}, raw)
+            _, raw = await signing.read_verified(self.store, self.keys.name, self.signing_key)
         except signing.SignatureError as e:
             raise archive.ArchiveRejected([str(e)]) from None
+        except ValueError as e:
+            raise archive.ArchiveRejected([f"the metadata object is not valid JSON: {e}"]) from None
         if self.key is not None:
             raw = crypto.decrypt(raw, self.key)
         self._manifest = archive.Manifest.from_json(raw)

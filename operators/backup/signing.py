@@ -26,7 +26,12 @@ import hmac
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from operators.backup import archive
+
+if TYPE_CHECKING:
+    from operators.backup.storage import ObjectStore
 
 FORMAT = "kubeplane.dev/backup-signature/v1"
 DOMAIN = b"kubeplane.dev backup metadata v1\x00"
@@ -76,3 +81,20 @@ def verify(key: bytes, name: str, metadata: Mapping[str, Any], checksums: bytes)
     if not hmac.compare_digest(str(signature.get("hmac") or ""), _mac(key, name, metadata, checksums)):
         raise SignatureError(f"backup {name!r} does not match its signature: its metadata or checksums were "
                              "changed after it was written, or it was copied from another name")
+
+
+async def read_verified(store: ObjectStore, name: str, key: bytes,
+                        metadata: Any = None) -> tuple[dict[str, Any], bytes]:
+    """Backup `name`'s metadata object (parsed; pass `metadata` when it was read already) and its checksums
+    object as stored, once both verify with `key`: what sync, restore, an interrupted run's adoption and the
+    CLI read before they trust anything of a backup. Raises SignatureError when they do not verify (a
+    metadata object that is not a JSON object is not signed either), ValueError when the metadata object is
+    not JSON, StorageError when either object cannot be read."""
+    keys = archive.BackupKeys(name)
+    if metadata is None:
+        metadata = json.loads(await store.get_bytes(keys.metadata))
+    if not isinstance(metadata, dict):
+        raise SignatureError(f"backup {name!r} is not signed: its metadata object is not a JSON object")
+    checksums = await store.get_bytes(keys.checksums)
+    verify(key, name, metadata, checksums)
+    return metadata, checksums

@@ -297,10 +297,9 @@ def _fetch(name: str, namespace: str) -> tuple[IO[bytes], archive.Manifest, byte
         keys = archive.BackupKeys(name)
         if not await store.exists(keys.metadata):
             raise click.ClickException(f"backup {name} is incomplete: no metadata object in storage")
-        checksums = await store.get_bytes(keys.checksums)
         try:
-            signing.verify(location.signing_key, name, json.loads(await store.get_bytes(keys.metadata)), checksums)
-        except (signing.SignatureError, ValueError, AttributeError) as e:
+            _, checksums = await signing.read_verified(store, name, location.signing_key)
+        except (signing.SignatureError, ValueError) as e:
             raise click.ClickException(f"backup {name} failed verification: {e}") from None
         manifest = archive.Manifest.from_json(_open(checksums, key))
         raw = tempfile.TemporaryFile()

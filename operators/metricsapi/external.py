@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 import ssl
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 GROUP, VERSION = "external.metrics.k8s.io", "v1beta1"
 BASE = f"/apis/{GROUP}/{VERSION}"
+DESCRIBE_TTL = 60.0  # seconds a discovered kind/apiVersion of an Object metric's resource is reused
 SOURCE_LABEL = "metrics.kubeplane.dev/external"
 NAMESPACE, SERVICE = "kubeplane-system", "kubeplane-external-metrics"
 APISERVICE = f"{VERSION}.{GROUP}"
@@ -104,17 +106,38 @@ def status(code: int, reason: str, message: str) -> web.Response:
                               "message": message, "reason": reason, "code": code}, status=code)
 
 
+def invalid_selectors(request: web.Request, *params: str) -> web.Response | None:
+    """A 400 naming the first query parameter that is not a label selector; None when all parse."""
+    for param in params:
+        try:
+            parse(request.query.get(param, ""))
+        except SelectorError as e:
+            return status(400, "BadRequest", f"invalid {param}: {e}")
+    return None
+
+
 def app(kube: Kube) -> web.Application:
+    described: dict[str, tuple[float, tuple[str, str]]] = {}  # resource -> (when, (kind, apiVersion))
+
+    async def describe_cached(resource: str) -> tuple[str, str] | None:
+        """describe(), remembered for a minute (an HPA asks every sync); a miss is asked again next time,
+        so a CRD installed meanwhile is found."""
+        hit = described.get(resource)
+        if hit is not None and time.monotonic() - hit[0] < DESCRIBE_TTL:
+            return hit[1]
+        found = await describe(kube, resource)
+        if found is not None:
+            described[resource] = (time.monotonic(), found)
+        return found
+
     async def discovery(_: web.Request) -> web.Response:
         return web.json_response(resource_list())
 
     async def values(request: web.Request) -> web.Response:
         namespace, metric = request.match_info["namespace"], request.match_info["metric"]
         selector = request.query.get("labelSelector", "")
-        try:
-            parse(selector)
-        except SelectorError as e:
-            return status(400, "BadRequest", f"invalid labelSelector: {e}")
+        if (invalid := invalid_selectors(request, "labelSelector")) is not None:
+            return invalid
         try:
             configmaps = await kube.list_all(f"/api/v1/namespaces/{namespace}/configmaps",
                                              labelSelector=f"{SOURCE_LABEL}=true")
@@ -137,10 +160,8 @@ def app(kube: Kube) -> web.Application:
     async def custom_pods(request: web.Request) -> web.Response:
         namespace, metric = request.match_info["namespace"], request.match_info["metric"]
         selector, metric_selector = request.query.get("labelSelector", ""), request.query.get("metricLabelSelector", "")
-        try:
-            parse(selector), parse(metric_selector)
-        except SelectorError as e:
-            return status(400, "BadRequest", f"invalid selector: {e}")
+        if (invalid := invalid_selectors(request, "labelSelector", "metricLabelSelector")) is not None:
+            return invalid
         try:
             pods = await kube.list_all(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)
             configmaps = await custom_configmaps(namespace)
@@ -152,12 +173,10 @@ def app(kube: Kube) -> web.Application:
         namespace, resource = request.match_info["namespace"], request.match_info["resource"]
         name, metric = request.match_info["name"], request.match_info["metric"]
         metric_selector = request.query.get("metricLabelSelector", "")
+        if (invalid := invalid_selectors(request, "metricLabelSelector")) is not None:
+            return invalid
         try:
-            parse(metric_selector)
-        except SelectorError as e:
-            return status(400, "BadRequest", f"invalid metricLabelSelector: {e}")
-        try:
-            described = await describe(kube, resource)
+            described = await describe_cached(resource)
             configmaps = await custom_configmaps(namespace)
         except ApiError as e:
             return status(e.status, "InternalError", f"reading ConfigMaps: {e}")
