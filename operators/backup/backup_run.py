@@ -127,7 +127,8 @@ async def run_backup(
         sink: IO[bytes] = upload  # type: ignore[assignment]
         encrypting: crypto.EncryptingWriter | None = None
         if location.encryption_key is not None:
-            encrypting = crypto.EncryptingWriter(upload, location.encryption_key)  # type: ignore[arg-type]
+            encrypting = crypto.EncryptingWriter(upload, location.encryption_key,  # type: ignore[arg-type]
+                                                 context=keys.contents)
             sink = encrypting  # type: ignore[assignment]
         collector = _Collector(sink)
         count = 0
@@ -197,17 +198,18 @@ async def run_backup(
         await asyncio.to_thread(upload.abort)
         raise
 
-    def seal(data: bytes) -> bytes:
-        return crypto.encrypt(data, location.encryption_key) if location.encryption_key else data
+    def seal(object_key: str, data: bytes) -> bytes:  # bound to the key it is stored under
+        return crypto.encrypt(data, location.encryption_key, context=object_key) if location.encryption_key else data
 
-    checksums = seal(manifest.to_json())
+    checksums = seal(keys.checksums, manifest.to_json())
     await store.put_bytes(keys.checksums, checksums)
-    await store.put_bytes(keys.resource_list, seal(_gzip(json.dumps(archive.resource_list(collector.listed)).encode())))
-    await store.put_bytes(keys.results, seal(_gzip(results.to_json())))
+    resource_list = _gzip(json.dumps(archive.resource_list(collector.listed)).encode())
+    await store.put_bytes(keys.resource_list, seal(keys.resource_list, resource_list))
+    await store.put_bytes(keys.results, seal(keys.results, _gzip(results.to_json())))
     phase = "PartiallyFailed" if results.error_count else "Completed"
     reason = f"{results.error_count} item(s) failed; see `kubeplane backup logs {name}`" if results.error_count else ""
     results.info(f"backup {phase}")
-    await store.put_bytes(keys.logs, seal(_gzip("\n".join(results.log).encode())))
+    await store.put_bytes(keys.logs, seal(keys.logs, _gzip("\n".join(results.log).encode())))
 
     # Last, and only once: the metadata object that makes this a complete backup.
     completed = format_time(now())

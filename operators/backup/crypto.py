@@ -3,7 +3,8 @@
 Velero stores everything, Secrets included, in plaintext (its issue 434). With a key configured,
 every object kubeplane writes is sealed before it leaves the operator:
 
-    header   = magic "KPLENC" | version (1 byte) | chunk size (4 bytes, big-endian) | nonce prefix (8 bytes)
+    header   = magic "KPLENC" | version 2 (1 byte) | chunk size (4 bytes, big-endian) | nonce prefix (8 bytes)
+               | key id (8 bytes) | context length (2 bytes) | context (the object's key: backups/<name>/<file>)
     chunk i  = AES-256-GCM(key, nonce = prefix | i (4 bytes), plaintext[i], aad = header | i (8 bytes) | final)
 
 Each chunk holds `chunk size` bytes of plaintext, the last one 0 to `chunk size` bytes and the
@@ -12,6 +13,12 @@ flag marks the end, so a changed header, a reordered, dropped, duplicated or alt
 truncation (even at a chunk boundary) and appended data all fail to decrypt. A fresh random nonce
 prefix per object keeps nonces unique under one key.
 
+The key id (a hash of the key, not the key) says which key sealed an object, so a wrong or rotated key
+is named as such before any decryption is tried. The context binds the object to the name it was
+written under: an object copied to another backup's (or file's) key is refused when read under the
+new one, even though the same key opens it. Version 1 objects (no key id, no context; written before
+both existed) still open, without those two checks.
+
 Needs the `cryptography` package.
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import os
 from collections.abc import Iterable, Iterator
@@ -28,11 +36,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"KPLENC"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)  # what opens
 KEY_BYTES = 32
 PREFIX_BYTES = 8
+KEY_ID_BYTES = 8
 TAG_BYTES = 16
-HEADER_BYTES = len(MAGIC) + 1 + 4 + PREFIX_BYTES
+V1_HEADER_BYTES = len(MAGIC) + 1 + 4 + PREFIX_BYTES
+HEADER_BYTES = V1_HEADER_BYTES + KEY_ID_BYTES + 2  # version 2, before its context
+MAX_CONTEXT = 1024
 DEFAULT_CHUNK = 64 * 1024
 MIN_CHUNK = 1024
 MAX_CHUNK = 16 * 1024 * 1024
@@ -70,8 +82,13 @@ def generate_key() -> bytes:
 
 
 def is_encrypted(head: bytes) -> bool:
-    """Whether data starting with `head` is in this format (magic and version)."""
-    return head[: len(MAGIC)] == MAGIC and head[len(MAGIC) : len(MAGIC) + 1] == bytes([VERSION])
+    """Whether data starting with `head` is in this format (magic and a version that opens)."""
+    return head[: len(MAGIC)] == MAGIC and len(head) > len(MAGIC) and head[len(MAGIC)] in VERSIONS
+
+
+def key_id(key: bytes) -> bytes:
+    """What the header names a key by: a hash of it, which does not reveal it."""
+    return hashlib.sha256(b"kubeplane.dev encryption key id\x00" + key).digest()[:KEY_ID_BYTES]
 
 
 def _aead(key: bytes) -> AESGCM:
@@ -85,7 +102,7 @@ def _aad(header: bytes, index: int, final: bool) -> bytes:
 
 
 class _Sealer:
-    def __init__(self, key: bytes, chunk_size: int, nonce_prefix: bytes | None = None) -> None:
+    def __init__(self, key: bytes, chunk_size: int, context: str = "", nonce_prefix: bytes | None = None) -> None:
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise ValueError(f"chunk size must be between {MIN_CHUNK} and {MAX_CHUNK}")
         self._aead = _aead(key)
@@ -93,7 +110,11 @@ class _Sealer:
         self._prefix = os.urandom(PREFIX_BYTES) if nonce_prefix is None else nonce_prefix
         if len(self._prefix) != PREFIX_BYTES:
             raise ValueError(f"nonce prefix must be {PREFIX_BYTES} bytes")
-        self.header = MAGIC + bytes([VERSION]) + chunk_size.to_bytes(4, "big") + self._prefix
+        bound = context.encode()
+        if len(bound) > MAX_CONTEXT:
+            raise ValueError(f"context longer than {MAX_CONTEXT} bytes")
+        self.header = (MAGIC + bytes([VERSION]) + chunk_size.to_bytes(4, "big") + self._prefix + key_id(key)
+                       + len(bound).to_bytes(2, "big") + bound)
         self._index = 0
         self._buffer = bytearray()
         self.finished = False
@@ -127,8 +148,10 @@ class _Sealer:
 
 
 class _Opener:
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, context: str | None = None) -> None:
         self._aead = _aead(key)
+        self._key_id = key_id(key)
+        self._context = context
         self._header: bytes | None = None
         self._prefix = b""
         self._record = 0
@@ -136,17 +159,39 @@ class _Opener:
         self._buffer = bytearray()
         self.finished = False
 
-    def _parse_header(self) -> None:
-        header = bytes(self._buffer[:HEADER_BYTES])
-        if not is_encrypted(header):
+    def _header_length(self) -> int | None:
+        """How long the header at the buffer's start is; None until enough of it is there to say."""
+        if len(self._buffer) <= len(MAGIC):
+            return None
+        if not is_encrypted(bytes(self._buffer[: len(MAGIC) + 1])):
             raise DecryptionError("not encrypted by kubeplane (unknown header)")
+        if self._buffer[len(MAGIC)] == 1:
+            return V1_HEADER_BYTES
+        if len(self._buffer) < HEADER_BYTES:
+            return None
+        length = int.from_bytes(self._buffer[HEADER_BYTES - 2 : HEADER_BYTES], "big")
+        if length > MAX_CONTEXT:
+            raise DecryptionError(f"invalid context length {length} in header")
+        return HEADER_BYTES + length
+
+    def _parse_header(self, length: int) -> None:
+        header = bytes(self._buffer[:length])
         chunk = int.from_bytes(header[len(MAGIC) + 1 : len(MAGIC) + 5], "big")
         if not MIN_CHUNK <= chunk <= MAX_CHUNK:
             raise DecryptionError(f"invalid chunk size {chunk} in header")
+        if header[len(MAGIC)] != 1:
+            sealed_by = header[V1_HEADER_BYTES:V1_HEADER_BYTES + KEY_ID_BYTES]
+            if sealed_by != self._key_id:
+                raise DecryptionError(f"encrypted with another key (key id {sealed_by.hex()}; this location's key "
+                                      f"has id {self._key_id.hex()})")
+            context = header[HEADER_BYTES:].decode(errors="replace")
+            if self._context is not None and context != self._context:
+                raise DecryptionError(f"written as {context!r}, read as {self._context!r}: an object copied from "
+                                      "another name")
         self._header = header
-        self._prefix = header[len(MAGIC) + 5 :]
+        self._prefix = header[len(MAGIC) + 5 : V1_HEADER_BYTES]
         self._record = chunk + TAG_BYTES
-        del self._buffer[:HEADER_BYTES]
+        del self._buffer[:length]
 
     def _open(self, sealed: bytes, final: bool) -> bytes:
         assert self._header is not None
@@ -167,9 +212,10 @@ class _Opener:
             raise DecryptionError("data after the end")
         self._buffer += data
         if self._header is None:
-            if len(self._buffer) < HEADER_BYTES:
+            length = self._header_length()
+            if length is None or len(self._buffer) < length:
                 return []
-            self._parse_header()
+            self._parse_header(length)
         out = []
         while len(self._buffer) > self._record:
             out.append(self._open(bytes(self._buffer[: self._record]), final=False))
@@ -197,30 +243,33 @@ def _pieces(source: bytes | IO[bytes]) -> Iterator[bytes]:
         yield piece
 
 
-def encrypt_iter(source: bytes | IO[bytes], key: bytes, chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
-    """The encrypted form of `source` (bytes or a readable stream), piece by piece."""
-    sealer = _Sealer(key, chunk_size)
+def encrypt_iter(source: bytes | IO[bytes], key: bytes, chunk_size: int = DEFAULT_CHUNK,
+                 context: str = "") -> Iterator[bytes]:
+    """The encrypted form of `source` (bytes or a readable stream), piece by piece, bound to `context`
+    (the object's key)."""
+    sealer = _Sealer(key, chunk_size, context)
     yield sealer.header
     for piece in _pieces(source):
         yield from sealer.feed(piece)
     yield sealer.finish()
 
 
-def decrypt_iter(source: bytes | IO[bytes], key: bytes) -> Iterator[bytes]:
+def decrypt_iter(source: bytes | IO[bytes], key: bytes, context: str | None = None) -> Iterator[bytes]:
     """The plaintext of `source`, piece by piece. Every piece yielded is authenticated, but only
-    reaching the end proves nothing was cut off: consume it all before trusting the whole."""
-    opener = _Opener(key)
+    reaching the end proves nothing was cut off: consume it all before trusting the whole. With a
+    `context`, an object sealed for another one is refused (version 2)."""
+    opener = _Opener(key, context)
     for piece in _pieces(source):
         yield from opener.feed(piece)
     yield opener.finish()
 
 
-def encrypt(data: bytes | IO[bytes], key: bytes, chunk_size: int = DEFAULT_CHUNK) -> bytes:
-    return b"".join(encrypt_iter(data, key, chunk_size))
+def encrypt(data: bytes | IO[bytes], key: bytes, chunk_size: int = DEFAULT_CHUNK, context: str = "") -> bytes:
+    return b"".join(encrypt_iter(data, key, chunk_size, context))
 
 
-def decrypt(data: bytes | IO[bytes], key: bytes) -> bytes:
-    return b"".join(decrypt_iter(data, key))
+def decrypt(data: bytes | IO[bytes], key: bytes, context: str | None = None) -> bytes:
+    return b"".join(decrypt_iter(data, key, context))
 
 
 class EncryptingWriter(io.RawIOBase):
@@ -231,10 +280,10 @@ class EncryptingWriter(io.RawIOBase):
     output without its final chunk, so a half-written stream can never decrypt as complete.
     """
 
-    def __init__(self, sink: IO[bytes], key: bytes, chunk_size: int = DEFAULT_CHUNK) -> None:
+    def __init__(self, sink: IO[bytes], key: bytes, chunk_size: int = DEFAULT_CHUNK, context: str = "") -> None:
         super().__init__()
         self._sink = sink
-        self._sealer = _Sealer(key, chunk_size)
+        self._sealer = _Sealer(key, chunk_size, context)
         self._aborted = False
         sink.write(self._sealer.header)
 
@@ -265,10 +314,10 @@ class DecryptingWriter(io.RawIOBase):
     """A writable file object taking ciphertext and writing plaintext into `sink` (for downloads
     that write into a file object). `close()` raises DecryptionError if the data was truncated."""
 
-    def __init__(self, sink: IO[bytes], key: bytes) -> None:
+    def __init__(self, sink: IO[bytes], key: bytes, context: str | None = None) -> None:
         super().__init__()
         self._sink = sink
-        self._opener = _Opener(key)
+        self._opener = _Opener(key, context)
 
     def __del__(self) -> None:
         if not self.closed:  # dropped without close(): nothing to verify or raise

@@ -93,7 +93,7 @@ class _BackupReader:
         except ValueError as e:
             raise archive.ArchiveRejected([f"the metadata object is not valid JSON: {e}"]) from None
         if self.key is not None:
-            raw = crypto.decrypt(raw, self.key)
+            raw = crypto.decrypt(raw, self.key, context=self.keys.checksums)
         self._manifest = archive.Manifest.from_json(raw)
 
     async def _open(self) -> tuple[IO[bytes], IO[bytes]]:
@@ -101,7 +101,8 @@ class _BackupReader:
         body: IO[bytes] = await self.store.open_stream(self.keys.contents)
         if self.key is None:
             return body, body
-        plain = io.BufferedReader(crypto.IteratorReader(crypto.decrypt_iter(body, self.key)), buffer_size=1 << 20)
+        plaintext = crypto.decrypt_iter(body, self.key, self.keys.contents)
+        plain = io.BufferedReader(crypto.IteratorReader(plaintext), buffer_size=1 << 20)
         return plain, body
 
     async def index(self) -> archive.ArchiveIndex:
@@ -399,12 +400,14 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     if not location.read_only:
         keys = archive.RestoreKeys(name)
         report = {"results": json.loads(results.to_json()), "dryRun": tally.lines if dry_run else []}
-        def seal(data: bytes) -> bytes:  # as the backup's own files: the log names every item restored
-            return crypto.encrypt(data, location.encryption_key) if location.encryption_key else data
+        def seal(object_key: str, data: bytes) -> bytes:  # as the backup's own files: the log names every item
+            if location.encryption_key is None:
+                return data
+            return crypto.encrypt(data, location.encryption_key, context=object_key)
         try:
-            await store.put_bytes(keys.results, seal(gzip.compress(json.dumps(report).encode(), mtime=0)))
-            await store.put_bytes(keys.logs, seal(gzip.compress("\n".join(results.log + tally.lines).encode(),
-                                                                mtime=0)))
+            log = "\n".join(results.log + tally.lines).encode()
+            await store.put_bytes(keys.results, seal(keys.results, gzip.compress(json.dumps(report).encode(), mtime=0)))
+            await store.put_bytes(keys.logs, seal(keys.logs, gzip.compress(log, mtime=0)))
         except StorageError as e:
             results.warning("", f"could not upload the restore's results: {e}")
     status: dict[str, Any] = {

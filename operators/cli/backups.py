@@ -248,8 +248,9 @@ def backup_describe(name: str, namespace: str) -> None:
                                   sort_keys=False))
         try:
             store, key = await _store(kube, namespace, backup)
-            listed = json.loads(gzip.decompress(_open(await store.get_bytes(archive.BackupKeys(name).resource_list),
-                                                      key)))
+            keys = archive.BackupKeys(name)
+            listed = json.loads(gzip.decompress(_open(await store.get_bytes(keys.resource_list), key,
+                                                      keys.resource_list)))
             click.echo("Resource list:")
             for kind, names in listed.items():
                 click.echo(f"  {kind}:")
@@ -270,8 +271,9 @@ async def _store(kube: Kube, namespace: str, backup: Mapping[str, Any]) -> tuple
     return ObjectStore(location.config), location.encryption_key
 
 
-def _open(data: bytes, key: bytes | None) -> bytes:
-    return crypto.decrypt(data, key) if key is not None and crypto.is_encrypted(data[:16]) else data
+def _open(data: bytes, key: bytes | None, object_key: str) -> bytes:
+    """A stored object's plaintext (`object_key`: where it is stored, which an encrypted object is bound to)."""
+    return crypto.decrypt(data, key, object_key) if key is not None and crypto.is_encrypted(data[:16]) else data
 
 
 @backup_group.command("logs")
@@ -283,8 +285,8 @@ def backup_logs(name: str, namespace: str) -> None:
         backup = await kube.get(_path(namespace, "backups", name))
         store, key = await _store(kube, namespace, backup)
         keys = archive.BackupKeys(name)
-        click.echo(gzip.decompress(_open(await store.get_bytes(keys.logs), key)).decode())
-        click.echo(gzip.decompress(_open(await store.get_bytes(keys.results), key)).decode())
+        click.echo(gzip.decompress(_open(await store.get_bytes(keys.logs), key, keys.logs)).decode())
+        click.echo(gzip.decompress(_open(await store.get_bytes(keys.results), key, keys.results)).decode())
     _run(go)
 
 
@@ -301,7 +303,7 @@ def _fetch(name: str, namespace: str) -> tuple[IO[bytes], archive.Manifest, byte
             _, checksums = await signing.read_verified(store, name, location.signing_key)
         except (signing.SignatureError, ValueError) as e:
             raise click.ClickException(f"backup {name} failed verification: {e}") from None
-        manifest = archive.Manifest.from_json(_open(checksums, key))
+        manifest = archive.Manifest.from_json(_open(checksums, key, keys.checksums))
         raw = tempfile.TemporaryFile()
         await store.get_to_file(keys.contents, raw)
         return raw, manifest, key
@@ -310,9 +312,10 @@ def _fetch(name: str, namespace: str) -> tuple[IO[bytes], archive.Manifest, byte
     return raw, manifest, key
 
 
-def _plaintext(raw: IO[bytes], key: bytes | None, sink: IO[bytes]) -> None:
-    """Copy the stored tarball into `sink`, decrypting (and authenticating) it when encrypted."""
-    out: IO[bytes] = crypto.DecryptingWriter(sink, key) if key is not None else sink  # type: ignore[assignment]
+def _plaintext(raw: IO[bytes], key: bytes | None, sink: IO[bytes], name: str) -> None:
+    """Copy backup `name`'s stored tarball into `sink`, decrypting (and authenticating) it when encrypted."""
+    out: IO[bytes] = (crypto.DecryptingWriter(sink, key, archive.BackupKeys(name).contents)  # type: ignore[assignment]
+                      if key is not None else sink)
     for chunk in iter(lambda: raw.read(1 << 16), b""):
         out.write(chunk)
     if key is not None:
@@ -330,7 +333,7 @@ def backup_download(name: str, target: str | None, namespace: str) -> None:
     path = target or f"{name}-data.tar.gz"
     try:
         with raw, open(path, "w+b") as out:
-            _plaintext(raw, key, out)
+            _plaintext(raw, key, out, name)
             archive.verify_archive(out, manifest)
     except (archive.ArchiveError, crypto.DecryptionError) as e:
         raise click.ClickException(f"{path} failed verification: {e}") from None
@@ -346,7 +349,7 @@ def backup_verify(name: str, namespace: str) -> None:
     try:
         raw, manifest, key = _fetch(name, namespace)
         with raw, tempfile.TemporaryFile() as plain:
-            _plaintext(raw, key, plain)
+            _plaintext(raw, key, plain, name)
             archive.verify_archive(plain, manifest)
     except (click.ClickException, archive.ArchiveError, crypto.DecryptionError) as e:
         message = e.message if isinstance(e, click.ClickException) else str(e)
@@ -426,7 +429,8 @@ def restore_logs(name: str, namespace: str) -> None:
         restore = await kube.get(_path(namespace, "restores", name))
         backup = await kube.get(_path(namespace, "backups", _status(restore).get("backupName") or ""))
         store, key = await _store(kube, namespace, backup)
-        click.echo(gzip.decompress(_open(await store.get_bytes(archive.RestoreKeys(name).logs), key)).decode())
+        logs = archive.RestoreKeys(name).logs
+        click.echo(gzip.decompress(_open(await store.get_bytes(logs), key, logs)).decode())
     _run(go)
 
 

@@ -1,6 +1,7 @@
 import base64
 import io
 import os
+import re
 
 import pytest
 
@@ -161,3 +162,60 @@ def test_keys():
     with pytest.raises(ValueError):
         encrypt(b"x", KEY, chunk_size=10)
     assert len(crypto.generate_key()) == 32
+
+
+# --- version 2: key id and context -------------------------------------------------------------------
+
+def test_an_object_read_under_another_name_is_refused():
+    sealed = encrypt(b"the checksums of backup a", KEY, CHUNK, context="backups/a/a-checksums.json")
+    assert decrypt(sealed, KEY, "backups/a/a-checksums.json") == b"the checksums of backup a"
+    with pytest.raises(DecryptionError, match=re.escape("as 'backups/a/a-checksums.json', read as 'backups/b/")):
+        decrypt(sealed, KEY, "backups/b/b-checksums.json")
+    with pytest.raises(DecryptionError, match="copied from another name"):
+        b"".join(decrypt_iter(io.BytesIO(sealed), KEY, "backups/b/b-checksums.json"))
+    # The context is authenticated with every chunk: rewriting it in the header does not help.
+    forged = sealed.replace(b"backups/a/a-checksums.json", b"backups/b/b-checksums.json")
+    with pytest.raises(DecryptionError, match="fails authentication"):
+        decrypt(forged, KEY, "backups/b/b-checksums.json")
+
+
+def test_the_wrong_key_is_named_by_its_id_before_anything_is_decrypted():
+    other = bytes(range(1, 33))
+    sealed = encrypt(b"secret", KEY, CHUNK, context="x")
+    with pytest.raises(DecryptionError, match=f"another key \\(key id {crypto.key_id(KEY).hex()}; this location's "
+                                              f"key has id {crypto.key_id(other).hex()}\\)"):
+        decrypt(sealed, other, "x")
+    assert KEY not in sealed and crypto.key_id(KEY) in sealed
+
+
+def test_a_header_split_anywhere_still_opens():
+    sealed = encrypt(b"payload" * 500, KEY, CHUNK, context="backups/n/n.tar.gz")
+    for cut in range(1, 60):
+        sink = io.BytesIO()
+        writer = DecryptingWriter(sink, KEY, "backups/n/n.tar.gz")
+        writer.write(sealed[:cut])
+        writer.write(sealed[cut:])
+        writer.close()
+        assert sink.getvalue() == b"payload" * 500
+
+
+def test_version_1_objects_written_before_key_ids_still_open():
+    """Sealed as version 1 was (built here from the documented format, not by today's code)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    prefix, plaintext = b"\x07" * 8, os.urandom(CHUNK + 10)
+    header = b"KPLENC" + bytes([1]) + CHUNK.to_bytes(4, "big") + prefix
+    aead, body = AESGCM(KEY), b""
+    for index, (piece, final) in enumerate([(plaintext[:CHUNK], False), (plaintext[CHUNK:], True)]):
+        aad = header + index.to_bytes(8, "big") + (b"\x01" if final else b"\x00")
+        body += aead.encrypt(prefix + index.to_bytes(4, "big"), piece, aad)
+    assert crypto.is_encrypted(header[:16])
+    assert decrypt(header + body, KEY, "backups/any/any.tar.gz") == plaintext
+    with pytest.raises(DecryptionError, match="fails authentication"):
+        decrypt(header + body, bytes(range(1, 33)))
+
+
+def test_an_oversized_context_length_is_refused_before_buffering_it():
+    sealed = bytearray(encrypt(b"x", KEY, CHUNK))
+    sealed[crypto.HEADER_BYTES - 2:crypto.HEADER_BYTES] = (60000).to_bytes(2, "big")
+    with pytest.raises(DecryptionError, match="invalid context length 60000"):
+        decrypt(bytes(sealed), KEY)
