@@ -15,9 +15,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -120,6 +122,49 @@ class Operator:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class Supervisor:
+    """The kubelet's part: an operator process that exits (killed, or it lost its Lease) starts again."""
+
+    def __init__(self, operators: dict[str, Operator]) -> None:
+        self.operators = operators
+        self.restarts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="supervisor")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                for name, operator in self.operators.items():
+                    if operator.process is None or operator.process.poll() is not None:
+                        self.restarts[name] += 1
+                        try:
+                            operator.start()
+                        except AssertionError:
+                            pass  # exited at once (the API refused it): the next round starts it again
+            time.sleep(0.2)
+
+    def kill(self, name: str) -> bool:
+        with self._lock:
+            operator = self.operators[name]
+            alive = operator.process is not None and operator.process.poll() is None
+            operator.kill()
+            return alive
+
+    def __enter__(self) -> Supervisor:
+        with self._lock:
+            for operator in self.operators.values():
+                operator.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for operator in self.operators.values():
+            operator.stop()
 
 
 @pytest.fixture(scope="session")

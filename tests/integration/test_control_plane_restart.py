@@ -10,6 +10,10 @@ kube-controller-manager does; the test restarts it as the kubelet would its cont
 Always). From the API's return, the ReplicaSet must have all its replicas within 30 s, restart
 included, and the watch, which resumes across the outage, must have seen exactly that many pods ever
 created: none lost, none duplicated.
+
+The scheduler and the backup operator get the same outage, each mid-operation by construction (bindings
+and the backup's list held at the relay): every pod bound once, the Backup honest (Completed and
+verifying, or Failed with a reason), within the same 30 s.
 """
 
 from __future__ import annotations
@@ -17,12 +21,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.faults.apirelay import ApiRelay
-from tests.integration.conftest import BIN, ENV, KUBECONFIG, Operator, apply, kubectl, kubectl_json, wait_for
+from tests.integration.conftest import (
+    BIN,
+    ENV,
+    KUBECONFIG,
+    ROOT,
+    Operator,
+    Supervisor,
+    apply,
+    kubectl,
+    kubectl_json,
+)
+from tests.kubectl import wait_for
 from tests.watch import Watch
 
 CLUSTER = os.environ.get("KUBEPLANE_CLUSTER", "kubeplane")
@@ -51,6 +67,21 @@ def kill_component(name: str) -> None:
     pid_file.unlink()
 
 
+def restart_control_plane(while_down: Callable[[], None]) -> float:
+    """SIGKILL kube-apiserver and etcd, call `while_down` (e.g. release held requests into the dead server),
+    start both again; returns the monotonic time the API answers again."""
+    for component in ("kube-apiserver", "etcd"):
+        kill_component(component)
+    assert not api_ready()
+    while_down()
+    started = subprocess.run([str(BIN / "kwokctl"), "start", "cluster", "--name", CLUSTER, "--timeout", "2m"],
+                             env={**ENV, "PATH": f"{BIN}:{ENV.get('PATH', '')}"}, capture_output=True, text=True,
+                             timeout=180)
+    assert started.returncode == 0, started.stderr
+    wait_for(api_ready, timeout=120, what="the API server back")
+    return time.monotonic()
+
+
 def api_ready() -> bool:
     result = subprocess.run([str(BIN / "kubectl"), "get", "--raw", "/readyz"], env=ENV, capture_output=True,
                             text=True, timeout=10)
@@ -63,48 +94,93 @@ def test_etcd_and_api_server_restart_mid_scale_up(controllers: Operator, namespa
         relayed = Operator("controllers", env={"KUBECONFIG": str(relay.kubeconfig)},
                            log_name="test-controllers-restart")
         creates = relay.hold("POST", f"^/api/v1/namespaces/{namespace}/pods$", after=2)
-        supervising = threading.Event()
-        restarts: list[float] = []
-
-        def supervise() -> None:  # the kubelet's part: a container that exits is started again
-            while supervising.is_set():
-                if relayed.process is not None and relayed.process.poll() is not None:
-                    restarts.append(time.monotonic())
-                    relayed.start()
-                time.sleep(0.2)
-        supervisor = threading.Thread(target=supervise, daemon=True)
         try:
-            relayed.start()
-            supervising.set()
-            supervisor.start()
-            apply(replicaset(REPLICAS), namespace)
-            creates.wait_held(1, timeout=120)  # the burst is under way
-            for component in ("kube-apiserver", "etcd"):
-                kill_component(component)
-            assert not api_ready()
-            creates.release()  # into a dead API server: they fail, none lands
-            started = subprocess.run([str(BIN / "kwokctl"), "start", "cluster", "--name", CLUSTER, "--timeout", "2m"],
-                                     env={**ENV, "PATH": f"{BIN}:{ENV.get('PATH', '')}"}, capture_output=True,
-                                     text=True, timeout=180)
-            assert started.returncode == 0, started.stderr
-            wait_for(api_ready, timeout=120, what="the API server back")
-            back = time.monotonic()
+            with Supervisor({"controllers": relayed}) as supervisor:
+                apply(replicaset(REPLICAS), namespace)
+                creates.wait_held(1, timeout=120)  # the burst is under way
+                back = restart_control_plane(creates.release)  # released into a dead API server: none lands
 
-            def converged() -> bool:
-                rs = kubectl_json("get", "replicasets.apps.kubeplane.dev", "web", "-n", namespace)
-                return (rs.get("status") or {}).get("readyReplicas") == REPLICAS
-            wait_for(converged, timeout=CONVERGE + 90, what=f"{REPLICAS} ready replicas after the restart")
-            took = time.monotonic() - back
-            pods.wait(lambda w: len(w.current) == REPLICAS, timeout=30, what="the watch caught up")
-            assert len(pods.ever_added) == REPLICAS, f"{len(pods.ever_added)} pods ever created for {REPLICAS}"
-            assert took <= CONVERGE, f"converged {took:.0f}s after the API's return (bound {CONVERGE:.0f}s)"
-            failed = [s for s in relay.seen("POST", "/pods$") if s.status is None or s.status >= 500]
-            assert failed, "no create was in flight when the API server died: the fault did not land"
-            print(f"converged {took:.1f}s after the API's return; operator restarts: {len(restarts)}")
+                def converged() -> bool:
+                    rs = kubectl_json("get", "replicasets.apps.kubeplane.dev", "web", "-n", namespace)
+                    return (rs.get("status") or {}).get("readyReplicas") == REPLICAS
+                wait_for(converged, timeout=CONVERGE + 90, what=f"{REPLICAS} ready replicas after the restart")
+                took = time.monotonic() - back
+                pods.wait(lambda w: len(w.current) == REPLICAS, timeout=30, what="the watch caught up")
+                assert len(pods.ever_added) == REPLICAS, f"{len(pods.ever_added)} pods ever created for {REPLICAS}"
+                assert took <= CONVERGE, f"converged {took:.0f}s after the API's return (bound {CONVERGE:.0f}s)"
+                failed = [s for s in relay.seen("POST", "/pods$") if s.status is None or s.status >= 500]
+                assert failed, "no create was in flight when the API server died: the fault did not land"
+                print(f"converged {took:.1f}s after the API's return; operator restarts: {dict(supervisor.restarts)}")
         finally:
-            supervising.clear()
             creates.release()
-            relayed.stop()
             controllers.start()
             kubectl("delete", "replicasets.apps.kubeplane.dev", "web", "-n", namespace, "--wait=false",
+                    check=False)
+
+
+def test_scheduler_and_backup_operator_converge_after_an_api_restart(controllers: Operator, namespace: str) -> None:
+    """The other two operators, each mid-operation when the API dies: the scheduler with bindings in flight
+    (held at the relay after the second), the backup operator listing the namespace's ConfigMaps (its list
+    held). From the API's return, within 30 s: every pod bound, each bound once (its node never changes in
+    the watch); the Backup finished honestly: Completed and verifying, or Failed saying why."""
+    pods_total = 8
+    for i in range(10):
+        apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}},
+              namespace)
+    controllers.stop()  # it would lose its Lease with the API too, and nobody here restarts it
+    with ApiRelay(KUBECONFIG) as relay, Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
+        env = {"KUBECONFIG": str(relay.kubeconfig)}
+        operators = {name: Operator(name, env=env, log_name=f"test-{name}-api-restart")
+                     for name in ("scheduler", "backup")}
+        bindings = relay.hold("POST", f"^/api/v1/namespaces/{namespace}/pods/[^/]+/binding$", after=2)
+        lists = relay.hold("GET", f"^/api/v1/namespaces/{namespace}/configmaps$")
+        backup = f"api-restart-{namespace}"
+        try:
+            with Supervisor(operators) as supervisor:
+                for i in range(pods_total):
+                    apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p-{i}"}, "spec": {
+                        "schedulerName": "kubeplane-scheduler",
+                        "containers": [{"name": "c", "image": "registry.local/app:1"}]}}, namespace)
+                apply({"apiVersion": "backup.kubeplane.dev/v1alpha1", "kind": "Backup",
+                       "metadata": {"name": backup, "namespace": "kubeplane-system"},
+                       "spec": {"includedNamespaces": [namespace], "includedResources": ["configmaps"]}})
+                bindings.wait_held(1, timeout=120)
+                lists.wait_held(1, timeout=120)
+
+                def release() -> None:
+                    bindings.release()
+                    lists.release()
+                back = restart_control_plane(release)
+
+                def bound() -> bool:
+                    current = pods.snapshot()
+                    return len(current) == pods_total and all((p.get("spec") or {}).get("nodeName")
+                                                              for p in current.values())
+
+                def finished() -> dict[str, Any] | None:
+                    status = kubectl_json("get", "backups.backup.kubeplane.dev", backup, "-n",
+                                          "kubeplane-system").get("status") or {}
+                    return status if status.get("phase") not in (None, "New", "InProgress") else None
+                wait_for(bound, timeout=CONVERGE + 90, what=f"{pods_total} pods bound after the restart")
+                status = wait_for(finished, timeout=CONVERGE + 90, what="the Backup finished after the restart")
+                took = time.monotonic() - back
+                nodes: dict[str, set[str]] = {}
+                for _, pod in pods.events:
+                    if (node := (pod.get("spec") or {}).get("nodeName")):
+                        nodes.setdefault(pod["metadata"]["uid"], set()).add(node)
+                assert all(len(n) == 1 for n in nodes.values()), f"a pod bound to two nodes: {nodes}"
+                if status["phase"] == "Completed":
+                    verified = subprocess.run([str(ROOT / ".venv/bin/kubeplane"), "backup", "verify", backup],
+                                              env=ENV, capture_output=True, text=True, timeout=120)
+                    assert verified.returncode == 0, verified.stderr
+                else:
+                    assert status["phase"] == "Failed" and status.get("failureReason"), status
+                assert took <= CONVERGE, f"converged {took:.0f}s after the API's return (bound {CONVERGE:.0f}s)"
+                print(f"converged {took:.1f}s after the API's return; backup {status['phase']} "
+                      f"({status.get('failureReason', '')}); operator restarts: {dict(supervisor.restarts)}")
+        finally:
+            bindings.release()
+            lists.release()
+            controllers.start()
+            kubectl("delete", "backups.backup.kubeplane.dev", backup, "-n", "kubeplane-system", "--wait=false",
                     check=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.faults.apirelay import ApiRelay, Gate, Rule
-from tests.integration.conftest import ENV, KUBECONFIG, ROOT, STATE, Operator, apply, kubectl, kubectl_json
+from tests.integration.conftest import ENV, KUBECONFIG, ROOT, STATE, Operator, Supervisor, apply, kubectl, kubectl_json
 from tests.kubectl import wait_for
 from tests.soak import invariants
 from tests.watch import Watch
@@ -61,49 +61,6 @@ class Report:
     def summary(self) -> str:
         return (f"soak: {sum(self.faults.values())} faults, {sum(self.operations.values())} operations, "
                 f"{len(self.violations)} violations")
-
-
-class Supervisor:
-    """The kubelet's part: an operator process that exits (killed, or it lost its Lease) starts again."""
-
-    def __init__(self, operators: dict[str, Operator]) -> None:
-        self.operators = operators
-        self.restarts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="soak supervisor")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                for name, operator in self.operators.items():
-                    if operator.process is None or operator.process.poll() is not None:
-                        self.restarts[name] += 1
-                        try:
-                            operator.start()
-                        except AssertionError:
-                            pass  # exited at once (the API refused it): the next round starts it again
-            time.sleep(0.2)
-
-    def kill(self, name: str) -> bool:
-        with self._lock:
-            operator = self.operators[name]
-            alive = operator.process is not None and operator.process.poll() is None
-            operator.kill()
-            return alive
-
-    def __enter__(self) -> Supervisor:
-        with self._lock:
-            for operator in self.operators.values():
-                operator.start()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        for operator in self.operators.values():
-            operator.stop()
 
 
 def restart_minio() -> bool:
