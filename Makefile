@@ -129,7 +129,7 @@ chart-crds: ## Copy crds/ into charts/kubeplane/files/crds/ (run after `make man
 chart-lint: tools ## helm lint --strict charts/kubeplane (defaults and everything on); fail if its CRDs drifted
 	@hack/sync-chart-crds.sh --check
 	@helm lint --strict charts/kubeplane
-	@helm lint --strict charts/kubeplane --set operators.scheduler.enabled=true,operators.backup.enabled=true,minio.enabled=true,minio.persistence.enabled=true,backupStorageLocation.create=true,metrics.serviceMonitor.enabled=true
+	@helm lint --strict charts/kubeplane --set operators.scheduler.enabled=true,operators.backup.enabled=true,minio.enabled=true,minio.persistence.enabled=true,backupStorageLocation.create=true,metrics.serviceMonitor.enabled=true,networkPolicy.enabled=true
 
 ##@ Image
 .PHONY: image

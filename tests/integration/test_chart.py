@@ -120,6 +120,7 @@ def everything_on(namespace: str) -> dict[str, Any]:
         "minio": {"enabled": True, "persistence": {"enabled": True}},
         "backupStorageLocation": {"create": True},
         "metrics": {"serviceMonitor": {"enabled": True}},
+        "networkPolicy": {"enabled": True, "minioFrom": [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]},
     }
 
 

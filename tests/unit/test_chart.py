@@ -624,6 +624,39 @@ def test_metrics_service_targets_the_metrics_port() -> None:
     assert service["spec"]["selector"]["app.kubernetes.io/component"] == "controllers"
 
 
+def _selects(selector: Obj, labels: Obj) -> bool:
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def test_network_policies_admit_only_the_named_ports_of_the_pods_they_select() -> None:
+    assert of_kind(render(ALL_ON), "NetworkPolicy") == []  # off by default
+    scrapers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    objs = render({**ALL_ON, "externalMetrics": {"enabled": True},
+                   "networkPolicy": {"enabled": True, "metricsFrom": scrapers}})
+    workloads = {o["metadata"]["name"]: o["spec"]["template"] for o in objs if o["kind"] in ("Deployment", "Job")}
+    policies = of_kind(objs, "NetworkPolicy")
+    assert {p["metadata"]["name"] for p in policies} == {
+        *(f"kp-kubeplane-{name}" for name in OPERATORS), "kp-kubeplane-minio", "kp-kubeplane-external-metrics"}
+    for policy in policies:
+        spec = policy["spec"]
+        assert spec["policyTypes"] == ["Ingress"], "egress stays open: API server and object storage"
+        selected = [name for name, template in workloads.items()
+                    if _selects(spec["podSelector"], template["metadata"]["labels"])]
+        assert len(selected) == 1, (policy["metadata"]["name"], selected)
+        ports = {port["name"] for c in workloads[selected[0]]["spec"]["containers"] for port in c.get("ports") or []}
+        allowed = {port["port"] for rule in spec["ingress"] for port in rule["ports"]}
+        assert allowed <= ports, f"{policy['metadata']['name']} names ports its pods do not have: {allowed - ports}"
+        if policy["metadata"]["name"] in {f"kp-kubeplane-{name}" for name in OPERATORS}:
+            assert allowed == {"metrics", "health"}
+            metrics = next(r for r in spec["ingress"] if r["ports"][0]["port"] == "metrics")
+            assert metrics["from"] == scrapers
+    minio = named(policies, "NetworkPolicy", "kp-kubeplane-minio")["spec"]["ingress"]
+    assert len(minio) == 1 and minio[0]["ports"] == [{"port": "s3", "protocol": "TCP"}]
+    admitted = {name for name, template in workloads.items() for peer in minio[0]["from"]
+                if _selects(peer["podSelector"], template["metadata"]["labels"])}
+    assert admitted == {"kp-kubeplane-backup", "kp-kubeplane-minio-bucket-1"}, admitted  # the Job: -<revision>
+
+
 # --- MinIO and the BackupStorageLocation --------------------------------------------------------
 
 
