@@ -1,6 +1,6 @@
 """Back up and restore 10,000 small objects: kubeplane's backup operator vs Velero, same cluster, same MinIO.
 
-    python -m bench.backup [--namespaces 100] [--per-namespace 100] [--no-velero]
+    python -m bench.backup [--namespaces 100] [--per-namespace 100] [--objects N] [--no-velero]
 
 Needs the embedded cluster with the backup operator running (`make up`) and, for the Velero column,
 `hack/tools.sh velero` (velero v1.17 and velero-plugin-for-aws, built from Go modules and cached; the
@@ -17,13 +17,16 @@ benchmark runs it when bin/velero is missing). Steps:
    mapping `bench-bk-<i>` -> `v-r-<i>`; checks the counts.
 
 Both are timed from `kubectl apply` of the Backup/Restore object to phase Completed, polled the same
-way. Prints a table with the ratio velero / kubeplane (> 1: kubeplane is faster), deletes the bench
+way, and the peak resident memory of each side's process tree (kubeplane's backup operator; Velero's
+server and its plugin processes) is read over each operation from the kernel's high-water marks.
+Prints a table with the ratio velero / kubeplane (> 1: kubeplane is faster), deletes the bench
 namespaces in the background and stops the Velero server. Logs: .kubeplane/logs/velero-bench.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import collections
 import json
@@ -36,7 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.common import ENV, ROOT, apply, kubectl, print_table, require_cluster, wait_until
+from bench.common import ENV, ROOT, PeakRss, apply, kubectl, print_table, require_cluster, wait_until
+from operators.core.kube import Kube
 
 LABEL = "kubeplane.dev/bench"
 KP_NS = "kubeplane-system"
@@ -119,7 +123,7 @@ def phase_of(resource: str, namespace: str, name: str) -> dict[str, Any]:
     return json.loads(out).get("status", {}) if out.strip() else {}
 
 
-def run_to_completion(label: str, resource: str, obj: dict[str, Any], timeout: float) -> tuple[float, dict]:
+def run_to_completion(label: str, resource: str, obj: dict[str, Any], timeout: float) -> tuple[float, dict[str, Any]]:
     """Apply obj, poll until a final phase; return (seconds from before the apply, status)."""
     namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     status: dict[str, Any] = {}
@@ -146,19 +150,44 @@ def run_to_completion(label: str, resource: str, obj: dict[str, Any], timeout: f
 
 def bench_kubeplane(run: str, namespaces: list[str], timeout: float) -> dict[str, Any]:
     name = f"bench-{run}"
+    pid = int((ROOT / ".kubeplane/run/backup.pid").read_text().strip())  # the operator `make up` runs
     print(f"- kubeplane: Backup {name} of {len(namespaces)} namespaces", flush=True)
+    memory = PeakRss(pid)
     backup_s, backup = run_to_completion("kubeplane backup", "backups.backup.kubeplane.dev", {
         "apiVersion": KP_API, "kind": "Backup", "metadata": {"name": name, "namespace": KP_NS},
         "spec": {"includedNamespaces": namespaces, "storageLocation": "default", "ttl": "24h"},
     }, timeout)
+    backup_mib = memory.mib()
     print(f"- kubeplane: Restore {name} into kp-r-<i>", flush=True)
+    memory = PeakRss(pid)
     restore_s, restore = run_to_completion("kubeplane restore", "restores.backup.kubeplane.dev", {
         "apiVersion": KP_API, "kind": "Restore", "metadata": {"name": name, "namespace": KP_NS},
         "spec": {"backupName": name,
                  "namespaceMapping": {ns: ns.replace("bench-bk-", "kp-r-") for ns in namespaces}},
     }, timeout)
     return {"backup": backup_s, "restore": restore_s, "backup_items": backup.get("progress", {}).get("itemsBackedUp"),
-            "restore_items": restore.get("progress", {}).get("itemsRestored"), "name": name}
+            "restore_items": restore.get("progress", {}).get("itemsRestored"), "name": name,
+            "backup_mib": backup_mib, "restore_mib": memory.mib()}
+
+
+def raw_create_rate(count: int = 2000, concurrency: int = 50) -> float:
+    """The API server's own create throughput on this machine: `count` small ConfigMaps POSTed by a bare
+    client (no rate limit, `concurrency` in flight) into namespace bench-bk-raw; objects per second."""
+    async def go() -> float:
+        os.environ.pop("KUBEPLANE_KUBE_API_QPS", None)  # no client-side limit: the server is the limit
+        async with await Kube.connect(pool_size=concurrency) as kube:
+            await kube.create("/api/v1/namespaces", {"metadata": {"name": "bench-bk-raw", "labels": {LABEL: "raw"}}})
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one(i: int) -> None:
+                async with gate:
+                    await kube.create("/api/v1/namespaces/bench-bk-raw/configmaps", {
+                        "metadata": {"name": f"raw-{i:05d}", "labels": {LABEL: "raw"}},
+                        "data": {"key": f"value-{i}", "note": "small bench object"}})
+            started = time.monotonic()
+            await asyncio.gather(*(one(i) for i in range(count)))
+            return count / (time.monotonic() - started)
+    return asyncio.run(go())
 
 
 # --- Velero ---------------------------------------------------------------------------------------
@@ -254,20 +283,25 @@ class Velero:
 
 def bench_velero(velero: Velero, run: str, namespaces: list[str], timeout: float) -> dict[str, Any]:
     name = f"bench-{run}"
+    assert velero.proc is not None
     print(f"- velero: Backup {name} of {len(namespaces)} namespaces", flush=True)
+    memory = PeakRss(velero.proc.pid)
     backup_s, backup = run_to_completion("velero backup", "backups.velero.io", {
         "apiVersion": VELERO_API, "kind": "Backup", "metadata": {"name": name, "namespace": VELERO_NS},
         "spec": {"includedNamespaces": namespaces, "storageLocation": "default", "ttl": "24h0m0s",
                  "snapshotVolumes": False, "defaultVolumesToFsBackup": False},
     }, timeout)
+    backup_mib = memory.mib()
     print(f"- velero: Restore {name} into v-r-<i>", flush=True)
+    memory = PeakRss(velero.proc.pid)
     restore_s, restore = run_to_completion("velero restore", "restores.velero.io", {
         "apiVersion": VELERO_API, "kind": "Restore", "metadata": {"name": name, "namespace": VELERO_NS},
         "spec": {"backupName": name, "restorePVs": False,
                  "namespaceMapping": {ns: ns.replace("bench-bk-", "v-r-") for ns in namespaces}},
     }, timeout)
     return {"backup": backup_s, "restore": restore_s, "backup_items": backup.get("progress", {}).get("itemsBackedUp"),
-            "restore_items": restore.get("progress", {}).get("itemsRestored"), "name": name}
+            "restore_items": restore.get("progress", {}).get("itemsRestored"), "name": name,
+            "backup_mib": backup_mib, "restore_mib": memory.mib()}
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -282,10 +316,13 @@ def main() -> None:
     parser.add_argument("--per-namespace", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4, help="parallel kubectl processes for the data set")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per backup or restore")
+    parser.add_argument("--objects", type=int, help="total objects: --namespaces becomes objects / --per-namespace")
     parser.add_argument("--no-velero", action="store_true", help="kubeplane only (Velero column n/a)")
     args = parser.parse_args()
     require_cluster()
     n, m = args.namespaces, args.per_namespace
+    if args.objects:
+        n = max(1, args.objects // m)
     run = uuid.uuid4().hex[:6]
     prefixes = ("bench-bk-", "kp-r-", "v-r-")
     namespaces = [f"bench-bk-{i}" for i in range(n)]
@@ -297,6 +334,7 @@ def main() -> None:
                    timeout=900, label="old bench namespaces")
 
     velero: Velero | None = None
+    raw_rate = 0.0
     kp: dict[str, Any] = {}
     ve: dict[str, Any] = {}
     velero_problem = ""
@@ -308,6 +346,9 @@ def main() -> None:
         kp = bench_kubeplane(run, namespaces, args.timeout)
         kp["verify"] = verify("kp-r-", n, m)
         print(f"  kubeplane restore check: {kp['verify']}", flush=True)
+        raw_rate = raw_create_rate()
+        print(f"- the API server's create throughput (bare client, 50 in flight): {raw_rate:.0f} objects/s",
+              flush=True)
 
         if args.no_velero:
             velero_problem = "skipped (--no-velero)"
@@ -354,8 +395,14 @@ def main() -> None:
             rows.append((f"{op} (s)", f"{kp[op]:.1f}", "n/a", "n/a"))
         rows.append((f"{op} items/s", fmt_rate(kp[items_key], kp[op]),
                      fmt_rate(ve[items_key], ve[op]) if ve else "n/a", ""))
+        rows.append((f"{op} peak RSS (MiB)", f"{kp[op + '_mib']:.0f}", f"{ve[op + '_mib']:.0f}" if ve else "n/a",
+                     f"{ve[op + '_mib'] / kp[op + '_mib']:.2f}x" if ve else "n/a"))
     print_table(f"Backup + restore of {n} namespaces x {m} objects ({n * m} ConfigMaps/Secrets)", rows)
     print(f"\nkubeplane items: backed up {kp['backup_items']}, restored {kp['restore_items']}; check {kp['verify']}")
+    if raw_rate and kp.get("restore_items"):
+        share = kp["restore_items"] / kp["restore"] / raw_rate
+        print(f"kubeplane restore: {share:.0%} of the API server's create throughput here ({raw_rate:.0f} objects/s "
+              "by a bare client)")
     if ve:
         print(f"velero items:    backed up {ve['backup_items']}, restored {ve['restore_items']}; check {ve['verify']}")
         for op in ("backup", "restore"):
