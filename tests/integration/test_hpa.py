@@ -83,7 +83,9 @@ def test_the_stabilization_window_survives_a_restart(controllers: Operator, name
         print(f"restarted at {restarted}, scaled down at {scaled_at}")
         assert scaled_at >= not_before - timedelta(seconds=1), \
             f"scaled down at {scaled_at}, before the window let go at {not_before}"
-        assert scaled_at < restarted + timedelta(seconds=45), \
+        # A window started afresh at the restart cannot let go before restarted + 60 s: any scale-down
+        # earlier proves the window was read back, however slow the restart was (not a time bound).
+        assert scaled_at < restarted + timedelta(seconds=60), \
             f"scaled down at {scaled_at}: the restarted controller started a new window at {restarted}"
         seen = [int(d["spec"]["replicas"]) for _, d in deployments.events]
         assert seen[0] == 3 and seen[-1] == 1 and 2 not in seen, seen  # one step, 3 -> 1

@@ -272,15 +272,19 @@ def check(report: Report, pods: Watch, backup_watch: Watch, restore_watch: Watch
           nodes: list[str], data: str, backups: list[str], restores: dict[str, str]) -> None:
     allowed = {name: invariants.creations_allowed(history) for name, history in desired.items()}
     report.violations += invariants.pod_violations(list(pods.events), allowed, dict.fromkeys(nodes, NODE_CPU))
-    report.violations += invariants.phase_violations("Backup", list(backup_watch.events))
-    report.violations += invariants.phase_violations("Restore", list(restore_watch.events))
+    # Only the soak's own Backups and Restores: other ones in the namespace (other tests', synced ones) are
+    # not what this run did.
+    backup_events = [(e, o) for e, o in list(backup_watch.events) if o.get("metadata", {}).get("name") in backups]
+    restore_events = [(e, o) for e, o in list(restore_watch.events) if o.get("metadata", {}).get("name") in restores]
+    report.violations += invariants.phase_violations("Backup", backup_events)
+    report.violations += invariants.phase_violations("Restore", restore_events)
     report.notes.append(f"pods ever created: {len(pods.ever_added)} (allowed by the scale requests: "
                         f"{sum(allowed.values())})")
     outcomes = Counter(((backup_watch.snapshot().get(b) or {}).get("status") or {}).get("phase") for b in backups)
     report.notes.append(f"backups: {dict(outcomes)}")
     expected = {cm["metadata"]["name"]: cm.get("data") for cm in
                 kubectl_json("get", "configmaps", "-n", data, "-l", "app=soak-data")["items"]}
-    for name in invariants.ever_completed(list(backup_watch.events)):
+    for name in invariants.ever_completed(backup_events):
         verified = subprocess.run([str(ROOT / ".venv/bin/kubeplane"), "backup", "verify", name], env=ENV,
                                   capture_output=True, text=True, timeout=180)
         if verified.returncode != 0:
@@ -288,10 +292,8 @@ def check(report: Report, pods: Watch, backup_watch: Watch, restore_watch: Watch
                 "Completed backup does not verify", f"{name}: {verified.stderr.strip() or verified.stdout.strip()}"))
     outcomes = Counter(((restore_watch.snapshot().get(r) or {}).get("status") or {}).get("phase") for r in restores)
     report.notes.append(f"restores: {dict(outcomes)}")
-    for name in invariants.ever_completed(list(restore_watch.events)):
-        target = restores.get(name)
-        if target is None:
-            continue
+    for name in invariants.ever_completed(restore_events):
+        target = restores[name]
         found = {cm["metadata"]["name"]: cm.get("data") for cm in
                  kubectl_json("get", "configmaps", "-n", target, "-l", "app=soak-data")["items"]}
         missing = sorted(set(expected) - set(found))
