@@ -48,6 +48,7 @@ VELERO_NS = "velero"
 KP_API = "backup.kubeplane.dev/v1alpha1"
 VELERO_API = "velero.io/v1"
 DONE_OK = ("Completed",)
+MAX_NAMESPACES = 256  # spec.includedNamespaces and spec.namespaceMapping bounds of the CRDs
 DONE_BAD = ("Failed", "PartiallyFailed", "FailedValidation", "Deleting")
 
 
@@ -316,13 +317,19 @@ def main() -> None:
     parser.add_argument("--per-namespace", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4, help="parallel kubectl processes for the data set")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per backup or restore")
-    parser.add_argument("--objects", type=int, help="total objects: --namespaces becomes objects / --per-namespace")
+    parser.add_argument("--objects", type=int, help="total objects, in namespaces of --per-namespace objects (at most "
+                        f"{MAX_NAMESPACES} namespaces: beyond, more objects per namespace)")
     parser.add_argument("--no-velero", action="store_true", help="kubeplane only (Velero column n/a)")
     args = parser.parse_args()
     require_cluster()
     n, m = args.namespaces, args.per_namespace
     if args.objects:
-        n = max(1, args.objects // m)
+        # A Backup names at most 256 namespaces and a Restore maps at most 256 (the CRDs' bounds): beyond
+        # that, more objects per namespace.
+        n = max(1, min(MAX_NAMESPACES, args.objects // m))
+        m = -(-args.objects // n)
+    if n > MAX_NAMESPACES:
+        parser.error(f"--namespaces {n}: a Backup names at most {MAX_NAMESPACES}; raise --per-namespace instead")
     run = uuid.uuid4().hex[:6]
     prefixes = ("bench-bk-", "kp-r-", "v-r-")
     namespaces = [f"bench-bk-{i}" for i in range(n)]
