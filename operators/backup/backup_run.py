@@ -198,18 +198,16 @@ async def run_backup(
         await asyncio.to_thread(upload.abort)
         raise
 
-    def seal(object_key: str, data: bytes) -> bytes:  # bound to the key it is stored under
-        return crypto.encrypt(data, location.encryption_key, context=object_key) if location.encryption_key else data
-
-    checksums = seal(keys.checksums, manifest.to_json())
+    sealing = location.encryption_key
+    checksums = crypto.seal(manifest.to_json(), sealing, keys.checksums)
     await store.put_bytes(keys.checksums, checksums)
     resource_list = _gzip(json.dumps(archive.resource_list(collector.listed)).encode())
-    await store.put_bytes(keys.resource_list, seal(keys.resource_list, resource_list))
-    await store.put_bytes(keys.results, seal(keys.results, _gzip(results.to_json())))
+    await store.put_bytes(keys.resource_list, crypto.seal(resource_list, sealing, keys.resource_list))
+    await store.put_bytes(keys.results, crypto.seal(_gzip(results.to_json()), sealing, keys.results))
     phase = "PartiallyFailed" if results.error_count else "Completed"
     reason = f"{results.error_count} item(s) failed; see `kubeplane backup logs {name}`" if results.error_count else ""
     results.info(f"backup {phase}")
-    await store.put_bytes(keys.logs, seal(keys.logs, _gzip("\n".join(results.log).encode())))
+    await store.put_bytes(keys.logs, crypto.seal(_gzip("\n".join(results.log).encode()), sealing, keys.logs))
 
     # Last, and only once: the metadata object that makes this a complete backup.
     completed = format_time(now())

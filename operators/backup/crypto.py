@@ -272,6 +272,12 @@ def decrypt(data: bytes | IO[bytes], key: bytes, context: str | None = None) -> 
     return b"".join(decrypt_iter(data, key, context))
 
 
+def seal(data: bytes, key: bytes | None, object_key: str) -> bytes:
+    """What a small object is stored as: encrypted and bound to `object_key` when the location has a key,
+    as it is otherwise."""
+    return encrypt(data, key, context=object_key) if key is not None else data
+
+
 class EncryptingWriter(io.RawIOBase):
     """A writable file object that encrypts into `sink`; `close()` seals the final chunk (and does
     not close `sink`). Lets the archive writer stream straight into an encrypted upload.

@@ -400,14 +400,12 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     if not location.read_only:
         keys = archive.RestoreKeys(name)
         report = {"results": json.loads(results.to_json()), "dryRun": tally.lines if dry_run else []}
-        def seal(object_key: str, data: bytes) -> bytes:  # as the backup's own files: the log names every item
-            if location.encryption_key is None:
-                return data
-            return crypto.encrypt(data, location.encryption_key, context=object_key)
+        sealing = location.encryption_key  # as the backup's own files: the log names every item restored
         try:
-            log = "\n".join(results.log + tally.lines).encode()
-            await store.put_bytes(keys.results, seal(keys.results, gzip.compress(json.dumps(report).encode(), mtime=0)))
-            await store.put_bytes(keys.logs, seal(keys.logs, gzip.compress(log, mtime=0)))
+            report_gz = gzip.compress(json.dumps(report).encode(), mtime=0)
+            log_gz = gzip.compress("\n".join(results.log + tally.lines).encode(), mtime=0)
+            await store.put_bytes(keys.results, crypto.seal(report_gz, sealing, keys.results))
+            await store.put_bytes(keys.logs, crypto.seal(log_gz, sealing, keys.logs))
         except StorageError as e:
             results.warning("", f"could not upload the restore's results: {e}")
     status: dict[str, Any] = {

@@ -219,3 +219,11 @@ def test_an_oversized_context_length_is_refused_before_buffering_it():
     sealed[crypto.HEADER_BYTES - 2:crypto.HEADER_BYTES] = (60000).to_bytes(2, "big")
     with pytest.raises(DecryptionError, match="invalid context length 60000"):
         decrypt(bytes(sealed), KEY)
+
+
+def test_seal_encrypts_small_objects_bound_to_their_key_only_when_the_location_has_a_key():
+    assert crypto.seal(b"log", None, "backups/a/a-logs.gz") == b"log"
+    sealed = crypto.seal(b"log", KEY, "backups/a/a-logs.gz")
+    assert crypto.is_encrypted(sealed[:16]) and decrypt(sealed, KEY, "backups/a/a-logs.gz") == b"log"
+    with pytest.raises(DecryptionError, match="copied from another name"):
+        decrypt(sealed, KEY, "backups/b/b-logs.gz")
