@@ -124,6 +124,19 @@ class Operator:
                 self.kill()
 
 
+def wait_dead(pid: int, timeout: float = 30.0) -> bool:
+    """Until process `pid` is gone or a zombie (a container without an init may keep one); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if "zombie" in Path(f"/proc/{pid}/status").read_text(errors="replace").lower():
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 class Supervisor:
     """The kubelet's part: an operator process that exits (killed, or it lost its Lease) starts again."""
 

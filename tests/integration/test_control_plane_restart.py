@@ -37,6 +37,7 @@ from tests.integration.conftest import (
     apply,
     kubectl,
     kubectl_json,
+    wait_dead,
 )
 from tests.kubectl import wait_for
 from tests.watch import Watch
@@ -60,10 +61,7 @@ def kill_component(name: str) -> None:
     pid_file = KWOK_HOME / "pids" / f"{name}.pid"
     pid = int(pid_file.read_text().strip())
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and \
-            "zombie" not in Path(f"/proc/{pid}/status").read_text(errors="replace").lower():
-        time.sleep(0.1)
+    wait_dead(pid)
     pid_file.unlink()
 
 
