@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from tests.faults.apirelay import ApiRelay, Gate, Rule
-from tests.integration.conftest import ENV, KUBECONFIG, ROOT, STATE, Operator, Supervisor, apply, kubectl, kubectl_json
+from tests.integration.conftest import (
+    ENV,
+    KUBECONFIG,
+    ROOT,
+    STATE,
+    Operator,
+    Supervisor,
+    apply,
+    kubectl,
+    kubectl_json,
+    wait_dead,
+)
 from tests.kubectl import wait_for
 from tests.soak import invariants
 from tests.watch import Watch
@@ -31,6 +42,7 @@ NODES, NODE_CPU = 3, 2000  # milli-CPU each: room for 24 of the soak's pods
 POD_CPU = 250
 REPLICASETS, MAX_REPLICAS = 3, 10  # up to 30 pods wanted: more than fit, so some wait for room
 CONFIGMAPS = 20
+MIN_STEPS = 40  # operations and faults a run takes at least, however long they take
 FINAL_REPLICAS = 4  # each ReplicaSet at the end: 12 pods, all of which fit
 DONE = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
 
@@ -75,11 +87,8 @@ def restart_minio() -> bool:
     environ = dict(e.decode().split("=", 1) for e in (proc / "environ").read_bytes().split(b"\0") if b"=" in e)
     cwd = os.readlink(proc / "cwd")
     os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while proc.exists() and "zombie" not in (proc / "status").read_text(errors="replace").lower():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"MinIO (pid {pid}) did not exit after SIGKILL")
-        time.sleep(0.05)
+    if not wait_dead(pid):
+        raise RuntimeError(f"MinIO (pid {pid}) did not exit after SIGKILL")
     with (STATE / "logs" / "minio.log").open("ab") as log:
         log.write(f"=== soak: restarting {' '.join(argv)}\n".encode())
         log.flush()
@@ -197,8 +206,8 @@ def run(seconds: float, seed: int, say: Callable[[str], None] = print) -> Report
                 if supervisor.kill(name):
                     report.faults[f"SIGKILL {name}"] += 1
 
-            def api_fault() -> None:
-                label, method, pattern, action, kw = rng.choice(API_FAULTS)
+            def api_fault(chosen: tuple[str, str, str, str, dict[str, Any]] | None = None) -> None:
+                label, method, pattern, action, kw = chosen or rng.choice(API_FAULTS)
                 rule = relay.fail(method, pattern, **kw) if action == "fail" else relay.reset(method, pattern, **kw)
                 rules.append((label, rule))
 
@@ -214,19 +223,28 @@ def run(seconds: float, seed: int, say: Callable[[str], None] = print) -> Report
 
             operations = [(scale, 4), (backup, 2), (restore, 2)]
             faults = [(kill, 3), (api_fault, 4), (stall, 2), (minio, 1)]
+            # One fault of each family first (a pod create refused: the scales below make pods), then drawn.
+            # Steps, not seconds, decide when a fault comes, and a run takes at least MIN_STEPS of them: the
+            # seed fixes the sequence of choices, however fast or busy the machine is.
+            opening: list[Callable[[], None]] = [kill, lambda: api_fault(API_FAULTS[0]), stall, minio]
             deadline = time.monotonic() + seconds
-            next_fault = time.monotonic() + rng.uniform(2, 6)
+            step, next_fault = 0, rng.randint(2, 6)
             last_progress = time.monotonic()
-            while time.monotonic() < deadline:
-                if time.monotonic() >= next_fault:
-                    rng.choices([f for f, _ in faults], weights=[w for _, w in faults])[0]()
-                    next_fault = time.monotonic() + rng.uniform(2, 6)
+            while time.monotonic() < deadline or step < MIN_STEPS:
+                step += 1
+                if step >= next_fault:
+                    if opening:
+                        opening.pop(0)()
+                    else:
+                        rng.choices([f for f, _ in faults], weights=[w for _, w in faults])[0]()
+                    next_fault = step + rng.randint(2, 6)
                 else:
                     rng.choices([o for o, _ in operations], weights=[w for _, w in operations])[0]()
                 time.sleep(rng.uniform(0.3, 1.5))
-                if time.monotonic() - last_progress >= 30 and deadline - time.monotonic() > 5:
+                if time.monotonic() - last_progress >= 30 and (deadline - time.monotonic() > 5 or step < MIN_STEPS):
                     last_progress = time.monotonic()
-                    say(f"soak: {deadline - time.monotonic():.0f}s left; faults {dict(report.faults)}; "
+                    left = max(0.0, deadline - time.monotonic())
+                    say(f"soak: step {step}, {left:.0f}s left; faults {dict(report.faults)}; "
                         f"operations {dict(report.operations)}")
 
             # Faults stop; rules that never matched a request did not land and are not counted.
