@@ -5,6 +5,7 @@
         gate = relay.hold("POST", r"/pods$", after=10)   # the 11th pod create and all later ones wait
         ...                                              # the test kills the operator while they wait
         gate.release()                                   # held requests go on to the API server
+        gate.drain()                                     # ... and have all been answered on return
         relay.fail("PATCH", r"/status$", status=500, times=1)  # the next status write gets a 500
         relay.fail("GET", r"/leases/", status=429, retry_after=1)
         relay.reset("POST", r"/bindings$", times=2)      # connections dropped without an answer
@@ -49,10 +50,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 @dataclass
 class Gate:
     """Held requests wait until `release()` (callable from any thread); `held` counts those waiting now,
-    `total` every request held (for a stall: every chunk of a stream held back)."""
+    `total` every request held (for a stall: every chunk of a stream held back), `unanswered` the held
+    requests not yet answered (waiting, or released and still on their way to the API server)."""
 
     held: int = 0
     total: int = 0
+    unanswered: int = 0
     _released: bool = False
     _event: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -74,6 +77,16 @@ class Gate:
         while self.held < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"only {self.held} request(s) held after {timeout}s, wanted {count}")
+            time.sleep(0.01)
+
+    def drain(self, timeout: float = 60) -> None:
+        """Release and wait until every held request has had its answer (or its failure) from the API
+        server: release() alone lets them go on later, on the relay's loop."""
+        self.release()
+        deadline = time.monotonic() + timeout
+        while self.unanswered:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.unanswered} released request(s) still unanswered after {timeout}s")
             time.sleep(0.01)
 
 
@@ -260,12 +273,18 @@ class ApiRelay:
             if rule.action == "blackhole":
                 await asyncio.Event().wait()
             if rule.action == "hold" and rule.gate is not None:
-                rule.gate.held += 1
-                rule.gate.total += 1
+                gate = rule.gate
+                gate.held += 1
+                gate.total += 1
+                gate.unanswered += 1
                 try:
-                    await rule.gate.wait()
+                    try:
+                        await gate.wait()
+                    finally:
+                        gate.held -= 1
+                    return await self._forward(request, seen)
                 finally:
-                    rule.gate.held -= 1
+                    gate.unanswered -= 1
         return await self._forward(request, seen)
 
     async def _forward(self, request: web.Request, seen: Seen) -> web.StreamResponse:

@@ -47,6 +47,9 @@ def test_rules_land_where_they_say(cluster: Path, namespace: str) -> None:
                                 stderr=subprocess.PIPE, text=True)
         gate.wait_held(1)
         assert held.poll() is None
-        gate.release()
+        gate.drain()  # returns once the API server answered the held create: it exists now
+        assert gate.unanswered == 0 and gate.held == 0
+        assert subprocess.run([str(BIN / "kubectl"), "get", "configmap", "held", "-n", namespace], env=ENV,
+                              capture_output=True).returncode == 0
         assert held.wait(timeout=30) == 0
         assert [s.action for s in relay.seen("POST", f"{path}$")] == ["forwarded", "fail", "forwarded", "hold"]

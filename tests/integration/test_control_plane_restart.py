@@ -96,7 +96,7 @@ def test_etcd_and_api_server_restart_mid_scale_up(controllers: Operator, namespa
             with Supervisor({"controllers": relayed}) as supervisor:
                 apply(replicaset(REPLICAS), namespace)
                 creates.wait_held(1, timeout=120)  # the burst is under way
-                back = restart_control_plane(creates.release)  # released into a dead API server: none lands
+                back = restart_control_plane(creates.drain)  # answered by a dead API server: none lands
 
                 def converged() -> bool:
                     rs = kubectl_json("get", "replicasets.apps.kubeplane.dev", "web", "-n", namespace)
@@ -145,9 +145,9 @@ def test_scheduler_and_backup_operator_converge_after_an_api_restart(controllers
                 bindings.wait_held(1, timeout=120)
                 lists.wait_held(1, timeout=120)
 
-                def release() -> None:
-                    bindings.release()
-                    lists.release()
+                def release() -> None:  # answered by the dead API server, none lands after its return
+                    bindings.drain()
+                    lists.drain()
                 back = restart_control_plane(release)
 
                 def bound() -> bool:
