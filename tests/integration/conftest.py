@@ -192,6 +192,10 @@ def controllers(cluster: Path) -> Iterator[Operator]:
 def namespace(cluster: Path) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
+    # pods are refused until kube-controller-manager gave it its default ServiceAccount (the admission
+    # plugin): a test that breaks the API right away would otherwise wait out the controller's backoff too
+    wait_for(lambda: kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+             timeout=60, what=f"namespace {name}'s default ServiceAccount")
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
