@@ -21,6 +21,12 @@ Leader election is off for all three: each is the only scheduler of its name. Th
 kubeplane operators (`make up` runs them) are paused for the run and started again afterwards:
 they are neither scheduler, and on a small machine their pod watches take CPU both would need.
 
+Also measured in the same run (unless `--only upstream`): the API server's own binding throughput, the
+physical limit of any scheduler here: `--pods` pending pods bound by a bare client (64 concurrent
+`pods/binding` POSTs round-robin over the nodes, no decisions), and kubeplane's share of it.
+`--profile FILE` samples the running kubeplane-scheduler with py-spy (collapsed stacks in FILE) and prints
+where its CPU went: by function (own time) and by area (inclusive).
+
 Reported: pods/s over the burst (first to last binding), p50/p99 from the scheduler's start to each
 pod's binding, the time to the first binding (process start, cache sync), and the CPU time the
 scheduler process used per pod (start-up included). On a small machine the API server, etcd and
@@ -32,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -142,6 +149,114 @@ class BindWatch:
                 self.bound[name] = now
 
 
+RAW = "bare client, no decisions"
+
+
+async def bind_all(namespace: str, pods: int, nodes: list[str], concurrency: int = 64) -> list[float]:
+    """Bind every pod of `namespace` round-robin over `nodes`, `concurrency` POSTs at a time; the monotonic
+    time each binding was answered."""
+    async with await Kube.connect(pool_size=concurrency) as kube:
+        gate = asyncio.Semaphore(concurrency)
+        done: list[float] = []
+
+        async def bind(i: int) -> None:
+            body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": f"p-{i}"},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": nodes[i % len(nodes)]}}
+            async with gate:
+                await kube.create(f"/api/v1/namespaces/{namespace}/pods/p-{i}/binding", body)
+            done.append(time.monotonic())
+        await asyncio.gather(*(bind(i) for i in range(pods)))
+        return done
+
+
+def raw_binding_run(pods: int, nodes: list[str]) -> dict[str, float]:
+    """The API server's binding throughput on this machine: pending pods bound by a bare client."""
+    namespace = f"bench-sched-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    try:
+        print(f"- {RAW}: creating {pods} pods in {namespace}, then binding them all", flush=True)
+        apply_chunks([pod_yaml(f"p-{i}", "bench-nobody") for i in range(pods)], namespace)
+        start = time.monotonic()
+        times = sorted(t - start for t in asyncio.run(bind_all(namespace, pods, nodes)))
+        burst = max(times[-1] - times[0], 1e-3)
+        print(f"  all {pods} bound in {times[-1]:.1f}s ({(pods - 1) / burst:.0f} pods/s)", flush=True)
+        return {"first": times[0], "last": times[-1], "pods_per_second": (pods - 1) / burst,
+                "p50": statistics.median(times), "p99": times[int(len(times) * 0.99) - 1], "cpu_ms_per_pod": 0.0}
+    finally:
+        delete_namespace(namespace)
+
+
+def delete_namespace(namespace: str) -> None:
+    print(f"  deleting {namespace} and waiting until it is gone", flush=True)
+    # Force: graceful deletion would wait for KWOK to confirm each pod, minutes for thousands.
+    kubectl("delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force", "--wait=false")
+    kubectl("delete", "namespace", namespace, "--wait=false")
+    wait_until(lambda: (namespace not in kubectl("get", "namespaces", "-o", "name"), "deleting"), 600, namespace)
+
+
+@contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy samples process `pid` (without pausing it) while the block runs; collapsed stacks go to `out`."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                            "--rate", "200", "--nonblocking", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
+AREAS = [  # (area, a path fragment of its frames), the first match from the innermost frame outwards
+    ("plugins: filters and scores", "operators/scheduler/plugins/"),
+    ("framework: cycle, filter pass, score table", "operators/scheduler/framework.py"),
+    ("snapshot and cache (NodeInfo, assume)", "operators/scheduler/snapshot.py"),
+    ("snapshot and cache (NodeInfo, assume)", "operators/scheduler/cache.py"),
+    ("resources (quantities, requests)", "operators/scheduler/resources.py"),
+    ("queue", "operators/scheduler/queue.py"),
+    ("informers (watch events, views)", "operators/core/informer.py"),
+    ("informers (watch events, views)", "operators/scheduler/informers.py"),
+    ("operator loop (binding, status, events)", "operators/scheduler/operator.py"),
+    ("API client (HTTP, JSON)", "operators/core/kube.py"),
+    ("API client (HTTP, JSON)", "aiohttp/"),
+    ("JSON", "json/"),
+    ("asyncio event loop", "asyncio/"),
+]
+
+
+def print_profile(path: Path) -> None:
+    """Own time by function and inclusive time by area, from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    area: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        # the innermost kubeplane/library area the sample is in, counted once
+        where = next((name for frame in reversed(frames) for name, part in AREAS if part in frame), "other")
+        area[where] = area.get(where, 0) + count
+    if not total:
+        print("profile: no samples")
+        return
+    rows = [("area (innermost match)", "share of samples")]
+    rows += [(name, f"{100 * n / total:.1f}%") for name, n in sorted(area.items(), key=lambda kv: -kv[1])]
+    print_table(f"kubeplane-scheduler CPU by area ({total} samples, py-spy)", rows)
+    rows = [("function (own time)", "share")]
+    rows += [(name[:110], f"{100 * n / total:.1f}%") for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:25]]
+    print_table("kubeplane-scheduler CPU by function, top 25", rows)
+
+
 @contextmanager
 def scheduler_process(label: str, scheduler_name: str, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run one scheduler, serving only `scheduler_name`, until the block ends; its log goes to workdir."""
@@ -166,7 +281,7 @@ profiles: [{{schedulerName: {scheduler_name}}}]
         yield proc
 
 
-def one_run(label: str, nodes: int, pods: int, workdir: Path) -> dict[str, float]:
+def one_run(label: str, nodes: int, pods: int, workdir: Path, profile: Path | None = None) -> dict[str, float]:
     scheduler_name = SCHEDULER_NAMES[label]
     namespace = f"bench-sched-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", namespace)
@@ -178,7 +293,8 @@ def one_run(label: str, nodes: int, pods: int, workdir: Path) -> dict[str, float
                 raise RuntimeError(f"{len(watch.bound)} pods were bound before their scheduler started")
             print(f"  starting {label}", flush=True)
             start = time.monotonic()
-            with scheduler_process(label, scheduler_name, workdir) as process:
+            with scheduler_process(label, scheduler_name, workdir) as process, \
+                    profiled(process.pid, profile if label == OURS else None):
                 def done() -> tuple[bool, str]:
                     if process.poll() is not None:
                         raise RuntimeError(f"{label} exited with {process.returncode}; see {workdir}")
@@ -197,11 +313,7 @@ def one_run(label: str, nodes: int, pods: int, workdir: Path) -> dict[str, float
               flush=True)
         return result
     finally:
-        print(f"  deleting {namespace} and waiting until it is gone", flush=True)
-        # Force: graceful deletion would wait for KWOK to confirm each pod, minutes for thousands.
-        kubectl("delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force", "--wait=false")
-        kubectl("delete", "namespace", namespace, "--wait=false")
-        wait_until(lambda: (namespace not in kubectl("get", "namespaces", "-o", "name"), "deleting"), 600, namespace)
+        delete_namespace(namespace)
 
 
 def main() -> None:
@@ -210,6 +322,8 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=2000)
     parser.add_argument("--only", choices=["ours", "upstream"],
                         help="run one side only (while working on it; prints no ratio)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample kubeplane-scheduler with py-spy; collapsed stacks to FILE, summary printed")
     args = parser.parse_args()
     require_cluster()
     labels = [label for label in SCHEDULER_NAMES if args.only is None or (label == OURS) == (args.only == "ours")]
@@ -224,7 +338,9 @@ def main() -> None:
     if paused:
         print(f"paused the cluster's kubeplane operators for the run: {' '.join(paused)}", flush=True)
     try:
-        results = {label: one_run(label, args.nodes, args.pods, workdir) for label in labels}
+        results = {label: one_run(label, args.nodes, args.pods, workdir, args.profile) for label in labels}
+        if args.only != "upstream":
+            results[RAW] = raw_binding_run(args.pods, nodes)
     finally:
         print(f"deleting the {args.nodes} bench nodes", flush=True)
         kubectl("delete", "nodes", "-l", LABEL, "--wait=false")
@@ -234,12 +350,17 @@ def main() -> None:
             cluster_sh("start-operators", OPERATORS=" ".join(paused))
     rows = [("scheduler", "pods/s", "p50 / p99 to bound (s)", "first / last bound (s)", "CPU ms per pod")]
     rows += [(label, f"{r['pods_per_second']:.0f}", f"{r['p50']:.1f} / {r['p99']:.1f}",
-              f"{r['first']:.1f} / {r['last']:.1f}", f"{r['cpu_ms_per_pod']:.1f}") for label, r in results.items()]
+              f"{r['first']:.1f} / {r['last']:.1f}", f"{r['cpu_ms_per_pod']:.1f}" if label != RAW else "-")
+             for label, r in results.items()]
     print_table(f"Scheduling a burst of {args.pods} pods over {args.nodes} nodes (times from scheduler start)", rows)
+    ours = results[OURS]["pods_per_second"] if OURS in results else 0.0
+    print()
+    if RAW in results:
+        print(f"kubeplane's share of the API server's binding throughput: {ours / results[RAW]['pods_per_second']:.2f}")
+    if args.profile is not None and OURS in results:
+        print_profile(args.profile)
     if args.only:
         return
-    ours = results[OURS]["pods_per_second"]
-    print()
     for label in (UPSTREAM, UNLIMITED):
         print(f"throughput ratio kubeplane / {label}: {ours / results[label]['pods_per_second']:.2f}")
 
