@@ -24,6 +24,7 @@ Where upstream is nondeterministic, kubeplane is deterministic and says how:
 from __future__ import annotations
 
 import itertools
+import json
 import operator
 import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -209,7 +210,10 @@ class CycleState(dict[str, Any]):
     def clone(self) -> CycleState:
         copied = CycleState()
         for key, value in self.items():
-            copied[key] = value.clone() if isinstance(value, StateData) else value
+            # What isinstance(value, StateData) tells, without a Protocol check's cost (preemption clones
+            # the state once per candidate node).
+            clone = getattr(type(value), "clone", None)
+            copied[key] = clone(value) if clone is not None else value
         copied.skip_filter_plugins = set(self.skip_filter_plugins)
         copied.skip_score_plugins = set(self.skip_score_plugins)
         return copied
@@ -299,6 +303,40 @@ class NodeStatic(Protocol):
 
 
 @runtime_checkable
+class NodeLocal(Protocol):
+    """A plugin (`node_local = True`) whose Filter verdict and Score read only the pod and the one
+    NodeInfo they are given, never other nodes or cluster state. When every active filter (or
+    scorer) of a cycle is node-local and nobody is nominated, the framework remembers each node's
+    verdict (and raw scores) for the pod's alike kind in `NodeInfo.alike_memo`, which a change of the
+    node's pods clears and a rebuilt NodeInfo starts without: the next pod of a ReplicaSet with the
+    same spec re-evaluates only the nodes that changed since (the idea of Kubernetes 1.35's
+    opportunistic batching, kept exact: every node is still visited in the same order, only its
+    result is reused)."""
+
+    name: str
+    node_local: bool
+
+
+# What node-local plugins read of a pod's spec (NodeResourcesFit and BalancedAllocation: requests,
+# overhead, pod-level resources, sidecars; NodePorts: ports; NodeAffinity: nodeSelector and affinity;
+# TaintToleration and NodeUnschedulable: tolerations; NodeName: nodeName), and of each container. A pod's
+# volumes and mounts (its kube-api-access-<random> token volume) and its name are left out, so the pods
+# of one template are alike. A new node-local plugin that reads more must add it here.
+ALIKE_SPEC_FIELDS = ("nodeName", "nodeSelector", "affinity", "tolerations", "overhead", "resources", "priority",
+                     "preemptionPolicy")
+ALIKE_CONTAINER_FIELDS = ("resources", "ports", "restartPolicy")
+
+
+def alike_signature(pod: Pod) -> str:
+    """What node-local plugins can read of `pod` (see ALIKE_SPEC_FIELDS), and its whole status (in-place
+    resize reads it), as one string: equal for the pods of one owner's template."""
+    spec = pod.get("spec") or {}
+    shape: dict[str, Any] = {key: spec[key] for key in ALIKE_SPEC_FIELDS if key in spec}
+    for kind in ("containers", "initContainers"):
+        shape[kind] = [[container.get(key) for key in ALIKE_CONTAINER_FIELDS] for container in spec.get(kind) or ()]
+    return json.dumps([shape, pod.get("status")], sort_keys=True, separators=(",", ":"), default=str)
+
+
 class PostFilterPlugin(Plugin, Protocol):
     def post_filter(
         self, state: CycleState, pod: Pod, node_to_status: NodeToStatus
@@ -447,7 +485,10 @@ class Verdict:
 
 # Node-static results kept per node before its memo starts over.
 STATIC_MEMO_KEYS = 64
+# Alike-pod results kept per NodeInfo before its memo starts over (a verdict and a score row per kind).
+ALIKE_MEMO_KEYS = 32
 _UNKNOWN: Any = object()
+_ALIKE_SIGNATURE = "kubeplane/alike-signature"  # CycleState key: the pod's signature, computed once per cycle
 
 # Verdicts are immutable, so every node without a status shares these two.
 _NOT_EVALUATED_VERDICT = Verdict(NOT_EVALUATED)
@@ -683,6 +724,23 @@ class Framework:
             count += 1
         return count
 
+    # Alike pods (see NodeLocal).
+
+    def _alike_key(self, what: str, state: CycleState, pod: Pod, plugins: Sequence[Plugin]) -> str | None:
+        """The key under which `plugins`' results for this pod are remembered per NodeInfo, or None
+        when they cannot be (a plugin reads more than the pod and the node, or pods are nominated)."""
+        if not plugins or self.snapshot.nominated or not all(getattr(p, "node_local", False) for p in plugins):
+            return None
+        snapshot = self.snapshot
+        if snapshot.alike_profile is not self.profile:
+            snapshot.alike_profile = self.profile
+            snapshot.alike_epoch += 1
+        signature = state.get(_ALIKE_SIGNATURE)
+        if signature is None:
+            signature = state[_ALIKE_SIGNATURE] = alike_signature(pod)
+        names = ",".join(p.name for p in plugins)
+        return f"alike\x00{what}\x00{snapshot.alike_epoch}\x00{names}\x00{signature}"
+
     # Filter.
 
     def _active_filters(self, state: CycleState) -> list[FilterPlugin]:
@@ -817,6 +875,7 @@ class Framework:
         # Without nominated pods anywhere, filtering with them is filtering once: take the short
         # way, with the cycle's active filters listed once instead of once per node.
         filters = None if self.snapshot.nominated else self._active_filters(state)
+        alike = self._alike_key("filter", state, pod, filters) if filters else None
         static: Sequence[FilterPlugin] = ()
         rest: Sequence[FilterPlugin] = filters or ()
         key = ""
@@ -833,17 +892,25 @@ class Framework:
             node = nodes[(start_index + i) % count]
             if filters is None:
                 status = self.run_filter_with_nominated_pods(state, pod, node)
-            elif static:
-                results = self._static_results(node)
-                status = results.get(key, _UNKNOWN)
-                if status is _UNKNOWN:
-                    status = self._run_filters(static, state, pod, node)
-                    if status is None or status.code is not Code.ERROR:
-                        results[key] = status
-                if status is None and rest:
-                    status = self._run_filters(rest, state, pod, node)
             else:
-                status = self._run_filters(filters, state, pod, node)
+                remembered = node.alike_memo if alike is not None else None
+                status = _UNKNOWN if remembered is None else remembered.get(cast(str, alike), _UNKNOWN)
+                if status is _UNKNOWN:
+                    if static:
+                        results = self._static_results(node)
+                        status = results.get(key, _UNKNOWN)
+                        if status is _UNKNOWN:
+                            status = self._run_filters(static, state, pod, node)
+                            if status is None or status.code is not Code.ERROR:
+                                results[key] = status
+                        if status is None and rest:
+                            status = self._run_filters(rest, state, pod, node)
+                    else:
+                        status = self._run_filters(filters, state, pod, node)
+                    if remembered is not None and (status is None or status.code is not Code.ERROR):
+                        if len(remembered) > ALIKE_MEMO_KEYS:
+                            remembered.clear()
+                        remembered[cast(str, alike)] = status
             if status is None or status.code is Code.SUCCESS:
                 feasible.append(node)
                 verdicts[node.name] = _FEASIBLE_VERDICT
@@ -899,35 +966,30 @@ class Framework:
         """Each plugin scores each node, normalizes over the nodes, and is weighted."""
         plugins = [p for p in self.score_plugins if p.name not in state.skip_score_plugins]
         names = [node.name for node in nodes]
-        raw: list[list[int]] = []
-        remembered_per_node: list[dict[Any, Any]] | None = None  # looked up once, shared by the static plugins
-        for plugin in plugins:
-            score = plugin.score
-            values: list[int] = []
-            static_key = getattr(plugin, "static_key", None)
-            if callable(static_key):
-                key = f"score\x00{plugin.name}={static_key(pod)}"
-                if remembered_per_node is None:
-                    remembered_per_node = [self._static_results(node) for node in nodes]
-                for node, results in zip(nodes, remembered_per_node, strict=True):
-                    value = results.get(key)
-                    if value is None:
-                        value, status = score(state, pod, node)
-                        if status is not None and status.code is not Code.SUCCESS:
-                            return ScoreTable.empty(), _score_failure(plugin, status)
-                        results[key] = value
-                    values.append(value)
-            elif callable(getattr(plugin, "score_nodes", None)):
-                values, status = cast(ScoresInBulk, plugin).score_nodes(state, pod, nodes)
-                if status is not None and status.code is not Code.SUCCESS:
-                    return ScoreTable.empty(), _score_failure(plugin, status)
-            else:
-                for node in nodes:
-                    value, status = score(state, pod, node)
-                    if status is not None and status.code is not Code.SUCCESS:
-                        return ScoreTable.empty(), _score_failure(plugin, status)
-                    values.append(value)
-            raw.append(values)
+        alike = self._alike_key("score", state, pod, plugins)
+        if alike is None:
+            raw, failure = self._raw_scores(state, pod, plugins, nodes)
+            if failure is not None:
+                return ScoreTable.empty(), failure
+        else:
+            # Each node's row of raw scores, remembered for alike pods; only the missing rows are computed.
+            rows: list[tuple[int, ...] | None] = [node.alike_memo.get(alike) for node in nodes]
+            missing = [node for node, row in zip(nodes, rows, strict=True) if row is None]
+            if missing:
+                columns, failure = self._raw_scores(state, pod, plugins, missing)
+                if failure is not None:
+                    return ScoreTable.empty(), failure
+                fresh = iter(zip(*columns, strict=True))
+                for index, row in enumerate(rows):
+                    if row is None:
+                        rows[index] = row = next(fresh)
+                        remembered = nodes[index].alike_memo
+                        if len(remembered) > ALIKE_MEMO_KEYS:
+                            remembered.clear()
+                        remembered[alike] = row
+            raw = [list(column) for column in zip(*cast(list[tuple[int, ...]], rows), strict=True)]
+            if not raw:
+                raw = [[] for _ in plugins]
         normalized: list[list[int]] = []
         for plugin, values in zip(plugins, raw, strict=True):
             extensions = plugin.score_extensions()
@@ -955,6 +1017,41 @@ class Framework:
             # Column by column, in C: this runs over every scored node of every cycle.
             totals = list(map(operator.add, totals, map(operator.mul, values, itertools.repeat(weight))))
         return ScoreTable(names, [p.name for p in plugins], weights, raw, normalized, totals), None
+
+    def _raw_scores(
+        self, state: CycleState, pod: Pod, plugins: Sequence[ScorePlugin], nodes: Sequence[NodeInfo]
+    ) -> tuple[list[list[int]], Status | None]:
+        """Each plugin's raw score of each node, a column per plugin (or the failure)."""
+        raw: list[list[int]] = []
+        remembered_per_node: list[dict[Any, Any]] | None = None  # looked up once, shared by the static plugins
+        for plugin in plugins:
+            score = plugin.score
+            values: list[int] = []
+            static_key = getattr(plugin, "static_key", None)
+            if callable(static_key):
+                key = f"score\x00{plugin.name}={static_key(pod)}"
+                if remembered_per_node is None:
+                    remembered_per_node = [self._static_results(node) for node in nodes]
+                for node, results in zip(nodes, remembered_per_node, strict=True):
+                    value = results.get(key)
+                    if value is None:
+                        value, status = score(state, pod, node)
+                        if status is not None and status.code is not Code.SUCCESS:
+                            return [], _score_failure(plugin, status)
+                        results[key] = value
+                    values.append(value)
+            elif callable(getattr(plugin, "score_nodes", None)):
+                values, status = cast(ScoresInBulk, plugin).score_nodes(state, pod, nodes)
+                if status is not None and status.code is not Code.SUCCESS:
+                    return [], _score_failure(plugin, status)
+            else:
+                for node in nodes:
+                    value, status = score(state, pod, node)
+                    if status is not None and status.code is not Code.SUCCESS:
+                        return [], _score_failure(plugin, status)
+                    values.append(value)
+            raw.append(values)
+        return raw, None
 
     # Reserve and Permit (driven by the caller after the pod is assumed).
 

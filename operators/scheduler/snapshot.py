@@ -150,6 +150,8 @@ class NodeInfo:
     # Scores computed from this node's totals alone (see resource_allocation.score), remembered
     # until a pod is added or removed: between two cycles most nodes do not change.
     score_memo: dict[Hashable, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Filter verdicts and raw score rows of alike pods (framework.NodeLocal), as long as score_memo.
+    alike_memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.name = helpers.name_of(self.node)
@@ -189,6 +191,7 @@ class NodeInfo:
 
     def _update(self, info: PodInfo, sign: int) -> None:
         self.score_memo.clear()
+        self.alike_memo.clear()
         res = info.resource.resource
         self.requested.milli_cpu += sign * res.milli_cpu
         self.requested.memory += sign * res.memory
@@ -236,6 +239,10 @@ class Snapshot:
     # node name: (the Node object they were computed on, the profile, {pod key: result}). See
     # Framework's "node-static" plugins; a new Node object or profile starts the entry afresh.
     static_memo: dict[str, tuple[Any, Any, dict[Any, Any]]] = field(default_factory=dict)
+    # The profile whose results NodeInfo.alike_memo holds for alike pods, and a number that changes
+    # with it (part of every key there, so another profile never reads them).
+    alike_profile: Any = None
+    alike_epoch: int = 0
 
     @classmethod
     def build(

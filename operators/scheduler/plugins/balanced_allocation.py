@@ -26,6 +26,7 @@ _PRE_SCORE_KEY = "PreScore" + NODE_RESOURCES_BALANCED_ALLOCATION
 
 class NodeResourcesBalancedAllocation:
     name = NODE_RESOURCES_BALANCED_ALLOCATION
+    node_local = True  # Filter and Score read only the pod and this NodeInfo (see framework.NodeLocal)
 
     def __init__(self, handle: Handle) -> None:
         self.resources = handle.profile.args.balanced_allocation_resources or resource_allocation.DEFAULT_SPECS

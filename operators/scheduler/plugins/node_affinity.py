@@ -54,6 +54,7 @@ def preferred_terms(pod: Pod) -> PreferredTerms | None:
 
 class NodeAffinity:
     name = NODE_AFFINITY
+    node_local = True  # Filter and Score read only the pod and this NodeInfo (see framework.NodeLocal)
 
     def __init__(self, handle: Handle) -> None:
         added = handle.profile.args.added_affinity or {}

@@ -17,6 +17,7 @@ def fits(pod: Pod, node_info: NodeInfo) -> bool:
 
 class NodeName:
     name = NODE_NAME
+    node_local = True  # Filter and Score read only the pod and this NodeInfo (see framework.NodeLocal)
 
     def __init__(self, handle: Handle) -> None:
         del handle

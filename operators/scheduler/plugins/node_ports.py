@@ -21,6 +21,7 @@ def fits_ports(wanted: Sequence[helpers.HostPort], node_info: NodeInfo) -> bool:
 
 class NodePorts:
     name = NODE_PORTS
+    node_local = True  # Filter and Score read only the pod and this NodeInfo (see framework.NodeLocal)
 
     def __init__(self, handle: Handle) -> None:
         del handle

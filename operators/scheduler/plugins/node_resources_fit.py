@@ -108,6 +108,7 @@ class _PreFilterState:
 
 class NodeResourcesFit:
     name = NODE_RESOURCES_FIT
+    node_local = True  # Filter and Score read only the pod and this NodeInfo (see framework.NodeLocal)
 
     def __init__(self, handle: Handle) -> None:
         strategy = handle.profile.scoring_strategy

@@ -15,6 +15,7 @@ _UNSCHEDULABLE_TAINT = {"key": taints.TAINT_NODE_UNSCHEDULABLE, "effect": taints
 
 class NodeUnschedulable:
     name = NODE_UNSCHEDULABLE
+    node_local = True  # Filter and Score read only the pod and this NodeInfo (see framework.NodeLocal)
 
     def __init__(self, handle: Handle) -> None:
         del handle

@@ -48,6 +48,7 @@ def count_intolerable_prefer_no_schedule(node_taints: Sequence[helpers.Obj], tol
 
 class TaintToleration:
     name = TAINT_TOLERATION
+    node_local = True  # Filter and Score read only the pod and this NodeInfo (see framework.NodeLocal)
 
     def __init__(self, handle: Handle) -> None:
         del handle
