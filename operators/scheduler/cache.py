@@ -58,6 +58,7 @@ class SchedulerCache:
         self.namespaces = namespaces
         self.snapshot = Snapshot()
         self.assumed: dict[str, Assumed] = {}  # pod uid -> assumption
+        self._assumed_on: dict[str, dict[str, None]] = {}  # node -> uids assumed there, in assumption order
         self._dirty: set[str] = set()
         self._all_dirty = True
         self._pod_infos: dict[tuple[str, str], PodInfo] = {}  # (uid, resourceVersion) -> parsed pod
@@ -68,7 +69,7 @@ class SchedulerCache:
         self._dirty.add(name)
 
     def pod_deleted(self, uid: str) -> None:
-        assumed = self.assumed.pop(uid, None)
+        assumed = self._drop(uid)
         if assumed is not None:
             self._dirty.add(assumed.node)
 
@@ -82,7 +83,9 @@ class SchedulerCache:
         assumed.setdefault("spec", {})["nodeName"] = node_name
         uid = helpers.pod_key(pod)
         pod_info = PodInfo.of(assumed)
+        self._drop(uid)
         self.assumed[uid] = Assumed(assumed, node_name, time.monotonic(), info=pod_info)
+        self._assumed_on.setdefault(node_name, {})[uid] = None
         info = self.snapshot.nodes.get(node_name)
         if info is not None:
             info.add_pod(pod_info)
@@ -95,9 +98,19 @@ class SchedulerCache:
             self._dirty.add(entry.node)  # drop the assumption once the index shows the pod there
 
     def forget(self, uid: str) -> None:
-        entry = self.assumed.pop(uid, None)
+        entry = self._drop(uid)
         if entry is not None:
             self._dirty.add(entry.node)
+
+    def _drop(self, uid: str) -> Assumed | None:
+        entry = self.assumed.pop(uid, None)
+        if entry is not None:
+            on_node = self._assumed_on.get(entry.node)
+            if on_node is not None:
+                on_node.pop(uid, None)
+                if not on_node:
+                    del self._assumed_on[entry.node]
+        return entry
 
     def is_assumed(self, uid: str) -> bool:
         return uid in self.assumed
@@ -150,13 +163,12 @@ class SchedulerCache:
             uid = helpers.pod_key(pod)
             seen.add(uid)
             info.add_pod(self._pod_info(pod))
-        for uid, entry in list(self.assumed.items()):
-            if entry.node != name:
-                continue
+        for uid in list(self._assumed_on.get(name, ())):
+            entry = self.assumed[uid]
             if uid in seen:
                 # The watch confirmed the binding: the index has the pod now.
                 if entry.bound:
-                    del self.assumed[uid]
+                    self._drop(uid)
                 continue
             info.add_pod(entry.info if entry.info is not None else entry.pod)
         return info

@@ -133,6 +133,11 @@ class PodInfo:
         return bool(anti.get("requiredDuringSchedulingIgnoredDuringExecution"))
 
 
+# Counts every pod with (anti-)affinity added to or removed from any NodeInfo: a Snapshot's lists of
+# the nodes holding such pods stay valid while it does not move and those NodeInfos are still its own.
+_affinity_changes = [0]
+
+
 @dataclass
 class NodeInfo:
     """A node and what is placed on it."""
@@ -170,8 +175,10 @@ class NodeInfo:
         self.pods.append(info)
         if info.has_affinity:
             self.pods_with_affinity.append(info)
+            _affinity_changes[0] += 1
         if info.has_required_anti_affinity:
             self.pods_with_required_anti_affinity.append(info)
+            _affinity_changes[0] += 1
         self._update(info, 1)
         return info
 
@@ -184,6 +191,8 @@ class NodeInfo:
                 break
         else:
             raise KeyError(f"no pod {key} on node {self.name}")
+        if info.has_affinity or info.has_required_anti_affinity:
+            _affinity_changes[0] += 1
         self.pods_with_affinity = [p for p in self.pods_with_affinity if p.key != key]
         self.pods_with_required_anti_affinity = [p for p in self.pods_with_required_anti_affinity if p.key != key]
         self._update(info, -1)
@@ -243,6 +252,7 @@ class Snapshot:
     # with it (part of every key there, so another profile never reads them).
     alike_profile: Any = None
     alike_epoch: int = 0
+    _affinity_cache: tuple[int, Any, list[NodeInfo], list[NodeInfo]] | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -298,10 +308,24 @@ class Snapshot:
         return len(self.nodes)
 
     def have_pods_with_affinity(self) -> list[NodeInfo]:
-        return [n for n in self.nodes.values() if n.pods_with_affinity]
+        return list(self._affinity_lists()[0])
 
     def have_pods_with_required_anti_affinity(self) -> list[NodeInfo]:
-        return [n for n in self.nodes.values() if n.pods_with_required_anti_affinity]
+        return list(self._affinity_lists()[1])
+
+    def _affinity_lists(self) -> tuple[list[NodeInfo], list[NodeInfo]]:
+        """The nodes holding pods with affinity, and with required anti-affinity, in node order; kept
+        between cycles (InterPodAffinity asks every cycle) while no such pod moved anywhere, the nodes
+        dict is the same and those NodeInfos are still in it."""
+        cached = self._affinity_cache
+        if (cached is not None and cached[0] == _affinity_changes[0] and cached[1] is self.nodes
+                and all(self.nodes.get(n.name) is n for n in cached[2])
+                and all(self.nodes.get(n.name) is n for n in cached[3])):
+            return cached[2], cached[3]
+        with_affinity = [n for n in self.nodes.values() if n.pods_with_affinity]
+        with_anti = [n for n in self.nodes.values() if n.pods_with_required_anti_affinity]
+        self._affinity_cache = (_affinity_changes[0], self.nodes, with_affinity, with_anti)
+        return with_affinity, with_anti
 
     def controller(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.controllers.get(_controller_key(kind, namespace, name))
