@@ -37,6 +37,18 @@ def require_cluster() -> None:
                          f"`hack/cluster.sh up` (the make bench-* targets do)\n{result.stderr.strip()}")
 
 
+def create_namespace(name: str) -> None:
+    """A namespace pods can be created in: kube-controller-manager has given it its default ServiceAccount
+    (the admission plugin refuses pods before that)."""
+    kubectl("create", "namespace", name)
+
+    def ready() -> tuple[bool, str]:
+        found = subprocess.run(["kubectl", "get", "serviceaccount", "default", "-n", name], capture_output=True,
+                               env=ENV, check=False)
+        return found.returncode == 0, "waiting for its default ServiceAccount"
+    wait_until(ready, 120, f"namespace {name}")
+
+
 def apply(obj: dict[str, Any]) -> None:
     kubectl("apply", "-f", "-", input=json.dumps(obj))
 

@@ -23,7 +23,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.common import ENV, ROOT, apply, cluster_sh, cpu_seconds, free_port, kubectl, print_table, process, wait_until
+from bench.common import (
+    ENV,
+    ROOT,
+    apply,
+    cluster_sh,
+    cpu_seconds,
+    create_namespace,
+    free_port,
+    kubectl,
+    print_table,
+    process,
+    wait_until,
+)
 from tests.watch import Watch
 
 KCM_DEFAULT = "kube-controller-manager (QPS 20, burst 30)"
@@ -154,7 +166,7 @@ def measure_pods(label: str, proc: subprocess.Popen[bytes], prefix: str, warmup:
     bench); from a pod watch, the seconds until `expected` pods named bench-* exist and until they are
     Running, and the contender's CPU seconds meanwhile. More pods than expected is an error."""
     namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", namespace)
+    create_namespace(namespace)
     try:
         with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods:
             apply({**warmup, "metadata": {"name": "warmup", "namespace": namespace}})

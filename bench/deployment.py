@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from bench import contenders
-from bench.common import ENV, apply, cpu_seconds, kubectl, print_table, require_cluster, wait_until
+from bench.common import ENV, apply, cpu_seconds, create_namespace, kubectl, print_table, require_cluster, wait_until
 from bench.contenders import APPS, KUBEPLANE_APPS, drop_namespace, median
 from tests.watch import Watch
 
@@ -58,7 +58,7 @@ def complete(d: dict[str, Any] | None, replicas: int) -> bool:
 
 def measure(label: str, api_version: str, replicas: int, proc: subprocess.Popen[bytes]) -> dict[str, float]:
     namespace = f"bench-deploy-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", namespace)
+    create_namespace(namespace)
     group_path = "/apis/apps/v1" if api_version == APPS else "/apis/apps.kubeplane.dev/v1alpha1"
     try:
         with Watch(ENV, f"{group_path}/namespaces/{namespace}/deployments") as deployments, \

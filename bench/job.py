@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 from bench import contenders
-from bench.common import ENV, apply, cpu_seconds, kubectl, print_table, require_cluster, wait_until
+from bench.common import ENV, apply, cpu_seconds, create_namespace, print_table, require_cluster, wait_until
 from bench.contenders import BATCH, KUBEPLANE_BATCH, drop_namespace, median
 from tests.podexit import EXIT_AFTER, EXIT_CODE
 from tests.watch import Watch
@@ -48,7 +48,7 @@ def complete(jobs: Watch, name: str) -> bool:
 def measure(label: str, api_version: str, completions: int, parallelism: int,
             proc: subprocess.Popen[bytes]) -> dict[str, float]:
     namespace = f"bench-job-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", namespace)
+    create_namespace(namespace)
     try:
         with Watch(ENV, f"/api/v1/namespaces/{namespace}/pods") as pods, \
                 Watch(ENV, f"{PLURAL[api_version]}/namespaces/{namespace}/jobs") as jobs:

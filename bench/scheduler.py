@@ -55,6 +55,7 @@ from bench.common import (
     ROOT,
     cluster_sh,
     cpu_seconds,
+    create_namespace,
     free_port,
     kubectl,
     print_table,
@@ -172,7 +173,7 @@ async def bind_all(namespace: str, pods: int, nodes: list[str], concurrency: int
 def raw_binding_run(pods: int, nodes: list[str]) -> dict[str, float]:
     """The API server's binding throughput on this machine: pending pods bound by a bare client."""
     namespace = f"bench-sched-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", namespace)
+    create_namespace(namespace)
     try:
         print(f"- {RAW}: creating {pods} pods in {namespace}, then binding them all", flush=True)
         apply_chunks([pod_yaml(f"p-{i}", "bench-nobody") for i in range(pods)], namespace)
@@ -284,7 +285,7 @@ profiles: [{{schedulerName: {scheduler_name}}}]
 def one_run(label: str, nodes: int, pods: int, workdir: Path, profile: Path | None = None) -> dict[str, float]:
     scheduler_name = SCHEDULER_NAMES[label]
     namespace = f"bench-sched-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", namespace)
+    create_namespace(namespace)
     try:
         with BindWatch(namespace) as watch:
             print(f"- {label}: creating {pods} pods for schedulerName {scheduler_name} in {namespace}", flush=True)
