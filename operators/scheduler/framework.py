@@ -302,7 +302,6 @@ class NodeStatic(Protocol):
     def static_key(self, pod: Pod) -> Hashable: ...
 
 
-@runtime_checkable
 class NodeLocal(Protocol):
     """A plugin (`node_local = True`) whose Filter verdict and Score read only the pod and the one
     NodeInfo they are given, never other nodes or cluster state. When every active filter (or
@@ -337,6 +336,7 @@ def alike_signature(pod: Pod) -> str:
     return json.dumps([shape, pod.get("status")], sort_keys=True, separators=(",", ":"), default=str)
 
 
+@runtime_checkable
 class PostFilterPlugin(Plugin, Protocol):
     def post_filter(
         self, state: CycleState, pod: Pod, node_to_status: NodeToStatus
