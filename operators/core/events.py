@@ -21,6 +21,7 @@ So a ReplicaSet scaling to 500 posts about 25 Event writes, not 500, exactly lik
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -130,10 +131,16 @@ class Event:
 
 
 class EventRecorder:
-    def __init__(self, kube: Kube, component: str, *, capacity: int = 1000) -> None:
+    """Records Events for one component. `concurrency` is how many posts may be in flight: 1 is
+    client-go's tools/record (kube-controller-manager's recorder posts one event after the other);
+    kube-scheduler's recorder (tools/events) posts every event on a goroutine of its own, so a burst
+    of bindings never fills its queue, and kubeplane's scheduler passes a higher bound for the same reason."""
+
+    def __init__(self, kube: Kube, component: str, *, capacity: int = 1000, concurrency: int = 1) -> None:
         self._kube = kube
         self._component = component
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=capacity)
+        self._concurrency = max(1, concurrency)
         self.correlator = EventCorrelator()
 
     def normal(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
@@ -171,23 +178,58 @@ class EventRecorder:
             logger.warning("event queue full; dropped %s event %s for %s", type_, reason, meta["name"])
 
     async def run(self) -> None:
-        """Post queued events until cancelled."""
-        while True:
-            event = await self._queue.get()
-            correlated = self.correlator.correlate(event)
-            if correlated.skip:
-                continue
-            event = correlated.event
-            timestamp = format_time(now())
-            path = f"/api/v1/namespaces/{event['metadata']['namespace']}/events"
-            try:
+        """Post queued events until cancelled, correlated in the order they were recorded, at most
+        `concurrency` posts in flight. A count patch waits for the create of the Event it patches."""
+        slots = asyncio.Semaphore(self._concurrency)
+        creating: dict[tuple[str, str], asyncio.Task[None]] = {}  # Events whose create is in flight
+        posting: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                event = await self._queue.get()
+                correlated = self.correlator.correlate(event)
+                if correlated.skip:
+                    continue
+                await slots.acquire()
+                namespace = correlated.event["metadata"]["namespace"]
                 if correlated.patch_name is None:
-                    await self._kube.create(path, {**event, "firstTimestamp": timestamp, "lastTimestamp": timestamp})
+                    ref = (namespace, correlated.event["metadata"]["name"])
+                    task = asyncio.create_task(self._post(correlated, None))
+                    creating[ref] = task
+                    task.add_done_callback(functools.partial(_forget, creating, ref))
                 else:
-                    await self._kube.patch(f"{path}/{correlated.patch_name}", {
-                        "count": event["count"], "lastTimestamp": timestamp, "message": event["message"]})
-            except ApiError as e:
-                # The namespace may be going away; an event is never worth a retry storm.
-                logger.debug("could not post event %s: %s", event["reason"], e)
-            except Exception:
-                logger.exception("could not post event %s", event["reason"])
+                    before = creating.get((namespace, correlated.patch_name))
+                    task = asyncio.create_task(self._post(correlated, before))
+                posting.add(task)
+                task.add_done_callback(posting.discard)
+                task.add_done_callback(functools.partial(_release, slots))
+        finally:
+            for task in posting:
+                task.cancel()
+
+    async def _post(self, correlated: Correlated, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.wait([after])  # the Event must exist before its count is patched
+        event = correlated.event
+        timestamp = format_time(now())
+        path = f"/api/v1/namespaces/{event['metadata']['namespace']}/events"
+        try:
+            if correlated.patch_name is None:
+                await self._kube.create(path, {**event, "firstTimestamp": timestamp, "lastTimestamp": timestamp})
+            else:
+                await self._kube.patch(f"{path}/{correlated.patch_name}", {
+                    "count": event["count"], "lastTimestamp": timestamp, "message": event["message"]})
+        except ApiError as e:
+            # The namespace may be going away; an event is never worth a retry storm.
+            logger.debug("could not post event %s: %s", event["reason"], e)
+        except Exception:
+            logger.exception("could not post event %s", event["reason"])
+
+
+def _forget(creating: dict[tuple[str, str], asyncio.Task[None]], ref: tuple[str, str],
+            done: asyncio.Task[None]) -> None:
+    if creating.get(ref) is done:
+        del creating[ref]
+
+
+def _release(slots: asyncio.Semaphore, _: asyncio.Task[None]) -> None:
+    slots.release()

@@ -78,6 +78,9 @@ DEFAULT_SCHEDULER_NAME = "kubeplane-scheduler"
 SCHEDULER_NAME = os.environ.get("KUBEPLANE_SCHEDULER_NAME") or DEFAULT_SCHEDULER_NAME
 Key = tuple[str, str]
 EXPLANATIONS_KEPT = 1000
+# Event posts in flight: kube-scheduler posts each event on a goroutine of its own; a serial poster fell
+# behind a burst of bindings and dropped most Scheduled events (3,686 of 5,000 at 1,000 nodes).
+EVENT_POSTS_IN_FLIGHT = 16
 EVENT_REPEAT_SECONDS = 60.0
 GROUP_STATUS_DEBOUNCE_SECONDS = 0.2
 GC_THRESHOLD = 20_000
@@ -154,7 +157,7 @@ class Scheduler:
         self._default_profile = self.profile
         self._profile_objects: dict[str, dict[str, Any]] = {}
         self._profile_in_use: tuple[str, int] | None = None  # (SchedulerProfile name, generation)
-        self.events = EventRecorder(kube, SCHEDULER_NAME)
+        self.events = EventRecorder(kube, SCHEDULER_NAME, concurrency=EVENT_POSTS_IN_FLIGHT)
         self.synced = asyncio.Event()
         self.next_start_index = 0
         self.explanations: OrderedDict[Key, Result] = OrderedDict()
