@@ -83,6 +83,55 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The embedded cluster's control plane, by process name (/proc/PID/comm, 15 characters at most).
+CONTROL_PLANE = ("kube-apiserver", "etcd", "kwok-controller", "kube-controller")
+
+
+class ControlPlaneCpu:
+    """CPU time the embedded cluster's control plane (API server, etcd, KWOK, kube-controller-manager)
+    and the whole machine spend between `start()` and `stop()`: what a contender costs the cluster
+    beside its own process. The bench's own schedulers are not counted (kube-scheduler is not listed)."""
+
+    def __init__(self) -> None:
+        self._start: dict[int, float] = {}
+        self._machine: tuple[float, float] = (0.0, 0.0)
+        self.seconds = 0.0  # control plane CPU seconds over the interval
+        self.machine_busy = 0.0  # share of all cores busy over the interval (0..1)
+
+    @staticmethod
+    def _pids() -> list[int]:
+        pids = []
+        for comm in Path("/proc").glob("[0-9]*/comm"):
+            try:
+                if comm.read_text().strip() in CONTROL_PLANE:
+                    pids.append(int(comm.parent.name))
+            except OSError:
+                continue
+        return pids
+
+    @staticmethod
+    def _machine_times() -> tuple[float, float]:
+        """(busy, total) jiffies of all cores from /proc/stat."""
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    def start(self) -> None:
+        self._start = {pid: cpu_seconds(pid) for pid in self._pids()}
+        self._machine = self._machine_times()
+
+    def stop(self) -> None:
+        total = 0.0
+        for pid, before in self._start.items():
+            try:
+                total += cpu_seconds(pid) - before
+            except OSError:
+                continue  # restarted meanwhile: its time is lost, not guessed
+        self.seconds = total
+        busy, all_ = self._machine_times()
+        self.machine_busy = (busy - self._machine[0]) / max(all_ - self._machine[1], 1.0)
+
+
 def process_tree(pid: int) -> list[int]:
     """`pid` and every process descended from it (Linux /proc)."""
     children: dict[int, list[int]] = {}
