@@ -27,9 +27,11 @@ import itertools
 import json
 import operator
 import random
+import sys
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter, methodcaller
 from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 from operators.scheduler import helpers
@@ -352,6 +354,13 @@ class ScoreExtensions(Protocol):
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status | None: ...
 
 
+class NormalizesValues(Protocol):
+    """ScoreExtensions that can also normalize plain scores in node order (no NodeScore per node):
+    the framework prefers `normalize_values` when an extension has it. Both must agree."""
+
+    def normalize_values(self, state: CycleState, pod: Pod, values: list[int]) -> tuple[list[int], Status | None]: ...
+
+
 @runtime_checkable
 class ScorePlugin(Plugin, Protocol):
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status | None]: ...
@@ -437,7 +446,7 @@ class ScoreTable(Mapping[str, NodeScores]):
         self._weights = weights
         self._raw = raw
         self._normalized = normalized
-        self._index = {name: i for i, name in enumerate(nodes)}
+        self._index: dict[str, int] | None = None  # built by the first lookup (explain)
 
     @classmethod
     def empty(cls) -> ScoreTable:
@@ -446,9 +455,13 @@ class ScoreTable(Mapping[str, NodeScores]):
     def best(self) -> list[str]:
         """The nodes with the highest total, in name order."""
         top = max(self.totals)
-        return sorted(name for name, total in zip(self.nodes, self.totals, strict=True) if total == top)
+        if self.totals.count(top) == 1:
+            return [self.nodes[self.totals.index(top)]]
+        return sorted(itertools.compress(self.nodes, map(top.__eq__, self.totals)))
 
     def __getitem__(self, node: str) -> NodeScores:
+        if self._index is None:
+            self._index = {name: i for i, name in enumerate(self.nodes)}
         i = self._index[node]
         return NodeScores(node, [
             PluginScore(plugin, raw[i], normalized[i], weight)
@@ -488,6 +501,8 @@ STATIC_MEMO_KEYS = 64
 # Alike-pod results kept per NodeInfo before its memo starts over (a verdict and a score row per kind).
 ALIKE_MEMO_KEYS = 32
 _UNKNOWN: Any = object()
+_ALIKE_MEMO = attrgetter("alike_memo")
+_NAME = attrgetter("name")
 _ALIKE_SIGNATURE = "kubeplane/alike-signature"  # CycleState key: the pod's signature, computed once per cycle
 
 # Verdicts are immutable, so every node without a status shares these two.
@@ -739,7 +754,8 @@ class Framework:
         if signature is None:
             signature = state[_ALIKE_SIGNATURE] = alike_signature(pod)
         names = ",".join(p.name for p in plugins)
-        return f"alike\x00{what}\x00{snapshot.alike_epoch}\x00{names}\x00{signature}"
+        # Interned: every NodeInfo's memo holds this very string, so each lookup compares identities.
+        return sys.intern(f"alike\x00{what}\x00{snapshot.alike_epoch}\x00{names}\x00{signature}")
 
     # Filter.
 
@@ -886,41 +902,63 @@ class Framework:
                 # One string: its hash is computed once, a tuple's at every lookup.
                 key = "\x00".join(["filter", *(f"{p.name}={cast(NodeStatic, p).static_key(pod)}" for p in static)])
         count = len(nodes)
-        for i in range(count):
-            if len(feasible) >= to_find:
-                break
-            node = nodes[(start_index + i) % count]
-            if filters is None:
-                status = self.run_filter_with_nominated_pods(state, pod, node)
+        offset = start_index % count
+        ordered = nodes if not offset else [*nodes[offset:], *nodes[:offset]]
+        position = 0
+        while position < count and len(feasible) < to_find:
+            # A stretch of exactly as many nodes as are still wanted: it cannot overshoot.
+            stretch = ordered[position:position + to_find - len(feasible)]
+            position += len(stretch)
+            marks: Sequence[int]
+            if alike is not None:
+                # Alike pods: the stretch's remembered verdicts are read in C, and the runs of nodes
+                # remembered feasible between the others are taken whole; only the others (nodes that
+                # changed since the last alike pod, nodes that did not fit) are looked at one by one.
+                statuses: list[Any] = list(map(methodcaller("get", alike, _UNKNOWN), map(_ALIKE_MEMO, stretch)))
+                marks = [] if statuses.count(None) == len(stretch) else [
+                    index for index, status in enumerate(statuses) if status is not None]
             else:
-                remembered = node.alike_memo if alike is not None else None
-                status = _UNKNOWN if remembered is None else remembered.get(cast(str, alike), _UNKNOWN)
+                statuses, marks = [_UNKNOWN] * len(stretch), range(len(stretch))
+            taken = 0
+            for mark in itertools.chain(marks, (len(stretch),)):
+                if mark > taken:
+                    run = stretch[taken:mark]
+                    feasible.extend(run)
+                    verdicts.update(zip(map(_NAME, run), itertools.repeat(_FEASIBLE_VERDICT)))
+                if mark == len(stretch):
+                    break
+                taken = mark + 1
+                node, status = stretch[mark], statuses[mark]
                 if status is _UNKNOWN:
-                    if static:
-                        results = self._static_results(node)
-                        status = results.get(key, _UNKNOWN)
-                        if status is _UNKNOWN:
-                            status = self._run_filters(static, state, pod, node)
-                            if status is None or status.code is not Code.ERROR:
-                                results[key] = status
-                        if status is None and rest:
-                            status = self._run_filters(rest, state, pod, node)
+                    if filters is None:
+                        status = self.run_filter_with_nominated_pods(state, pod, node)
                     else:
-                        status = self._run_filters(filters, state, pod, node)
-                    if remembered is not None and (status is None or status.code is not Code.ERROR):
-                        if len(remembered) > ALIKE_MEMO_KEYS:
-                            remembered.clear()
-                        remembered[cast(str, alike)] = status
-            if status is None or status.code is Code.SUCCESS:
-                feasible.append(node)
-                verdicts[node.name] = _FEASIBLE_VERDICT
-            elif status.code is Code.ERROR:
-                return feasible, status, len(feasible) + rejected
-            else:
-                rejected += 1
-                diagnosis.node_to_status.set(node.name, status)
-                diagnosis.add_plugin_status(status)
-                verdicts[node.name] = Verdict(REJECTED, status)
+                        if static:
+                            results = self._static_results(node)
+                            status = results.get(key, _UNKNOWN)
+                            if status is _UNKNOWN:
+                                status = self._run_filters(static, state, pod, node)
+                                if status is None or status.code is not Code.ERROR:
+                                    results[key] = status
+                            if status is None and rest:
+                                status = self._run_filters(rest, state, pod, node)
+                        else:
+                            status = self._run_filters(filters, state, pod, node)
+                        if alike is not None and (status is None or status.code is not Code.ERROR):
+                            remembered = node.alike_memo
+                            if len(remembered) > ALIKE_MEMO_KEYS:
+                                remembered.clear()
+                            remembered[alike] = status
+                if status is None or status.code is Code.SUCCESS:
+                    feasible.append(node)
+                    verdicts[node.name] = _FEASIBLE_VERDICT
+                elif status.code is Code.ERROR:
+                    return feasible, status, len(feasible) + rejected
+                else:
+                    rejected += 1
+                    diagnosis.node_to_status.set(node.name, status)
+                    diagnosis.add_plugin_status(status)
+                    verdicts[node.name] = Verdict(REJECTED, status)
         return feasible, None, len(feasible) + rejected
 
     # PostFilter.
@@ -965,7 +1003,7 @@ class Framework:
     ) -> tuple[ScoreTable, Status | None]:
         """Each plugin scores each node, normalizes over the nodes, and is weighted."""
         plugins = [p for p in self.score_plugins if p.name not in state.skip_score_plugins]
-        names = [node.name for node in nodes]
+        names = list(map(_NAME, nodes))
         alike = self._alike_key("score", state, pod, plugins)
         if alike is None:
             raw, failure = self._raw_scores(state, pod, plugins, nodes)
@@ -973,8 +1011,8 @@ class Framework:
                 return ScoreTable.empty(), failure
         else:
             # Each node's row of raw scores, remembered for alike pods; only the missing rows are computed.
-            rows: list[tuple[int, ...] | None] = [node.alike_memo.get(alike) for node in nodes]
-            missing = [node for node, row in zip(nodes, rows, strict=True) if row is None]
+            rows: list[tuple[int, ...] | None] = list(map(methodcaller("get", alike), map(_ALIKE_MEMO, nodes)))
+            missing = [node for node, row in zip(nodes, rows, strict=True) if row is None] if None in rows else []
             if missing:
                 columns, failure = self._raw_scores(state, pod, plugins, missing)
                 if failure is not None:
@@ -994,6 +1032,13 @@ class Framework:
         for plugin, values in zip(plugins, raw, strict=True):
             extensions = plugin.score_extensions()
             if extensions is None:
+                normalized.append(values)
+                continue
+            if callable(getattr(extensions, "normalize_values", None)):
+                values, status = cast(NormalizesValues, extensions).normalize_values(state, pod, values)
+                if not is_success(status):
+                    assert status is not None
+                    return ScoreTable.empty(), _score_failure(plugin, status)
                 normalized.append(values)
                 continue
             scores = [NodeScore(name, value) for name, value in zip(names, values, strict=True)]

@@ -7,18 +7,22 @@ import math
 from operators.scheduler.framework import NodeScore
 
 
+def default_normalize_values(max_priority: int, reverse: bool, values: list[int]) -> list[int]:
+    """helper.DefaultNormalizeScore on plain scores in node order: scale [0, max] to [0, max_priority]
+    (integer division), optionally reversed; all zeros stay 0, or become max_priority when reversed."""
+    highest = max(values, default=0)
+    if highest <= 0:
+        return [max_priority] * len(values) if reverse else list(values)
+    if reverse:
+        return [max_priority - max_priority * value // highest for value in values]
+    return [max_priority * value // highest for value in values]
+
+
 def default_normalize_score(max_priority: int, reverse: bool, scores: list[NodeScore]) -> None:
-    """helper.DefaultNormalizeScore: scale [0, max] to [0, max_priority] (integer division),
-    optionally reversed; all zeros stay 0, or become max_priority when reversed."""
-    highest = max([0, *(s.score for s in scores)])
-    if highest == 0:
-        if reverse:
-            for s in scores:
-                s.score = max_priority
-        return
-    for s in scores:
-        value = max_priority * s.score // highest
-        s.score = max_priority - value if reverse else value
+    """default_normalize_values on NodeScores, in place."""
+    for score, value in zip(scores, default_normalize_values(max_priority, reverse, [s.score for s in scores]),
+                            strict=True):
+        score.score = value
 
 
 def go_round(value: float) -> int:

@@ -31,7 +31,7 @@ from operators.scheduler.framework import (
     PreFilterResult,
     ScoreExtensions,
 )
-from operators.scheduler.plugins.common import default_normalize_score
+from operators.scheduler.plugins.common import default_normalize_score, default_normalize_values
 from operators.scheduler.snapshot import NodeInfo
 from operators.scheduler.status import Status
 
@@ -134,3 +134,6 @@ class NodeAffinity:
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status | None:
         default_normalize_score(MAX_NODE_SCORE, False, scores)
         return None
+
+    def normalize_values(self, state: CycleState, pod: Pod, values: list[int]) -> tuple[list[int], Status | None]:
+        return default_normalize_values(MAX_NODE_SCORE, False, values), None

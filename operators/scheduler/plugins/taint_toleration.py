@@ -25,7 +25,7 @@ from operators.scheduler.framework import (
     Pod,
     ScoreExtensions,
 )
-from operators.scheduler.plugins.common import default_normalize_score
+from operators.scheduler.plugins.common import default_normalize_score, default_normalize_values
 from operators.scheduler.snapshot import NodeInfo
 from operators.scheduler.status import Status
 
@@ -87,3 +87,6 @@ class TaintToleration:
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status | None:
         default_normalize_score(MAX_NODE_SCORE, True, scores)
         return None
+
+    def normalize_values(self, state: CycleState, pod: Pod, values: list[int]) -> tuple[list[int], Status | None]:
+        return default_normalize_values(MAX_NODE_SCORE, True, values), None
