@@ -33,7 +33,9 @@ scheduler process used per pod (start-up included). On a small machine the API s
 KWOK share the CPU with the scheduler; the CPU column shows what the scheduler itself costs, the
 control-plane column what the API server, etcd, KWOK and kube-controller-manager spent meanwhile (per
 pod: what the scheduler's requests and watches cost the cluster), and the last column how busy all
-cores were (near 100 %: the machine, not the scheduler, is the limit).
+cores were (near 100 %: the machine, not the scheduler, is the limit). The Scheduled events each
+scheduler posted are counted (once their number stops growing): every scheduler should post one per
+pod, so equal work is visible.
 """
 
 from __future__ import annotations
@@ -173,6 +175,22 @@ async def bind_all(namespace: str, pods: int, nodes: list[str], concurrency: int
             done.append(time.monotonic())
         await asyncio.gather(*(bind(i) for i in range(pods)))
         return done
+
+
+def scheduled_events(namespace: str, pods: int) -> int:
+    """How many Scheduled events the scheduler posted in `namespace`, once their count stops growing
+    (events trail their bindings): equal work, since every scheduler should post one per pod."""
+    def count() -> int:
+        names = kubectl("get", "events", "-n", namespace, "--field-selector", "reason=Scheduled", "-o", "name")
+        return len(names.split())
+
+    seen, stable_since = count(), time.monotonic()
+    while seen < pods and time.monotonic() - stable_since < 5:
+        time.sleep(1)
+        now = count()
+        if now != seen:
+            seen, stable_since = now, time.monotonic()
+    return seen
 
 
 def raw_binding_run(pods: int, nodes: list[str]) -> dict[str, float]:
@@ -315,13 +333,14 @@ def one_run(label: str, nodes: int, pods: int, workdir: Path, profile: Path | No
                 wait_until(done, 900, label)
                 cpu = cpu_seconds(process.pid)
                 cluster_cpu.stop()
+                events = scheduled_events(namespace, pods)
             times = sorted(t - start for t in watch.bound.values())
         burst = max(times[-1] - times[0], 1e-3)
         result = {
             "first": times[0], "last": times[-1], "pods_per_second": (pods - 1) / burst,
             "p50": statistics.median(times), "p99": times[int(len(times) * 0.99) - 1],
             "cpu_ms_per_pod": 1000 * cpu / pods, "cluster_ms_per_pod": 1000 * cluster_cpu.seconds / pods,
-            "machine_busy": cluster_cpu.machine_busy,
+            "machine_busy": cluster_cpu.machine_busy, "events": events,
         }
         print(f"  all {pods} bound {times[-1]:.1f}s after the start ({result['pods_per_second']:.0f} pods/s)",
               flush=True)
@@ -363,10 +382,11 @@ def main() -> None:
         if paused:
             cluster_sh("start-operators", OPERATORS=" ".join(paused))
     rows = [("scheduler", "pods/s", "p50 / p99 to bound (s)", "first / last bound (s)", "CPU ms per pod",
-             "control plane CPU ms per pod", "machine busy")]
+             "control plane CPU ms per pod", "machine busy", "Scheduled events")]
     rows += [(label, f"{r['pods_per_second']:.0f}", f"{r['p50']:.1f} / {r['p99']:.1f}",
               f"{r['first']:.1f} / {r['last']:.1f}", f"{r['cpu_ms_per_pod']:.1f}" if label != RAW else "-",
-              f"{r['cluster_ms_per_pod']:.1f}", f"{100 * r['machine_busy']:.0f}%")
+              f"{r['cluster_ms_per_pod']:.1f}", f"{100 * r['machine_busy']:.0f}%",
+              str(r["events"]) if label != RAW else "-")
              for label, r in results.items()]
     print_table(f"Scheduling a burst of {args.pods} pods over {args.nodes} nodes (times from scheduler start)", rows)
     ours = results[OURS]["pods_per_second"] if OURS in results else 0.0
