@@ -1141,6 +1141,17 @@ def _score_failure(plugin: ScorePlugin, status: Status) -> Status:
     return Status.error(f"plugin \"{plugin.name}\" failed with: {status.message()}")
 
 
+def framework_for(profile: Profile, snapshot: Snapshot) -> Framework:
+    """The profile's framework on this snapshot, built once (plugins keep no state between cycles:
+    CycleState carries it, as upstream's framework instance lives as long as its profile)."""
+    entry = snapshot.frameworks.get(id(profile))
+    if entry is None or entry[0] is not profile:
+        if len(snapshot.frameworks) > 16:
+            snapshot.frameworks.clear()  # profiles replaced again and again: start over
+        entry = snapshot.frameworks[id(profile)] = (profile, Framework(profile, snapshot))
+    return cast(Framework, entry[1])
+
+
 def schedule_one(
     pod: Pod,
     snapshot: Snapshot,
@@ -1154,7 +1165,7 @@ def schedule_one(
     not changed (preemption works on copies); assuming the pod and evicting victims are the
     caller's. `now` stands in for "not started yet" pods' start times in preemption."""
     profile = profile if profile is not None else default_profile()
-    framework = Framework(profile, snapshot)
+    framework = framework_for(profile, snapshot)
     state = CycleState()
     if now is not None:
         state.write(NOW_KEY, now)

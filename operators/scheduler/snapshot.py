@@ -250,6 +250,9 @@ class Snapshot:
     static_memo: dict[str, tuple[Any, Any, dict[Any, Any]]] = field(default_factory=dict)
     # The profile whose results NodeInfo.alike_memo holds for alike pods, and a number that changes
     # with it (part of every key there, so another profile never reads them).
+    # framework.Framework per profile bound to this snapshot (its plugins are built once, as upstream's
+    # are per profile), keyed by id(profile) with the profile kept to check it.
+    frameworks: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
     alike_profile: Any = None
     alike_epoch: int = 0
     _affinity_cache: tuple[int, Any, list[NodeInfo], list[NodeInfo]] | None = field(default=None, repr=False)
