@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
@@ -46,7 +47,19 @@ class NotLeading(Exception):
     """A write refused because this process may no longer hold its Lease (see `Kube.fence`)."""
 
 
+CORE_PREFIX = "/api/v1/"
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def decode(data: bytes | str, path: str) -> Any:
+    """JSON from the API server at `path`. The core group's objects (/api/v1: pods, nodes, events, ...)
+    are Go structs whose integers fit 64 bits, and orjson decodes them with a third of the standard
+    library's CPU (every pod event reaches the scheduler). Anything else may carry free-form JSON (a
+    custom resource's preserved fields, a backup's objects), where orjson would turn an integer beyond
+    64 bits into a float: the standard library keeps it exact."""
+    if path.startswith(CORE_PREFIX):
+        return orjson.loads(data)
+    return json.loads(data)
 
 
 def encode(body: Any) -> bytes:
@@ -223,9 +236,10 @@ class Kube:
                 await asyncio.sleep(CONNECTION_RETRY_WAIT)
                 continue
             async with response:
-                text = await response.text()
+                data = await response.read()
                 if response.status < 400:
-                    return cast(JSON, json.loads(text)) if text else {}
+                    return cast(JSON, decode(data, path)) if data.strip() else {}
+                text = data.decode(errors="replace")
                 wait = retry_after(response.status, response.headers.get("Retry-After"))
                 if wait is None or attempt >= MAX_RETRIES:
                     raise _api_error(response.status, text)
@@ -255,9 +269,9 @@ class Kube:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield cast(JSON, json.loads(line))
+                        yield cast(JSON, decode(line, path))
             if buffer.strip():
-                yield cast(JSON, json.loads(buffer))
+                yield cast(JSON, decode(buffer, path))
 
     async def get(self, path: str, **params: str | int) -> JSON:
         return await self.request("GET", path, params=params or None)
