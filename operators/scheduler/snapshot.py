@@ -138,7 +138,7 @@ class PodInfo:
 _affinity_changes = [0]
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeInfo:
     """A node and what is placed on it."""
 
