@@ -13,7 +13,6 @@ fails (`forget`), or when the pod is deleted.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,8 +78,9 @@ class SchedulerCache:
     # --- assume / forget ----------------------------------------------------------------------
 
     def assume(self, pod: Obj, node_name: str) -> dict[str, Any]:
-        assumed = copy.deepcopy(dict(pod))
-        assumed.setdefault("spec", {})["nodeName"] = node_name
+        # A new pod object and spec with the node; the rest is shared with the informer's copy, which
+        # nobody changes in place (a deep copy of a typical pod took ~54 us per placed pod).
+        assumed = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}}
         uid = helpers.pod_key(pod)
         pod_info = PodInfo.of(assumed)
         self._drop(uid)
