@@ -43,7 +43,7 @@ NEVER_BACKED_UP: tuple[str, ...] = NON_RESTORABLE
 NAMESPACES = "namespaces"
 CRDS = "customresourcedefinitions.apiextensions.k8s.io"
 
-_GLOB_CHARS = frozenset("*?[{")
+_GLOB_CHARS = frozenset("\\*?[{")  # what makes a glob more than its literal text
 _NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -226,10 +226,23 @@ class IncludesExcludes:
     def of(cls, includes: Iterable[str] | None = None, excludes: Iterable[str] | None = None) -> IncludesExcludes:
         return cls(tuple(dict.fromkeys(includes or ())), tuple(dict.fromkeys(excludes or ())))
 
+    @functools.cached_property
+    def _split(self) -> tuple[frozenset[str], tuple[str, ...], frozenset[str], tuple[str, ...], bool]:
+        """(literal includes, glob includes, literal excludes, glob excludes, includes everything). A
+        pattern that is not a glob (`is_pattern`) matches only itself: a set lookup, not a regex (a
+        Backup naming 256 namespaces had matched each item's namespace against 256 regexes)."""
+        def split(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+            return frozenset(p for p in patterns if not is_pattern(p)), tuple(p for p in patterns if is_pattern(p))
+
+        includes, include_globs = split(self.includes)
+        excludes, exclude_globs = split(self.excludes)
+        return includes, include_globs, excludes, exclude_globs, not self.includes or "*" in self.includes
+
     def should_include(self, value: str) -> bool:
-        if any(glob_match(p, value) for p in self.excludes):
+        includes, include_globs, excludes, exclude_globs, everything = self._split
+        if value in excludes or any(glob_match(p, value) for p in exclude_globs):
             return False
-        return not self.includes or "*" in self.includes or any(glob_match(p, value) for p in self.includes)
+        return everything or value in includes or any(glob_match(p, value) for p in include_globs)
 
     def include_everything(self) -> bool:
         return not self.excludes and set(self.includes) <= {"*"}

@@ -1,6 +1,8 @@
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operators.backup import selection
 from operators.backup.selection import (
@@ -322,3 +324,21 @@ def test_discovered_api_resources_work_with_the_rules():
     crd = obj("CustomResourceDefinition", "deployments.apps",
               spec={"group": "apps", "names": {"plural": "deployments"}})
     assert selection.crds_for(served, [crd]) == [crd]
+
+
+_PATTERN_PARTS = ["a", "b", "ns-1", "*", "?", "[ab]", "[!a]", "{a,ns-1}", "\\*", "\\a", "-"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_PATTERN_PARTS), min_size=1, max_size=3).map("".join), max_size=4),
+       st.lists(st.lists(st.sampled_from(_PATTERN_PARTS), min_size=1, max_size=3).map("".join), max_size=3),
+       st.lists(st.sampled_from(["a", "b", "ab", "ns-1", "*", "ba", "a-b", ""]), min_size=1, max_size=5))
+def test_literal_patterns_answered_by_set_lookup_agree_with_matching_every_pattern(
+    includes: list[str], excludes: list[str], values: list[str]
+) -> None:
+    """should_include looks literal patterns up in a set; the answer must be matching every pattern."""
+    chosen = IncludesExcludes.of(includes, excludes)
+    for value in values:
+        expected = not any(glob_match(p, value) for p in chosen.excludes) and (
+            not chosen.includes or "*" in chosen.includes or any(glob_match(p, value) for p in chosen.includes))
+        assert chosen.should_include(value) == expected, (includes, excludes, value)
