@@ -62,6 +62,8 @@ class SlowSink:
         self.in_flight = 0
         self.most_in_flight = 0
         self.done: list[tuple[str, str]] = []
+        self.expected = 0
+        self.finished = asyncio.Event()  # set once `expected` calls have ended
 
     async def _call(self, verb: str, path: str) -> dict:
         self.in_flight += 1
@@ -73,6 +75,8 @@ class SlowSink:
         finally:
             self.in_flight -= 1
         self.done.append((verb, path))
+        if len(self.done) >= self.expected:
+            self.finished.set()
         return {}
 
     async def create(self, path: str, body: dict) -> dict:
@@ -87,14 +91,13 @@ def pod(i: int) -> dict:
 
 
 async def drain(recorder: EventRecorder, sink: SlowSink, expected: int) -> None:
+    sink.expected = expected
     runner = asyncio.create_task(recorder.run())
     try:
         for _ in range(50):
             await asyncio.sleep(0)
         sink.gate.set()
-        async with asyncio.timeout(5):
-            while len(sink.done) < expected:
-                await asyncio.sleep(0.001)
+        await asyncio.wait_for(sink.finished.wait(), 5)
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
