@@ -423,3 +423,14 @@ def test_index_refuses_what_verification_refuses():
     data, manifest = write_backup()
     with pytest.raises(ArchiveRejected):
         archive.index_archive(io.BytesIO(data[: len(data) // 2]), manifest)
+
+
+@pytest.mark.parametrize("members", [{}, {"resources/b/cluster/x.json": archive.Digest("ab" * 32, 5),
+                                          "resources/a/namespaces/n/\u00e9\"q\\.json": archive.Digest("cd" * 32, 0),
+                                          "metadata/version": archive.Digest("ef" * 32, 123456789)}])
+def test_the_manifest_written_member_by_member_is_json_dumps_byte_for_byte(members: dict) -> None:
+    manifest = archive.Manifest(archive.Digest("00" * 32, 42), members)
+    document = {"format": archive.MANIFEST_FORMAT, "algorithm": "sha256", "archive": {"sha256": "00" * 32, "size": 42},
+                "members": {p: {"sha256": d.sha256, "size": d.size} for p, d in sorted(members.items())}}
+    assert manifest.to_json() == json.dumps(document, indent=1, sort_keys=True).encode()
+    assert archive.Manifest.from_json(manifest.to_json()) == manifest
