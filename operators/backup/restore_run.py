@@ -224,15 +224,19 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         namespaces.append(restore_plan.Prepared(selection.NAMESPACES, "", target, "", obj=obj))
 
     # Ownership is planned from the index (skeletons carry uid, kind and ownerReferences).
+    # One key per item, shared by every table below (each is as long as the backup).
+    item_keys = [item_key(i.group_resource, i.obj) for i in chosen]
     owners = OwnerIndex()
-    for item in chosen:
-        owners.add(item_key(item.group_resource, item.obj), item.obj)
-    relinker = Relinker(owners, [item_key(i.group_resource, i.obj) for i in chosen])
-    old_uids = {item_key(i.group_resource, i.obj): i.obj["metadata"].get("uid") for i in chosen}
+    for key, item in zip(item_keys, chosen, strict=True):
+        owners.add(key, item.obj)
+    relinker = Relinker(owners, item_keys)
+    old_uids = {key: i.obj["metadata"].get("uid") for key, i in zip(item_keys, chosen, strict=True)}
     # Where a relinked dependent lives now, to patch it: group/resource, apiVersion, namespace, name.
-    locations = {item_key(i.group_resource, i.obj): (i.group_resource, {"apiVersion": i.obj.get("apiVersion")},
-                                                     options.target_namespace(i.namespace), i.name)
-                 for i in chosen}
+    # Only items with ownerReferences can be dependents.
+    locations = {key: (i.group_resource, {"apiVersion": i.obj.get("apiVersion")},
+                       options.target_namespace(i.namespace), i.name)
+                 for key, i in zip(item_keys, chosen, strict=True) if i.obj["metadata"].get("ownerReferences")}
+    del item_keys
     tally = Tally(total=len(namespaces) + len(chosen))
     policy = spec.get("existingResourcePolicy") or "none"
     slots = asyncio.Semaphore(CONCURRENCY)
