@@ -431,11 +431,13 @@ start_operators() {
 stop_operators() {
   local name f
   for name in $(operator_names); do stop "$name" "kubeplane run $name "; done
-  # Also stop operators started under a different OPERATORS list.
+  # Also stop operators started under a different OPERATORS list. The other pid files here are not
+  # operators' (stop would not match their command line, yet drop their pid file: `down` then left the
+  # external metrics API running, and the next `up` adopted it without its APIService in the new cluster).
   for f in "$run"/*.pid; do
     [[ -e $f ]] || continue
     name=$(basename "$f" .pid)
-    [[ $name == minio ]] || stop "$name" "kubeplane run $name "
+    [[ $name == minio || $name == external-metrics ]] || stop "$name" "kubeplane run $name "
   done
 }
 
