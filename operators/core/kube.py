@@ -236,10 +236,10 @@ class Kube:
                 await asyncio.sleep(CONNECTION_RETRY_WAIT)
                 continue
             async with response:
-                data = await response.read()
+                answer = await response.read()  # not `data`: that is the request body, sent again on a retry
                 if response.status < 400:
-                    return cast(JSON, decode(data, path)) if data.strip() else {}
-                text = data.decode(errors="replace")
+                    return cast(JSON, decode(answer, path)) if answer.strip() else {}
+                text = answer.decode(errors="replace")
                 wait = retry_after(response.status, response.headers.get("Retry-After"))
                 if wait is None or attempt >= MAX_RETRIES:
                     raise _api_error(response.status, text)
