@@ -13,11 +13,13 @@ runs off the loop in storage.py, so the operator's event loop stays responsive d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
+import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -93,7 +95,9 @@ class _Collector:
             item.get("metadata", {}).pop("managedFields", None)
             self.writer.add_item(item, resource.group_resource, preferred_version=resource.version)
             meta = item["metadata"]
-            self.listed.append((resource.api_version, resource.kind, meta.get("namespace") or "", meta["name"]))
+            # Interned: one string per namespace, not one per item (this list is as long as the backup).
+            self.listed.append((resource.api_version, resource.kind, sys.intern(meta.get("namespace") or ""),
+                                meta["name"]))
             if meta.get("namespace"):
                 self.item_namespaces.add(meta["namespace"])
 
@@ -151,21 +155,9 @@ async def run_backup(
             if resource.namespaced and (listed := select.namespaces_to_list()) is not None:
                 scopes = list(listed)
             found = False
-            for scope in scopes:
-                try:
-                    async for page in list_items(kube, resource, scope):
-                        found = found or bool(page)
-                        await take(resource, page)
-                except ApiError as e:
-                    if e.status == 403:
-                        # As Velero ("Error listing items"): a whole type missing makes the backup
-                        # PartiallyFailed, never Completed (M5).
-                        results.error(scope or "", f"cannot list {resource.group_resource}: {e.message}")
-                        continue
-                    if e.status in (404, 405):  # the type went away since discovery, or cannot be listed
-                        results.warning(scope or "", f"cannot list {resource.group_resource}: {e.message}")
-                        continue
-                    raise
+            async for page in _list_scopes(kube, resource, scopes, results):
+                found = found or bool(page)
+                await take(resource, page)
             if found and resource.group not in _BUILTIN_GROUPS:
                 custom_types.append(resource)
 
@@ -230,10 +222,63 @@ async def run_backup(
     return Outcome(phase, count, results, completed, reason)
 
 
+async def _list_scopes(kube: Kube, resource: ApiResource, scopes: list[str | None],
+                       results: Results) -> AsyncIterator[list[dict[str, Any]]]:
+    """The pages of one type in each scope (a namespace, or None: everywhere), LIST_CONCURRENCY scopes
+    listed at once: most lists of a type in one namespace are empty, and one after the other they
+    cost a round trip each (256 namespaces x ~20 types). Pages come out one at a time, so one writer
+    takes them; listing only runs ahead by LIST_CONCURRENCY pages. A scope that may not be listed is
+    an error (403: as Velero's "Error listing items", the backup is PartiallyFailed, never Completed
+    with a whole type missing) or a warning (404/405: the type went away, or cannot be listed); any
+    other failure stops every listing and is raised."""
+    pages: asyncio.Queue[list[dict[str, Any]] | BaseException | None] = asyncio.Queue()  # None: the end
+    room = asyncio.Semaphore(LIST_CONCURRENCY)  # pages listed and not yet taken
+    slots = asyncio.Semaphore(LIST_CONCURRENCY)  # scopes being listed
+
+    async def one(scope: str | None) -> None:
+        async with slots:
+            try:
+                async for page in list_items(kube, resource, scope):
+                    await room.acquire()
+                    pages.put_nowait(page)
+            except ApiError as e:
+                if e.status == 403:
+                    results.error(scope or "", f"cannot list {resource.group_resource}: {e.message}")
+                elif e.status in (404, 405):
+                    results.warning(scope or "", f"cannot list {resource.group_resource}: {e.message}")
+                else:
+                    raise
+
+    async def all_scopes() -> None:
+        try:
+            async with asyncio.TaskGroup() as group:  # the first failure cancels the other listings
+                for scope in scopes:
+                    group.create_task(one(scope))
+        except BaseExceptionGroup as failures:  # handed to the reader as the one failure it is
+            pages.put_nowait(failures.exceptions[0])
+            return
+        pages.put_nowait(None)
+
+    lister = asyncio.create_task(all_scopes())
+    try:
+        while (got := await pages.get()) is not None:
+            if isinstance(got, BaseException):
+                raise got
+            room.release()
+            yield got
+    finally:
+        if not lister.done():  # the reader stopped early: stop listing
+            lister.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lister
+
+
 async def take_all(collector: _Collector, items: list[dict[str, Any]], resource: ApiResource) -> None:
     if items:
         await asyncio.to_thread(collector.add_page, items, resource)
 
+
+LIST_CONCURRENCY = 4  # namespaces listed at once for one type
 
 # Groups Kubernetes itself serves: their types need no CRD in the backup.
 _BUILTIN_GROUPS = frozenset({

@@ -5,10 +5,11 @@ checksum; decryption authenticates it too): a tampered or malicious backup is re
 list of problems, and the cluster is untouched.
 
 The tarball is never stored: the first pass streams it from object storage, verifies it and indexes
-it (archive.index_archive). A backup whose objects fit the memory budget is then restored from that
-index; a larger one is indexed as skeletons (identity, labels, owners) and each tier streams the
-tarball again for its own objects, each checked against the manifest once more as it is read. Memory
-stays bounded and no disk space is needed, whatever the backup's size.
+the items the restore's selection takes (archive.index_archive). A backup whose chosen objects fit the
+index budget is then restored from that index; a larger one is indexed as skeletons (kind, identity,
+owners) and each tier streams the tarball again for its own objects, each checked against the
+manifest once more as it is read. No disk space is needed, and no object is held past the budget:
+what grows with the backup is ~0.7 KiB of bookkeeping an object (the manifest and the index).
 
 Items restore tier by tier (restore_plan.restore_tiers): CRDs, namespaces, ..., then everything
 else. Inside a tier items are created concurrently (bounded). ownerReferences are re-linked to the
@@ -35,7 +36,7 @@ from operators.backup import archive, crypto, restore_plan, selection, signing
 from operators.backup.backup_run import Results
 from operators.backup.discovery import discover
 from operators.backup.locations import LocationError
-from operators.backup.ownership import ItemKey, OwnerIndex, Relinker, item_key
+from operators.backup.ownership import ItemKey, OwnerIndex, Relinker
 from operators.backup.storage import StorageError
 from operators.core.kube import ApiError, Kube
 from operators.core.timeutil import format_time, now
@@ -105,11 +106,11 @@ class _BackupReader:
         plain = io.BufferedReader(crypto.IteratorReader(plaintext), buffer_size=1 << 20)
         return plain, body
 
-    async def index(self) -> archive.ArchiveIndex:
+    async def index(self, select: Callable[[str, Mapping[str, Any]], bool]) -> archive.ArchiveIndex:
         """The first pass: verify everything, index what a restore takes."""
         stream, body = await self._open()
         try:
-            return await asyncio.to_thread(archive.index_archive, stream, self.manifest)
+            return await asyncio.to_thread(archive.index_archive, stream, self.manifest, select=select)
         finally:
             await asyncio.to_thread(body.close)
 
@@ -195,9 +196,16 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
 
     results = Results()
     reader = _BackupReader(store, backup_name, location.encryption_key, location.signing_key)
+    types = await discover(kube)
+    select = selection.Selection.for_restore(spec, types)
+
+    def chosen_item(group_resource: str, obj: Mapping[str, Any]) -> bool:
+        return (select.resource_included(group_resource, namespaced=bool((obj.get("metadata") or {}).get("namespace")))
+                and select.item_included(obj, check_exclude_label=False))
+
     try:
         await reader.load_manifest()
-        index = await reader.index()
+        index = await reader.index(chosen_item)  # holds only the items chosen (and every Namespace)
     except archive.ArchiveRejected as e:
         await fail("Failed", f"the backup failed verification; nothing was restored: {'; '.join(e.problems[:5])}")
         return
@@ -205,16 +213,10 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         await fail("Failed", f"the backup could not be read; nothing was restored: {e}")
         return
 
-    types = await discover(kube)
-    select = selection.Selection.for_restore(spec, types)
     options = restore_plan.options_from_spec(spec, name, backup_name, types)
-    backed_up_namespaces = [i.obj for i in index.items if i.group_resource == selection.NAMESPACES]
-    chosen = [
-        i for i in index.items
-        if i.group_resource != selection.NAMESPACES
-        and select.resource_included(i.group_resource, namespaced=bool(i.namespace))
-        and select.item_included(i.obj, check_exclude_label=False)
-    ]
+    backed_up_namespaces = [i.obj for i in index.items if i.group_resource == selection.NAMESPACES and i.obj]
+    chosen = [i for i in index.items if i.group_resource != selection.NAMESPACES]
+    index.items = []  # the two lists above hold what the restore needs
     namespace_names = restore_plan.namespaces_to_restore(select, backed_up_namespaces, {i.namespace for i in chosen})
     by_name = {(ns.get("metadata") or {}).get("name"): ns for ns in backed_up_namespaces}
     namespaces: list[restore_plan.Prepared] = []
@@ -223,20 +225,25 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         obj = restore_plan.namespace_object(by_name.get(ns_name), target, options)
         namespaces.append(restore_plan.Prepared(selection.NAMESPACES, "", target, "", obj=obj))
 
-    # Ownership is planned from the index (skeletons carry uid, kind and ownerReferences).
-    # One key per item, shared by every table below (each is as long as the backup).
-    item_keys = [item_key(i.group_resource, i.obj) for i in chosen]
+    # Ownership is planned from the index (skeletons carry uid, kind and ownerReferences). Only the
+    # items some reference names (owners) and the items with references (dependents) take part, so
+    # these tables stay empty for a backup without ownerReferences, whatever its size.
+    referenced = {str(ref.get("uid")) for i in chosen for ref in i.owner_references if ref.get("uid")}
     owners = OwnerIndex()
-    for key, item in zip(item_keys, chosen, strict=True):
-        owners.add(key, item.obj)
-    relinker = Relinker(owners, item_keys)
-    old_uids = {key: i.obj["metadata"].get("uid") for key, i in zip(item_keys, chosen, strict=True)}
-    # Where a relinked dependent lives now, to patch it: group/resource, apiVersion, namespace, name.
-    # Only items with ownerReferences can be dependents.
-    locations = {key: (i.group_resource, {"apiVersion": i.obj.get("apiVersion")},
-                       options.target_namespace(i.namespace), i.name)
-                 for key, i in zip(item_keys, chosen, strict=True) if i.obj["metadata"].get("ownerReferences")}
-    del item_keys
+    old_uids: dict[ItemKey, str] = {}  # the owners' keys -> their backed-up UID
+    locations: dict[ItemKey, tuple[str, dict[str, Any], str, str]] = {}
+    for i in chosen:
+        if not i.owner_references and i.uid not in referenced:
+            continue
+        key = ItemKey(i.group_resource, i.namespace, i.name)
+        owners.add(key, {"kind": i.kind, "metadata": {"uid": i.uid, "ownerReferences": list(i.owner_references)}})
+        if i.uid:
+            old_uids[key] = i.uid
+        if i.owner_references:  # where a relinked dependent lives now, to patch it
+            locations[key] = (i.group_resource, {"apiVersion": i.api_version}, options.target_namespace(i.namespace),
+                              i.name)
+    del referenced
+    relinker = Relinker(owners)  # every owner in the index is restored: the index holds the chosen items only
     tally = Tally(total=len(namespaces) + len(chosen))
     policy = spec.get("existingResourcePolicy") or "none"
     slots = asyncio.Semaphore(CONCURRENCY)
@@ -290,10 +297,12 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     async def from_archive(tier_items: list[archive.ArchiveItem]) -> AsyncIterator[restore_plan.Prepared]:
         if index.whole:
             for item in tier_items:
+                assert item.obj is not None  # a whole index holds every object
                 yield restore_plan.prepare(item.obj, item.group_resource, options)
             return
         paths = {item.path for item in tier_items}
         async for item in reader.items(paths.__contains__):
+            assert item.obj is not None  # a streamed item has its object
             yield restore_plan.prepare(item.obj, item.group_resource, options)
 
     async def restore_status(single: str, created: dict[str, Any], status: dict[str, Any], where: str) -> None:

@@ -389,17 +389,35 @@ def test_index_past_the_budget_holds_skeletons_and_streaming_gives_the_objects()
     assert not index.whole
     got = keyed(index.items)
     assert got[("namespaces", "", "shop")] == namespace  # whole: a restore needs it first
-    pod = got[("pods", "shop", "web-0")]
-    assert pod == {"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "web-0", "namespace": "shop", "uid": "u-1", "labels": {"app": "web"},
-        "ownerReferences": [{"kind": "ReplicaSet", "name": "web", "uid": "u-0"}]}}
-    assert len(json.dumps(list(got.values()))) < 3000  # the 8 KB of spec and annotations are not held
+    assert all(i.obj is None for i in index.items if i.group_resource != "namespaces")
+    pod = next(i for i in index.items if i.name == "web-0")
+    assert (pod.api_version, pod.kind, pod.uid, pod.owner_references) == (
+        "v1", "Pod", "u-1", ({"kind": "ReplicaSet", "name": "web", "uid": "u-0"},))
+    assert pod.path == "resources/pods/namespaces/shop/web-0.json"
 
     # A later pass yields exactly the wanted members, each once (the restored copy), in full.
     wanted = {i.path for i in index.items if i.group_resource in ("pods", "secrets")}
     streamed = list(archive.stream_items(io.BytesIO(data), manifest, wanted.__contains__))
     assert keyed(streamed) == {("pods", "shop", "web-0"): owned, ("pods", "shop", "web-1"): dict(ITEMS)["pods"],
                                ("secrets", "shop", "creds"): dict(ITEMS)["secrets"]}
+
+
+def test_index_holds_only_what_the_selection_takes_and_every_namespace():
+    namespace = obj("Namespace", "shop", labels={"team": "a"})
+    items = [("namespaces", namespace), *ITEMS]
+    data, manifest = write_backup(items)
+    asked: list[tuple[str, str]] = []
+
+    def only_pods(group_resource: str, o: dict[str, Any]) -> bool:
+        asked.append((group_resource, o["metadata"]["name"]))
+        return group_resource == "pods"
+
+    for budget in (archive.INDEX_BUDGET, 0):
+        asked.clear()
+        index = archive.index_archive(io.BytesIO(data), manifest, budget=budget, select=only_pods)
+        assert sorted(keyed(index.items)) == [("namespaces", "", "shop"), ("pods", "shop", "web-1")]
+        # Each object asked about once (its restored copy only), Namespaces never (they are always held).
+        assert sorted(asked) == sorted((gr, o["metadata"]["name"]) for gr, o in ITEMS)
 
 
 def test_a_member_replaced_after_indexing_is_refused_when_streamed():
@@ -433,4 +451,27 @@ def test_the_manifest_written_member_by_member_is_json_dumps_byte_for_byte(membe
     document = {"format": archive.MANIFEST_FORMAT, "algorithm": "sha256", "archive": {"sha256": "00" * 32, "size": 42},
                 "members": {p: {"sha256": d.sha256, "size": d.size} for p, d in sorted(members.items())}}
     assert manifest.to_json() == json.dumps(document, indent=1, sort_keys=True).encode()
+    assert archive._parse_manifest_layout(manifest.to_json()) == manifest  # read member by member
     assert archive.Manifest.from_json(manifest.to_json()) == manifest
+    # Any other layout of the same document is read whole, to the same manifest.
+    assert archive._parse_manifest_layout(json.dumps(document).encode()) is None
+    assert archive.Manifest.from_json(json.dumps(document).encode()) == manifest
+
+
+def test_a_manifest_in_the_written_layout_but_out_of_order_is_read_whole_with_the_same_checks():
+    manifest = archive.Manifest(archive.Digest("00" * 32, 1),
+                                {"resources/a/cluster/x.json": archive.Digest("ab" * 32, 5),
+                                 "resources/b/cluster/y.json": archive.Digest("cd" * 32, 6)})
+    text = manifest.to_json()
+    head, members = text.split(b' "members": {\n')
+    first, second = members[: -len(b"\n }\n}")].split(b"\n  },\n")
+    swapped = head + b' "members": {\n' + second + b",\n" + first + b"\n  }\n }\n}"
+    assert json.loads(swapped) == json.loads(text)
+    assert archive._parse_manifest_layout(swapped) is None  # paths must increase: read whole instead
+    assert archive.Manifest.from_json(swapped) == manifest
+    duplicated = text.replace(b'"resources/b/cluster/y.json"', b'"resources/a/cluster/x.json"')
+    assert archive._parse_manifest_layout(duplicated) is None  # not increasing: read whole (the last entry wins)
+    assert set(archive.Manifest.from_json(duplicated).members) == {"resources/a/cluster/x.json"}
+    for size in (b"-6", b"9223372036854775808", b"18446744073709551616"):  # negative, 2**63, 2**64
+        with pytest.raises(ArchiveRejected, match="malformed"):
+            archive.Manifest.from_json(text.replace(b'"size": 6', b'"size": ' + size))
