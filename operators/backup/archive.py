@@ -162,10 +162,6 @@ class ItemPath:
     version: str = ""  # "" for the copy without a version directory
     preferred: bool = False
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return self.group_resource, self.namespace, self.name
-
 
 def parse_item_path(path: str) -> ItemPath:
     """The item a `resources/...` member holds; ArchiveError when the path is not Velero's layout."""
@@ -208,24 +204,31 @@ class MemberTable(Mapping[str, Digest]):
     members. Lookups bisect; `position` numbers the members 0..n-1 in path order."""
 
     __slots__ = ("_digests", "_paths", "_sizes")
+    _digests: bytes  # sha256 of member i at [32 * i, 32 * i + 32)
+    _paths: list[str]  # sorted
+    _sizes: array[int]
 
     def __init__(self, members: Iterable[tuple[str, Digest]] | Mapping[str, Digest] = ()) -> None:
         pairs = members.items() if isinstance(members, Mapping) else members
+        table = MemberTable.in_order((path, bytes.fromhex(digest.sha256), digest.size)
+                                     for path, digest in sorted(pairs, key=lambda pair: pair[0]))
+        self._paths, self._digests, self._sizes = table._paths, table._digests, table._sizes
+
+    @classmethod
+    def in_order(cls, entries: Iterable[tuple[str, bytes, int]]) -> MemberTable:
+        """A table of (path, raw sha256, size) entries given in increasing path order, taken one at a
+        time (no list of the entries is made)."""
         paths: list[str] = []
         digests = bytearray()
         sizes = array("Q")
-        for path, digest in sorted(pairs, key=lambda pair: pair[0]):
-            if paths and paths[-1] == path:
-                raise ArchiveError(f"{path} listed twice")
+        for path, sha256, size in entries:
+            if paths and path <= paths[-1]:
+                raise ArchiveError(f"{path} listed twice" if path == paths[-1] else f"{path} out of order")
             paths.append(path)
-            digests += bytes.fromhex(digest.sha256)
-            sizes.append(digest.size)
-        self._paths, self._digests, self._sizes = paths, bytes(digests), sizes
-
-    @classmethod
-    def _from_sorted(cls, paths: list[str], digests: bytes, sizes: array[int]) -> MemberTable:
+            digests += sha256
+            sizes.append(size)
         table = cls.__new__(cls)
-        table._paths, table._digests, table._sizes = paths, digests, sizes
+        table._paths, table._digests, table._sizes = paths, bytes(digests), sizes
         return table
 
     def position(self, path: str) -> int | None:
@@ -325,6 +328,10 @@ _MANIFEST_MEMBER = re.compile(rb'(?:\n|,\n)  ("(?:[^"\\\x00-\x1f]|\\.)*"): \{\n 
                               rb'\n   "size": (0|[1-9][0-9]{0,18})\n  \}')
 
 
+class _OtherLayout(Exception):
+    """The manifest is not in `to_json`'s exact layout."""
+
+
 def _parse_manifest_layout(data: bytes) -> Manifest | None:
     """The manifest in `to_json`'s exact layout, or None when it is laid out otherwise. Members must
     come in strictly increasing path order (as written), so none can be listed twice."""
@@ -332,32 +339,32 @@ def _parse_manifest_layout(data: bytes) -> Manifest | None:
     if head is None:
         return None
     archive = Digest(head.group(1).decode(), int(head.group(2)))
-    position = head.end()
-    if len(data) == position + 3 and data.endswith(b"}\n}"):
+    if len(data) == head.end() + 3 and data.endswith(b"}\n}"):
         return Manifest(archive, MemberTable())
-    paths: list[str] = []
-    digests = bytearray()
-    sizes = array("Q")
-    while True:
-        member = _MANIFEST_MEMBER.match(data, position)
-        if member is None or member.group(0).startswith(b",") != bool(paths):
-            return None
-        quoted = member.group(1)
-        try:
-            path = json.loads(quoted) if b"\\" in quoted else quoted[1:-1].decode()
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-        if paths and path <= paths[-1]:
-            return None
-        size = int(member.group(3))
-        if size >= 1 << 63:
-            return None  # read whole, and refused there as malformed
-        paths.append(path)
-        digests += bytes.fromhex(member.group(2).decode())
-        sizes.append(size)
-        position = member.end()
-        if len(data) == position + 5 and data.endswith(b"\n }\n}"):  # (no slice: a copy of the rest each time)
-            return Manifest(archive, MemberTable._from_sorted(paths, bytes(digests), sizes))
+
+    def entries() -> Iterator[tuple[str, bytes, int]]:
+        position, first = head.end(), True
+        while True:
+            member = _MANIFEST_MEMBER.match(data, position)
+            if member is None or member.group(0).startswith(b",") == first:
+                raise _OtherLayout
+            quoted = member.group(1)
+            try:
+                path = json.loads(quoted) if b"\\" in quoted else quoted[1:-1].decode()
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise _OtherLayout from None
+            size = int(member.group(3))
+            if size >= 1 << 63:
+                raise _OtherLayout  # read whole, and refused there as malformed
+            yield path, bytes.fromhex(member.group(2).decode()), size
+            position, first = member.end(), False
+            if len(data) == position + 5 and data.endswith(b"\n }\n}"):  # (no slice: a copy of the rest each time)
+                return
+
+    try:
+        return Manifest(archive, MemberTable.in_order(entries()))
+    except (_OtherLayout, ArchiveError):  # ArchiveError: paths not increasing
+        return None
 
 
 def _digest(raw: Any, where: str) -> Digest:
@@ -471,14 +478,9 @@ class ArchiveWriter:
             self._tar.close()
             self._gzip.close()
             self._sink.flush()
-            paths = sorted(self._members)
-            digests = bytearray()
-            sizes = array("Q")
-            for path in paths:  # one entry at a time: no list of 200,000 slices at 100,000 objects
-                entry = self._members.pop(path)
-                digests += entry[:32]
-                sizes.append(int.from_bytes(entry[32:], "big"))
-            self._table = MemberTable._from_sorted(paths, bytes(digests), sizes)
+            entries = ((path, self._members.pop(path)) for path in sorted(self._members))  # freed as they go
+            self._table = MemberTable.in_order((path, entry[:32], int.from_bytes(entry[32:], "big"))
+                                               for path, entry in entries)
         return Manifest(Digest(self._sink.sha.hexdigest(), self._sink.size), self._table)
 
     def __enter__(self) -> ArchiveWriter:
@@ -818,7 +820,10 @@ def is_restored_copy(path: str, members: Mapping[str, Any]) -> bool:
     """Whether this member is the copy of its object a restore takes: the one without a version
     directory, or, for archives that only have versioned copies, the preferred-version one.
     `members` are the verified archive's (its manifest's: after verification they are the same)."""
-    item = parse_item_path(path)
+    return _restored(parse_item_path(path), members)
+
+
+def _restored(item: ItemPath, members: Mapping[str, Any]) -> bool:
     return not item.version or (item.preferred and
                                 item_path(item.group_resource, item.namespace, item.name) not in members)
 
@@ -852,9 +857,9 @@ def index_archive(source: IO[bytes], manifest: Manifest, limits: Limits | None =
 
     def keep(path: str, data: bytes) -> None:
         nonlocal held, whole
-        if not is_restored_copy(path, manifest.members):
-            return  # a versioned copy: never restored, not parsed
         item = parse_item_path(path)
+        if not _restored(item, manifest.members):
+            return  # a versioned copy: never restored, not parsed
         obj = json.loads(data)
         if item.group_resource == NAMESPACES_RESOURCE:
             items.append(ArchiveItem.of(NAMESPACES_RESOURCE, "", item.name, obj, path))
