@@ -203,10 +203,13 @@ deploy() {
   # connection. A redeploy keeps an APIService already registered.
   local apiservice=false
   kubectl get apiservice v1beta1.external.metrics.k8s.io >/dev/null 2>&1 && apiservice=true
+  # The backup operator's /tmp is 64Mi here (the chart's default is 1Gi, for bookkeeping at scale): the
+  # e2e test of a 150 MiB tarball then proves the tarball streams and is never spooled to disk.
   install() {
     helm upgrade --install "$release" charts/kubeplane --namespace "$namespace" --create-namespace \
       --set "image.tag=$version" --set image.pullPolicy=IfNotPresent \
       --set operators.scheduler.enabled=true --set operators.backup.enabled=true \
+      --set operators.backup.tmpSize=64Mi \
       --set "operators.controllers.dropIn=$drop_in" \
       --set minio.enabled=true --set backupStorageLocation.create=true "${minio_args[@]}" \
       --set externalMetrics.enabled=true --set "externalMetrics.apiService.create=$1" "${rollout_args[@]}" \

@@ -21,22 +21,23 @@ on encryption (crypto.py), whose authentication covers the manifest too.
 
 from __future__ import annotations
 
-import bisect
 import gzip
 import hashlib
 import io
 import json
 import re
 import shutil
+import sqlite3
 import sys
 import tarfile
 import tempfile
 import time
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, BinaryIO, Protocol
+
+from operators.backup.scratch import ScratchTable
 
 FORMAT_VERSION = "1.1.0"  # Velero's BackupFormatVersion
 RESOURCES_DIR = "resources"
@@ -118,15 +119,31 @@ class RestoreKeys:
         return f"restores/{self.name}/restore-{self.name}-resource-list.json.gz"
 
 
-def resource_list(entries: Iterable[tuple[str, str, str, str]]) -> dict[str, list[str]]:
-    """Velero's resource list: `apiVersion/Kind` -> sorted `namespace/name` (or `name`).
+class ResourceList:
+    """Velero's resource list, `apiVersion/Kind` -> sorted `namespace/name` (or `name`), gathered in a
+    scratch table as items are backed up and written out as JSON in one pass."""
 
-    `entries` are (apiVersion, kind, namespace, name).
-    """
-    listed: dict[str, list[str]] = {}
-    for api_version, kind, namespace, name in entries:
-        listed.setdefault(f"{api_version}/{kind}", []).append(f"{namespace}/{name}" if namespace else name)
-    return {key: sorted(values) for key, values in sorted(listed.items())}
+    def __init__(self) -> None:
+        self._table = ScratchTable("CREATE TABLE r (type TEXT NOT NULL, entry TEXT NOT NULL)")
+
+    def add(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self._table.execute("INSERT INTO r VALUES (?, ?)",
+                            (f"{api_version}/{kind}", f"{namespace}/{name}" if namespace else name))
+
+    def write_json(self, out: IO[bytes]) -> None:
+        """json.dumps of the dict (keys and lists sorted), written a line at a time."""
+        out.write(b"{")
+        current: str | None = None
+        for kind, entry in self._table.rows("SELECT type, entry FROM r ORDER BY type, entry"):
+            if kind != current:
+                out.write(f"{'], ' if current is not None else ''}{json.dumps(kind)}: [{json.dumps(entry)}".encode())
+                current = kind
+            else:
+                out.write(f", {json.dumps(entry)}".encode())
+        out.write(b"]}" if current is not None else b"}")
+
+    def close(self) -> None:
+        self._table.close()
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -198,68 +215,95 @@ class Digest:
 
 
 class MemberTable(Mapping[str, Digest]):
-    """A manifest's members, path -> Digest, held compactly: the paths sorted in one list, the
-    digests as raw bytes in one buffer, the sizes in one array. About 150 bytes a member (a path
-    and 40 bytes), where a dict of Digest objects took ~430; a 100,000-object backup has 200,000
-    members. Lookups bisect; `position` numbers the members 0..n-1 in path order."""
+    """A manifest's members, path -> Digest, in a scratch table on disk (scratch.py): the process holds
+    a page cache, not the members (a 100,000-object backup has 200,000 members; in memory they took
+    ~150 bytes each at best). `position` numbers the members 0..n-1 in path order."""
 
-    __slots__ = ("_digests", "_paths", "_sizes")
-    _digests: bytes  # sha256 of member i at [32 * i, 32 * i + 32)
-    _paths: list[str]  # sorted
-    _sizes: array[int]
+    __slots__ = ("_count", "_table")
+    _count: int
+    _table: ScratchTable
+    _SCHEMA = ("CREATE TABLE m (pos INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha BLOB NOT NULL, "
+               "size INTEGER NOT NULL)")
 
     def __init__(self, members: Iterable[tuple[str, Digest]] | Mapping[str, Digest] = ()) -> None:
         pairs = members.items() if isinstance(members, Mapping) else members
         table = MemberTable.in_order((path, bytes.fromhex(digest.sha256), digest.size)
                                      for path, digest in sorted(pairs, key=lambda pair: pair[0]))
-        self._paths, self._digests, self._sizes = table._paths, table._digests, table._sizes
+        self._table, self._count = table._table, table._count
 
     @classmethod
     def in_order(cls, entries: Iterable[tuple[str, bytes, int]]) -> MemberTable:
         """A table of (path, raw sha256, size) entries given in increasing path order, taken one at a
         time (no list of the entries is made)."""
-        paths: list[str] = []
-        digests = bytearray()
-        sizes = array("Q")
-        for path, sha256, size in entries:
-            if paths and path <= paths[-1]:
-                raise ArchiveError(f"{path} listed twice" if path == paths[-1] else f"{path} out of order")
-            paths.append(path)
-            digests += sha256
-            sizes.append(size)
-        table = cls.__new__(cls)
-        table._paths, table._digests, table._sizes = paths, bytes(digests), sizes
-        return table
+        table = ScratchTable(cls._SCHEMA)
+        count = 0
+        last: str | None = None
+
+        def checked() -> Iterator[tuple[int, str, bytes, int]]:
+            nonlocal count, last
+            for path, sha256, size in entries:
+                if last is not None and path <= last:
+                    raise ArchiveError(f"{path} listed twice" if path == last else f"{path} out of order")
+                yield count, path, sha256, size
+                count, last = count + 1, path
+
+        try:
+            table.executemany("INSERT INTO m VALUES (?, ?, ?, ?)", checked())
+        except BaseException:
+            table.close()
+            raise
+        made = cls.__new__(cls)
+        made._table, made._count = table, count
+        return made
+
+    def entry(self, path: str) -> tuple[int, bytes, int] | None:
+        """Member `path`'s position, raw sha256 and size, or None when it is not a member."""
+        row = self._table.one("SELECT pos, sha, size FROM m WHERE path = ?", (path,))
+        return None if row is None else (row[0], row[1], row[2])
 
     def position(self, path: str) -> int | None:
-        i = bisect.bisect_left(self._paths, path)
-        return i if i < len(self._paths) and self._paths[i] == path else None
+        found = self.entry(path)
+        return None if found is None else found[0]
 
     def digest_at(self, i: int) -> tuple[bytes, int]:
         """The raw sha256 and the size of member number `i`."""
-        return self._digests[32 * i: 32 * i + 32], self._sizes[i]
+        row = self._table.one("SELECT sha, size FROM m WHERE pos = ?", (i,))
+        if row is None:
+            raise IndexError(i)
+        return row[0], row[1]
 
     def path_at(self, i: int) -> str:
-        return self._paths[i]
+        row = self._table.one("SELECT path FROM m WHERE pos = ?", (i,))
+        if row is None:
+            raise IndexError(i)
+        return str(row[0])
 
     def matches(self, path: str, sha256: bytes, size: int) -> bool:
-        i = self.position(path)
-        return i is not None and self.digest_at(i) == (sha256, size)
+        found = self.entry(path)
+        return found is not None and found[1:] == (sha256, size)
+
+    def rows(self) -> Iterator[tuple[str, bytes, int]]:
+        """(path, raw sha256, size) of every member, in path order."""
+        yield from self._table.rows("SELECT path, sha, size FROM m ORDER BY pos")
 
     def __getitem__(self, path: str) -> Digest:
-        i = self.position(path)
-        if i is None:
+        found = self.entry(path)
+        if found is None:
             raise KeyError(path)
-        return Digest(self._digests[32 * i: 32 * i + 32].hex(), self._sizes[i])
+        return Digest(found[1].hex(), found[2])
 
     def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and self.position(path) is not None
+        return isinstance(path, str) and self.entry(path) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
+        return (path for path, _, _ in self.rows())
 
     def __len__(self) -> int:
-        return len(self._paths)
+        return self._count
+
+    def close(self) -> None:
+        """Delete the table's file now (it goes with the table otherwise)."""
+        self._table.close()
 
 
 class Manifest:
@@ -277,35 +321,37 @@ class Manifest:
     def __repr__(self) -> str:
         return f"Manifest({self.archive!r}, {len(self.members)} members)"
 
-    def to_json(self) -> bytes:
-        """json.dumps(document, indent=1, sort_keys=True), byte for byte, written member by member: the
-        document as dicts and the encoder's chunks had cost ~170 MiB at 200,000 members (a 100,000-object
-        backup), more than everything the backup held until then."""
+    def write_json(self, out: IO[bytes]) -> None:
+        """json.dumps(document, indent=1, sort_keys=True), byte for byte, written member by member to a
+        file (the manifest of a 100,000-object backup is ~34 MiB: neither it nor the document is held)."""
         head = json.dumps({"algorithm": "sha256", "archive": {"sha256": self.archive.sha256, "size": self.archive.size},
                            "format": MANIFEST_FORMAT}, indent=1, sort_keys=True)
-        out = io.BytesIO()
         out.write(head[: -len("\n}")].encode())  # "members" sorts last: the document continues after "format"
         if not self.members:
             out.write(b',\n "members": {}\n}')
-            return out.getvalue()
+            return
         out.write(b',\n "members": {')
-        separator = b"\n"
-        for i, path in enumerate(self.members):
-            sha, size = self.members.digest_at(i)
-            out.write(separator)
-            out.write(f'  {json.dumps(path)}: {{\n   "sha256": "{sha.hex()}",\n   "size": {size}\n  }}'.encode())
-            separator = b",\n"
+        separator = "\n"
+        for path, sha, size in self.members.rows():
+            out.write(f'{separator}  {json.dumps(path)}: {{\n   "sha256": "{sha.hex()}",\n   "size": {size}\n  }}'
+                      .encode())
+            separator = ",\n"
         out.write(b"\n }\n}")
+
+    def to_json(self) -> bytes:
+        out = io.BytesIO()
+        self.write_json(out)
         return out.getvalue()
 
     @classmethod
-    def from_json(cls, data: bytes) -> Manifest:
-        """Parses what `to_json` writes member by member, straight into a MemberTable (json.loads of
-        the whole document had peaked at ~60 MiB over the table at 200,000 members); a document in any
-        other layout is parsed whole, with the same checks."""
-        fast = _parse_manifest_layout(data)
+    def read(cls, source: IO[bytes]) -> Manifest:
+        """Parses what `write_json` writes from a seekable file, a window at a time, straight into a
+        MemberTable; a document in any other layout is read whole (json.loads), with the same checks."""
+        fast = _parse_manifest_layout(source)
         if fast is not None:
             return fast
+        source.seek(0)
+        data = source.read()
         try:
             document = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -320,32 +366,63 @@ class Manifest:
             raise ArchiveRejected(["checksum manifest has no member list"])
         return cls(archive, MemberTable((str(path), _digest(d, str(path))) for path, d in members_raw.items()))
 
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        return cls.read(io.BytesIO(data))
+
 
 _MANIFEST_HEAD = re.compile(rb'\{\n "algorithm": "sha256",\n "archive": \{\n  "sha256": "([0-9a-f]{64})",\n  "size": '
                             rb'(0|[1-9][0-9]{0,18})\n \},\n "format": "' + re.escape(MANIFEST_FORMAT.encode())
                             + rb'",\n "members": \{')
 _MANIFEST_MEMBER = re.compile(rb'(?:\n|,\n)  ("(?:[^"\\\x00-\x1f]|\\.)*"): \{\n   "sha256": "([0-9a-f]{64})",'
                               rb'\n   "size": (0|[1-9][0-9]{0,18})\n  \}')
+_MANIFEST_WINDOW = 1 << 20  # bytes read at a time
+_MANIFEST_MEMBER_TEXT = 16 << 10  # the longest member entry: a 1,024-character path, escaped (6 bytes a character)
 
 
 class _OtherLayout(Exception):
-    """The manifest is not in `to_json`'s exact layout."""
+    """The manifest is not in `write_json`'s exact layout."""
 
 
-def _parse_manifest_layout(data: bytes) -> Manifest | None:
-    """The manifest in `to_json`'s exact layout, or None when it is laid out otherwise. Members must
+class _Window:
+    """A file read a window at a time: `buffer[pos:]` is what is not parsed yet."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source, self.buffer, self.pos, self.eof = source, b"", 0, False
+
+    def ensure(self, n: int) -> int:
+        """Read until `n` bytes are there past `pos` (or the file ended); how many are."""
+        while len(self.buffer) - self.pos < n and not self.eof:
+            chunk = self.source.read(max(_MANIFEST_WINDOW, n))
+            if chunk:
+                self.buffer, self.pos = self.buffer[self.pos:] + chunk, 0
+            else:
+                self.eof = True
+        return len(self.buffer) - self.pos
+
+    def rest_is(self, tail: bytes) -> bool:
+        """Whether exactly `tail` is left."""
+        return self.ensure(len(tail) + 1) == len(tail) and self.buffer.endswith(tail)
+
+
+def _parse_manifest_layout(source: IO[bytes]) -> Manifest | None:
+    """The manifest in `write_json`'s exact layout, or None when it is laid out otherwise. Members must
     come in strictly increasing path order (as written), so none can be listed twice."""
-    head = _MANIFEST_HEAD.match(data)
+    window = _Window(source)
+    window.ensure(4096)
+    head = _MANIFEST_HEAD.match(window.buffer)
     if head is None:
         return None
     archive = Digest(head.group(1).decode(), int(head.group(2)))
-    if len(data) == head.end() + 3 and data.endswith(b"}\n}"):
+    window.pos = head.end()
+    if window.rest_is(b"}\n}"):
         return Manifest(archive, MemberTable())
 
     def entries() -> Iterator[tuple[str, bytes, int]]:
-        position, first = head.end(), True
+        first = True
         while True:
-            member = _MANIFEST_MEMBER.match(data, position)
+            window.ensure(_MANIFEST_MEMBER_TEXT)
+            member = _MANIFEST_MEMBER.match(window.buffer, window.pos)
             if member is None or member.group(0).startswith(b",") == first:
                 raise _OtherLayout
             quoted = member.group(1)
@@ -357,8 +434,8 @@ def _parse_manifest_layout(data: bytes) -> Manifest | None:
             if size >= 1 << 63:
                 raise _OtherLayout  # read whole, and refused there as malformed
             yield path, bytes.fromhex(member.group(2).decode()), size
-            position, first = member.end(), False
-            if len(data) == position + 5 and data.endswith(b"\n }\n}"):  # (no slice: a copy of the rest each time)
+            window.pos, first = member.end(), False
+            if window.rest_is(b"\n }\n}"):
                 return
 
     try:
@@ -421,8 +498,10 @@ class ArchiveWriter:
         self._tar = tarfile.open(fileobj=self._gzip, mode="w|", format=tarfile.PAX_FORMAT)
         self._copies = preferred_version_copies
         self._mtime = time.time() if mtime is None else mtime
-        self._members: dict[str, bytes] = {}  # path -> sha256 (32 bytes) and size (8, big-endian)
-        self._table = MemberTable()  # the members, once closed
+        # Each member's path, sha256 and size until close() orders them into the manifest's table.
+        self._members: ScratchTable | None = ScratchTable(
+            "CREATE TABLE w (path TEXT PRIMARY KEY, sha BLOB NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID")
+        self._table: MemberTable | None = None  # the members, once closed
         self._closed = False
         self.add_bytes(VERSION_FILE, f"{FORMAT_VERSION}\n".encode())
 
@@ -432,8 +511,11 @@ class ArchiveWriter:
         problem = path_problem(path)
         if problem:
             raise ArchiveError(problem)
-        if path in self._members:
-            raise ArchiveError(f"{path} written twice")
+        assert self._members is not None
+        try:
+            self._members.execute("INSERT INTO w VALUES (?, ?, ?)", (path, hashlib.sha256(data).digest(), len(data)))
+        except sqlite3.IntegrityError:
+            raise ArchiveError(f"{path} written twice") from None
         info = tarfile.TarInfo(path)
         info.size = len(data)
         info.mode = 0o644
@@ -441,7 +523,6 @@ class ArchiveWriter:
         info.type = tarfile.REGTYPE
         self._tar.addfile(info, io.BytesIO(data))
         self._tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every TarInfo it wrote (~0.8 KB a member); nothing reads them
-        self._members[path] = hashlib.sha256(data).digest() + len(data).to_bytes(8, "big")
 
     def add_item(
         self,
@@ -478,9 +559,11 @@ class ArchiveWriter:
             self._tar.close()
             self._gzip.close()
             self._sink.flush()
-            entries = ((path, self._members.pop(path)) for path in sorted(self._members))  # freed as they go
-            self._table = MemberTable.in_order((path, entry[:32], int.from_bytes(entry[32:], "big"))
-                                               for path, entry in entries)
+            assert self._members is not None
+            self._table = MemberTable.in_order(self._members.rows("SELECT path, sha, size FROM w ORDER BY path"))
+            self._members.close()
+            self._members = None
+        assert self._table is not None
         return Manifest(Digest(self._sink.sha.hexdigest(), self._sink.size), self._table)
 
     def __enter__(self) -> ArchiveWriter:
@@ -713,7 +796,8 @@ def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: 
             total += info.size
             if total > limits.max_total_bytes:
                 raise ArchiveRejected([f"members add up to more than {limits.max_total_bytes} bytes"])
-            position = manifest.members.position(name)
+            found = manifest.members.entry(name)
+            position = found[0] if found is not None else None
             if (seen[position] if position is not None else name in unknown):
                 raise ArchiveRejected([f"{name}: appears twice"])
             if position is None:
@@ -732,9 +816,9 @@ def _scan(source: _Readable, manifest: Manifest, limits: Limits, check_objects: 
                 sha.update(chunk)
                 if keep:
                     chunks.append(chunk)
-            if position is None:
+            if found is None:
                 result.problems.append(f"{name}: not in the checksum manifest")
-            elif manifest.members.digest_at(position) != (sha.digest(), info.size):
+            elif found[1:] != (sha.digest(), info.size):
                 result.problems.append(f"{name}: checksum mismatch")
             data = b"".join(chunks)
             if name == VERSION_FILE:
@@ -787,7 +871,7 @@ def _archive_problems(sha: str, size: int, manifest: Manifest) -> list[str]:
 class ArchiveItem:
     """One backed-up object. `obj` is the whole object, or None in an index past its budget: then the
     fields below it are what a restore plans with (they are filled either way) until it streams the
-    object again. Slots and plain fields: ~350 bytes an item, where a skeleton of dicts took ~700."""
+    object again (an index keeps these fields on disk: ItemTable)."""
 
     group_resource: str
     namespace: str
@@ -810,11 +894,6 @@ class ArchiveItem:
                    str(metadata.get("uid") or ""),
                    tuple(r for r in refs if isinstance(r, Mapping)) if isinstance(refs, list) else ())
 
-    def skeleton(self) -> ArchiveItem:
-        """The same item without its object."""
-        return ArchiveItem(self.group_resource, self.namespace, self.name, None, self.path, self.api_version,
-                           self.kind, self.uid, self.owner_references)
-
 
 def is_restored_copy(path: str, members: Mapping[str, Any]) -> bool:
     """Whether this member is the copy of its object a restore takes: the one without a version
@@ -828,20 +907,106 @@ def _restored(item: ItemPath, members: Mapping[str, Any]) -> bool:
                                 item_path(item.group_resource, item.namespace, item.name) not in members)
 
 
+class ItemTable:
+    """The items a restore takes (Namespaces apart), in archive order, in a scratch table: name, path and
+    the fields a restore plans with (ArchiveItem's, without the object). Objects are held beside it
+    while they fit the index's budget (`objects`), and dropped past it."""
+
+    _SCHEMA = ("CREATE TABLE i (pos INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, group_resource TEXT NOT NULL, "
+               "namespace TEXT NOT NULL, name TEXT NOT NULL, api_version TEXT NOT NULL, kind TEXT NOT NULL, "
+               "uid TEXT NOT NULL, refs TEXT)")
+    _COLUMNS = "group_resource, namespace, name, path, api_version, kind, uid, refs"
+
+    def __init__(self) -> None:
+        self._table = ScratchTable(self._SCHEMA)
+        self._count = 0
+        self.objects: dict[str, dict[str, Any]] | None = {}  # path -> object, while under the budget
+
+    def add(self, item: ArchiveItem) -> None:
+        refs = json.dumps(list(item.owner_references), separators=(",", ":")) if item.owner_references else None
+        self._table.execute("INSERT INTO i VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (self._count, item.path, item.group_resource, item.namespace, item.name,
+                             item.api_version, item.kind, item.uid, refs))
+        self._count += 1
+        if self.objects is not None and item.obj is not None:
+            self.objects[item.path] = item.obj
+
+    def drop_objects(self) -> None:
+        self.objects = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _item(self, row: tuple[Any, ...]) -> ArchiveItem:
+        group_resource, namespace, name, path, api_version, kind, uid, refs = row
+        obj = self.objects.get(path) if self.objects is not None else None
+        return ArchiveItem(sys.intern(group_resource), sys.intern(namespace), name, obj, path,
+                           sys.intern(api_version), sys.intern(kind), uid, tuple(json.loads(refs)) if refs else ())
+
+    def __iter__(self) -> Iterator[ArchiveItem]:
+        return (self._item(row) for row in self._table.rows(f"SELECT {self._COLUMNS} FROM i ORDER BY pos"))
+
+    def in_types(self, group_resources: Iterable[str]) -> Iterator[ArchiveItem]:
+        """The items of these types, in archive order."""
+        wanted = sorted(set(group_resources))
+        marks = ", ".join("?" * len(wanted))
+        query = f"SELECT {self._COLUMNS} FROM i WHERE group_resource IN ({marks}) ORDER BY pos"
+        return (self._item(row) for row in self._table.rows(query, wanted))
+
+    def with_references(self, uids: set[str]) -> Iterator[ArchiveItem]:
+        """The items that have ownerReferences or whose uid is in `uids` (those of owners)."""
+        for row in self._table.rows(f"SELECT {self._COLUMNS} FROM i ORDER BY pos"):
+            if row[7] is not None or row[6] in uids:
+                yield self._item(row)
+
+    def referenced_uids(self) -> set[str]:
+        """Every uid some item's ownerReferences name."""
+        return {str(ref["uid"]) for (refs,) in self._table.rows("SELECT refs FROM i WHERE refs IS NOT NULL")
+                for ref in json.loads(refs) if isinstance(ref, dict) and ref.get("uid")}
+
+    def distinct(self, column: str) -> set[str]:
+        """The values one of the text columns takes (`namespace`, `group_resource`)."""
+        if column not in ("namespace", "group_resource"):
+            raise ValueError(column)
+        return {value for (value,) in self._table.rows(f"SELECT DISTINCT {column} FROM i")}
+
+    def names(self, group_resource: str) -> list[str]:
+        return [name for (name,) in self._table.rows("SELECT name FROM i WHERE group_resource = ? ORDER BY pos",
+                                                     (group_resource,))]
+
+    def wanted(self, group_resources: Iterable[str]) -> Callable[[str], bool]:
+        """Whether a member path is one of these items of these types (for `stream_items`)."""
+        types = frozenset(group_resources)
+
+        def check(path: str) -> bool:
+            row = self._table.one("SELECT group_resource FROM i WHERE path = ?", (path,))
+            return row is not None and row[0] in types
+        return check
+
+    def close(self) -> None:
+        self._table.close()
+        self.objects = None
+
+
 @dataclass
 class ArchiveIndex:
-    """A verified archive, indexed: every object a restore takes. Whole objects while they fit the
-    memory budget; past it, items without their object (Namespace objects stay whole: a restore needs
-    their labels and spec before anything else), and `whole` is False: read the objects again with
-    `stream_items`."""
+    """A verified archive, indexed: every object a restore takes. Namespaces are held whole (a restore
+    needs their labels and spec before anything else); the other items are in `items` (an ItemTable
+    on disk), with their objects while these fit the memory budget; past it `whole` is False: read the
+    objects again with `stream_items`."""
 
     format_version: str
-    items: list[ArchiveItem] = field(default_factory=list)
+    namespaces: list[ArchiveItem]
+    items: ItemTable
     whole: bool = True
+
+    def all_items(self) -> list[ArchiveItem]:
+        """Namespaces and items (a list: for small archives and tests)."""
+        return [*self.namespaces, *self.items]
 
 
 NAMESPACES_RESOURCE = "namespaces"
-INDEX_BUDGET = 2 << 20  # bytes of JSON a restore holds whole (parsed: up to ~10 times more) before it indexes skeletons
+INDEX_BUDGET = 2 << 20  # bytes of JSON a restore holds whole (parsed: up to ~10 times more) before it drops objects
 
 
 def index_archive(source: IO[bytes], manifest: Manifest, limits: Limits | None = None,
@@ -849,31 +1014,35 @@ def index_archive(source: IO[bytes], manifest: Manifest, limits: Limits | None =
                   select: Callable[[str, Mapping[str, Any]], bool] | None = None) -> ArchiveIndex:
     """A restore's first pass: verify the whole stream (as `verify_archive`) and index what a restore
     takes: each object's restored copy (`is_restored_copy`), Namespaces always, other objects when
-    `select(group_resource, obj)` allows (all without it). Past `budget` bytes of JSON, items are held
-    without their objects: a few hundred bytes each, whatever the objects' size."""
-    items: list[ArchiveItem] = []
+    `select(group_resource, obj)` allows (all without it). Past `budget` bytes of JSON, objects are
+    dropped: what is held then does not grow with the archive (the items are on disk)."""
+    namespaces: list[ArchiveItem] = []
+    table = ItemTable()
     held = 0
-    whole = True
 
     def keep(path: str, data: bytes) -> None:
-        nonlocal held, whole
+        nonlocal held
         item = parse_item_path(path)
         if not _restored(item, manifest.members):
             return  # a versioned copy: never restored, not parsed
         obj = json.loads(data)
         if item.group_resource == NAMESPACES_RESOURCE:
-            items.append(ArchiveItem.of(NAMESPACES_RESOURCE, "", item.name, obj, path))
+            namespaces.append(ArchiveItem.of(NAMESPACES_RESOURCE, "", item.name, obj, path))
             return
         if select is not None and not select(item.group_resource, obj):
             return
         held += len(data)
-        if whole and held > budget:
-            whole = False
-            items[:] = [i if i.group_resource == NAMESPACES_RESOURCE else i.skeleton() for i in items]
-        items.append(ArchiveItem.of(item.group_resource, item.namespace, item.name, obj, path, keep_object=whole))
+        if table.objects is not None and held > budget:
+            table.drop_objects()
+        table.add(ArchiveItem.of(item.group_resource, item.namespace, item.name, obj, path,
+                                 keep_object=table.objects is not None))
 
-    result = verify_archive(source, manifest, limits, on_member=keep)
-    return ArchiveIndex(result.version, items, whole=whole)
+    try:
+        result = verify_archive(source, manifest, limits, on_member=keep)
+    except BaseException:
+        table.close()
+        raise
+    return ArchiveIndex(result.version, namespaces, table, whole=table.objects is not None)
 
 
 def stream_items(source: IO[bytes], manifest: Manifest, wanted: Callable[[str], bool],

@@ -191,7 +191,7 @@ class BackupOperator:
         """The Backup to create and its status, from the stored metadata object; None (and a Warning on the
         location) when it is not a backup this installation's key signed (signing.py)."""
         try:
-            stored, _ = await signing.read_verified(store, backup_name, signing_key)
+            stored = await signing.read_verified(store, backup_name, signing_key)
             return sync.backup_from_metadata(backup_name, stored, bsl["metadata"]["name"], operator_namespace())
         except signing.SignatureError as e:
             logger.warning("backup sync: backup %s on location %s not imported: %s",

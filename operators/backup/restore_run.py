@@ -6,10 +6,11 @@ list of problems, and the cluster is untouched.
 
 The tarball is never stored: the first pass streams it from object storage, verifies it and indexes
 the items the restore's selection takes (archive.index_archive). A backup whose chosen objects fit the
-index budget is then restored from that index; a larger one is indexed as skeletons (kind, identity,
-owners) and each tier streams the tarball again for its own objects, each checked against the
-manifest once more as it is read. No disk space is needed, and no object is held past the budget:
-what grows with the backup is ~0.7 KiB of bookkeeping an object (the manifest and the index).
+index budget is then restored from that index; for a larger one the index keeps each item's kind,
+identity and owners, and each tier streams the tarball again for its own objects, each checked
+against the manifest once more as it is read. The tarball is never written to disk; the bookkeeping
+is (the checksum manifest and the index, in scratch tables: scratch.py, ~0.7 KiB an object), so what
+the process holds does not grow with the backup.
 
 Items restore tier by tier (restore_plan.restore_tiers): CRDs, namespaces, ..., then everything
 else. Inside a tier items are created concurrently (bounded). ownerReferences are re-linked to the
@@ -88,14 +89,11 @@ class _BackupReader:
         if not await self.store.exists(self.keys.metadata):
             raise StorageError(f"backup {self.keys.name!r} has no metadata object in storage: it never completed")
         try:  # before the checksums are trusted (or even decrypted)
-            _, raw = await signing.read_verified(self.store, self.keys.name, self.signing_key)
+            self._manifest = await signing.read_manifest(self.store, self.keys.name, self.signing_key, self.key)
         except signing.SignatureError as e:
             raise archive.ArchiveRejected([str(e)]) from None
         except ValueError as e:
             raise archive.ArchiveRejected([f"the metadata object is not valid JSON: {e}"]) from None
-        if self.key is not None:
-            raw = crypto.decrypt(raw, self.key, context=self.keys.checksums)
-        self._manifest = archive.Manifest.from_json(raw)
 
     async def _open(self) -> tuple[IO[bytes], IO[bytes]]:
         """The plaintext stream, and the download under it (close that one)."""
@@ -214,35 +212,18 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         return
 
     options = restore_plan.options_from_spec(spec, name, backup_name, types)
-    backed_up_namespaces = [i.obj for i in index.items if i.group_resource == selection.NAMESPACES and i.obj]
-    chosen = [i for i in index.items if i.group_resource != selection.NAMESPACES]
-    index.items = []  # the two lists above hold what the restore needs
-    namespace_names = restore_plan.namespaces_to_restore(select, backed_up_namespaces, {i.namespace for i in chosen})
+    backed_up_namespaces = [i.obj for i in index.namespaces if i.obj]
+    chosen = index.items  # on disk (archive.ItemTable), with the objects while they fit the index's budget
+    item_namespaces, present = await asyncio.to_thread(lambda: (chosen.distinct("namespace"),
+                                                                chosen.distinct("group_resource")))
+    namespace_names = restore_plan.namespaces_to_restore(select, backed_up_namespaces, item_namespaces)
     by_name = {(ns.get("metadata") or {}).get("name"): ns for ns in backed_up_namespaces}
     namespaces: list[restore_plan.Prepared] = []
     for ns_name in namespace_names:
         target = options.target_namespace(ns_name)
         obj = restore_plan.namespace_object(by_name.get(ns_name), target, options)
         namespaces.append(restore_plan.Prepared(selection.NAMESPACES, "", target, "", obj=obj))
-
-    # Ownership is planned from the index (skeletons carry uid, kind and ownerReferences). Only the
-    # items some reference names (owners) and the items with references (dependents) take part, so
-    # these tables stay empty for a backup without ownerReferences, whatever its size.
-    referenced = {str(ref.get("uid")) for i in chosen for ref in i.owner_references if ref.get("uid")}
-    owners = OwnerIndex()
-    old_uids: dict[ItemKey, str] = {}  # the owners' keys -> their backed-up UID
-    locations: dict[ItemKey, tuple[str, dict[str, Any], str, str]] = {}
-    for i in chosen:
-        if not i.owner_references and i.uid not in referenced:
-            continue
-        key = ItemKey(i.group_resource, i.namespace, i.name)
-        owners.add(key, {"kind": i.kind, "metadata": {"uid": i.uid, "ownerReferences": list(i.owner_references)}})
-        if i.uid:
-            old_uids[key] = i.uid
-        if i.owner_references:  # where a relinked dependent lives now, to patch it
-            locations[key] = (i.group_resource, {"apiVersion": i.api_version}, options.target_namespace(i.namespace),
-                              i.name)
-    del referenced
+    owners, old_uids, locations = await asyncio.to_thread(_ownership, chosen, options)
     relinker = Relinker(owners)  # every owner in the index is restored: the index holds the chosen items only
     tally = Tally(total=len(namespaces) + len(chosen))
     policy = spec.get("existingResourcePolicy") or "none"
@@ -294,14 +275,13 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         for p in items:
             yield p
 
-    async def from_archive(tier_items: list[archive.ArchiveItem]) -> AsyncIterator[restore_plan.Prepared]:
+    async def from_archive(tier: tuple[str, ...]) -> AsyncIterator[restore_plan.Prepared]:
         if index.whole:
-            for item in tier_items:
+            for item in chosen.in_types(tier):
                 assert item.obj is not None  # a whole index holds every object
                 yield restore_plan.prepare(item.obj, item.group_resource, options)
             return
-        paths = {item.path for item in tier_items}
-        async for item in reader.items(paths.__contains__):
+        async for item in reader.items(chosen.wanted(tier)):
             assert item.obj is not None  # a streamed item has its object
             yield restore_plan.prepare(item.obj, item.group_resource, options)
 
@@ -390,23 +370,25 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
             results.error(p.target_namespace, f"{where}: {type(e).__name__}: {cause}")
             relinker.failed(key, original_uid)
 
-    present = {i.group_resource for i in chosen} | ({selection.NAMESPACES} if namespaces else set())
+    present |= {selection.NAMESPACES} if namespaces else set()
     for tier in restore_plan.restore_tiers(present):
         try:
             if tier == (selection.NAMESPACES,):
                 await restore_all(from_memory(namespaces))
             else:
-                await restore_all(from_archive([i for i in chosen if i.group_resource in tier]))
+                await restore_all(from_archive(tier))
         except (archive.ArchiveRejected, crypto.DecryptionError, StorageError, archive.ArchiveError) as e:
             problem = "; ".join(e.problems[:5]) if isinstance(e, archive.ArchiveRejected) else str(e)
             results.error("", f"the backup could not be read again during the restore, so it stopped "
                               f"before its {', '.join(tier)} items: {problem}")
             break
         if tier == (selection.CRDS,) and not dry_run:
-            await _wait_for_crds(kube, [i.name for i in chosen if i.group_resource == selection.CRDS], results)
+            await _wait_for_crds(kube, chosen.names(selection.CRDS), results)
         await report_progress()
     for warning in relinker.finish():
         results.warning("", warning)
+    chosen.close()  # the scratch files go now (an exception before this leaves them to the collector)
+    reader.manifest.members.close()
 
     phase = "PartiallyFailed" if results.error_count else "Completed"
     reason = f"{results.error_count} item(s) failed; see `kubeplane restore logs {name}`" if results.error_count else ""
@@ -438,6 +420,26 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
         op.events.normal(restore, "RestoreCompleted", message)
     else:
         op.events.warning(restore, "RestorePartiallyFailed", reason)
+
+
+def _ownership(chosen: archive.ItemTable, options: restore_plan.RestoreOptions) -> tuple[
+        OwnerIndex, dict[ItemKey, str], dict[ItemKey, tuple[str, dict[str, Any], str, str]]]:
+    """Ownership planned from the index (items carry uid, kind and ownerReferences): the owners, their
+    backed-up UIDs, and where each dependent lives now (to patch it). Only the items some reference
+    names (owners) and the items with references (dependents) take part, so these tables stay empty
+    for a backup without ownerReferences, whatever its size."""
+    owners = OwnerIndex()
+    old_uids: dict[ItemKey, str] = {}
+    locations: dict[ItemKey, tuple[str, dict[str, Any], str, str]] = {}
+    for i in chosen.with_references(chosen.referenced_uids()):
+        key = ItemKey(i.group_resource, i.namespace, i.name)
+        owners.add(key, {"kind": i.kind, "metadata": {"uid": i.uid, "ownerReferences": list(i.owner_references)}})
+        if i.uid:
+            old_uids[key] = i.uid
+        if i.owner_references:
+            locations[key] = (i.group_resource, {"apiVersion": i.api_version}, options.target_namespace(i.namespace),
+                              i.name)
+    return owners, old_uids, locations
 
 
 async def _wait_for_crds(kube: Kube, names: list[str], results: Results) -> None:

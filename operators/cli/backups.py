@@ -300,10 +300,9 @@ def _fetch(name: str, namespace: str) -> tuple[IO[bytes], archive.Manifest, byte
         if not await store.exists(keys.metadata):
             raise click.ClickException(f"backup {name} is incomplete: no metadata object in storage")
         try:
-            _, checksums = await signing.read_verified(store, name, location.signing_key)
+            manifest = await signing.read_manifest(store, name, location.signing_key, key)
         except (signing.SignatureError, ValueError) as e:
             raise click.ClickException(f"backup {name} failed verification: {e}") from None
-        manifest = archive.Manifest.from_json(_open(checksums, key, keys.checksums))
         raw = tempfile.TemporaryFile()
         await store.get_to_file(keys.contents, raw)
         return raw, manifest, key

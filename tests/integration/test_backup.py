@@ -888,7 +888,7 @@ def plant(s3: Any, prefix: str, backup: str, tarball: bytes, manifest: bytes, st
     """A backup written straight into the bucket, its metadata object signed with `key` (None: unsigned)."""
     directory = f"{prefix}/backups/{backup}"
     if key is not None:
-        stored = {**stored, "signature": signing.sign(key, backup, stored, manifest)}
+        stored = {**stored, "signature": signing.sign(key, backup, stored, hashlib.sha256(manifest).digest())}
     s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}.tar.gz", Body=tarball)
     s3.put_object(Bucket="kubeplane", Key=f"{directory}/{backup}-checksums.json", Body=manifest)
     s3.put_object(Bucket="kubeplane", Key=f"{directory}/kubeplane-backup.json", Body=json.dumps(stored).encode())

@@ -270,6 +270,20 @@ def test_every_pod_is_locked_down(values: dict[str, Any]) -> None:
             assert tmp and tmp[0]["name"] in tmp_volumes, f"{where}: a writable emptyDir at /tmp"
 
 
+def test_tmp_size_is_per_operator() -> None:
+    def limits(values: dict[str, Any]) -> dict[str, str]:
+        out = {}
+        for d in of_kind(render(values), "Deployment"):
+            component = d["metadata"]["labels"].get("app.kubernetes.io/component")
+            if component in ("controllers", "scheduler", "backup"):
+                tmp = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "tmp")
+                out[component] = tmp["emptyDir"]["sizeLimit"]
+        return out
+
+    assert limits(ALL_ON) == {"controllers": "64Mi", "scheduler": "64Mi", "backup": "1Gi"}
+    assert limits(deep_merge(ALL_ON, {"operators": {"backup": {"tmpSize": "5Gi"}}}))["backup"] == "5Gi"
+
+
 def test_operator_deployments_recreate_one_replica_liveness_and_ports() -> None:
     for d in of_kind(render(ALL_ON), "Deployment"):
         spec = d["spec"]
@@ -810,6 +824,7 @@ def nested(dotted: str, value: Any) -> dict[str, Any]:
         ("operators.controllers.schedulerName", "x", "at '/operators/controllers': additional properties"),
         ("backupStorageLocation.accessMode", "WriteOnly", "value must be one of 'ReadWrite', 'ReadOnly'"),
         ("minio.auth.rootPassword", "short", "at '/minio/auth/rootPassword'"),
+        ("operators.backup.tmpSize", "lots", "at '/operators/backup/tmpSize'"),
     ],
 )
 def test_values_schema_rejects_bad_values_clearly(key: str, value: Any, message: str) -> None:

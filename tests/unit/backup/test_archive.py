@@ -143,9 +143,18 @@ def test_manifest_json_round_trip_and_malformed_manifests():
 
 
 def test_resource_list_and_keys():
-    listed = archive.resource_list([("apps/v1", "Deployment", "b", "web"), ("apps/v1", "Deployment", "a", "web"),
-                                    ("v1", "Node", "", "n1")])
-    assert listed == {"apps/v1/Deployment": ["a/web", "b/web"], "v1/Node": ["n1"]}
+    listed = archive.ResourceList()
+    for entry in [("v1", "Node", "", "n1"), ("apps/v1", "Deployment", "b", "web"),
+                  ("apps/v1", "Deployment", "a", "web"),
+                  ("v1", "ConfigMap", "é", "x"), ("v1", "ConfigMap", "z", "x")]:
+        listed.add(*entry)
+    out = io.BytesIO()
+    listed.write_json(out)
+    expected = {"apps/v1/Deployment": ["a/web", "b/web"], "v1/ConfigMap": ["z/x", "é/x"], "v1/Node": ["n1"]}
+    assert out.getvalue() == json.dumps(expected).encode()  # Velero's file, as json.dumps writes it
+    empty = io.BytesIO()
+    archive.ResourceList().write_json(empty)
+    assert json.loads(empty.getvalue()) == {}
     keys = archive.BackupKeys("nightly")
     assert keys.contents == "backups/nightly/nightly.tar.gz"
     assert keys.checksums == "backups/nightly/nightly-checksums.json"
@@ -374,7 +383,8 @@ def test_index_holds_whole_objects_within_the_budget():
     data, manifest = write_backup()
     index = archive.index_archive(io.BytesIO(data), manifest)
     assert index.whole and index.format_version == "1.1.0"
-    assert keyed(index.items) == {(gr, o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for gr, o in ITEMS}
+    assert keyed(index.all_items()) == {(gr, o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+                                        for gr, o in ITEMS}
 
 
 def test_index_past_the_budget_holds_skeletons_and_streaming_gives_the_objects():
@@ -387,16 +397,16 @@ def test_index_past_the_budget_holds_skeletons_and_streaming_gives_the_objects()
     data, manifest = write_backup(items)
     index = archive.index_archive(io.BytesIO(data), manifest, budget=1000)
     assert not index.whole
-    got = keyed(index.items)
+    got = keyed(index.all_items())
     assert got[("namespaces", "", "shop")] == namespace  # whole: a restore needs it first
-    assert all(i.obj is None for i in index.items if i.group_resource != "namespaces")
-    pod = next(i for i in index.items if i.name == "web-0")
+    assert all(i.obj is None for i in index.all_items() if i.group_resource != "namespaces")
+    pod = next(i for i in index.all_items() if i.name == "web-0")
     assert (pod.api_version, pod.kind, pod.uid, pod.owner_references) == (
         "v1", "Pod", "u-1", ({"kind": "ReplicaSet", "name": "web", "uid": "u-0"},))
     assert pod.path == "resources/pods/namespaces/shop/web-0.json"
 
     # A later pass yields exactly the wanted members, each once (the restored copy), in full.
-    wanted = {i.path for i in index.items if i.group_resource in ("pods", "secrets")}
+    wanted = {i.path for i in index.all_items() if i.group_resource in ("pods", "secrets")}
     streamed = list(archive.stream_items(io.BytesIO(data), manifest, wanted.__contains__))
     assert keyed(streamed) == {("pods", "shop", "web-0"): owned, ("pods", "shop", "web-1"): dict(ITEMS)["pods"],
                                ("secrets", "shop", "creds"): dict(ITEMS)["secrets"]}
@@ -415,7 +425,7 @@ def test_index_holds_only_what_the_selection_takes_and_every_namespace():
     for budget in (archive.INDEX_BUDGET, 0):
         asked.clear()
         index = archive.index_archive(io.BytesIO(data), manifest, budget=budget, select=only_pods)
-        assert sorted(keyed(index.items)) == [("namespaces", "", "shop"), ("pods", "shop", "web-1")]
+        assert sorted(keyed(index.all_items())) == [("namespaces", "", "shop"), ("pods", "shop", "web-1")]
         # Each object asked about once (its restored copy only), Namespaces never (they are always held).
         assert sorted(asked) == sorted((gr, o["metadata"]["name"]) for gr, o in ITEMS)
 
@@ -431,7 +441,7 @@ def test_a_member_replaced_after_indexing_is_refused_when_streamed():
                 content = json.dumps(dict(ITEMS)["secrets"] | {"data": {"password": "b3duZWQ="}}).encode()
             members.append((info.name, content))
     swapped = build_tar(members)
-    wanted = {i.path for i in index.items}
+    wanted = {i.path for i in index.all_items()}
     with pytest.raises(ArchiveRejected) as error:
         list(archive.stream_items(io.BytesIO(swapped), manifest, wanted.__contains__))
     assert error.value.problems == ["resources/secrets/namespaces/shop/creds.json: changed after verification"]
@@ -451,10 +461,10 @@ def test_the_manifest_written_member_by_member_is_json_dumps_byte_for_byte(membe
     document = {"format": archive.MANIFEST_FORMAT, "algorithm": "sha256", "archive": {"sha256": "00" * 32, "size": 42},
                 "members": {p: {"sha256": d.sha256, "size": d.size} for p, d in sorted(members.items())}}
     assert manifest.to_json() == json.dumps(document, indent=1, sort_keys=True).encode()
-    assert archive._parse_manifest_layout(manifest.to_json()) == manifest  # read member by member
+    assert archive._parse_manifest_layout(io.BytesIO(manifest.to_json())) == manifest  # read member by member
     assert archive.Manifest.from_json(manifest.to_json()) == manifest
     # Any other layout of the same document is read whole, to the same manifest.
-    assert archive._parse_manifest_layout(json.dumps(document).encode()) is None
+    assert archive._parse_manifest_layout(io.BytesIO(json.dumps(document).encode())) is None
     assert archive.Manifest.from_json(json.dumps(document).encode()) == manifest
 
 
@@ -467,10 +477,11 @@ def test_a_manifest_in_the_written_layout_but_out_of_order_is_read_whole_with_th
     first, second = members[: -len(b"\n }\n}")].split(b"\n  },\n")
     swapped = head + b' "members": {\n' + second + b",\n" + first + b"\n  }\n }\n}"
     assert json.loads(swapped) == json.loads(text)
-    assert archive._parse_manifest_layout(swapped) is None  # paths must increase: read whole instead
+    assert archive._parse_manifest_layout(io.BytesIO(swapped)) is None  # paths must increase: read whole instead
     assert archive.Manifest.from_json(swapped) == manifest
     duplicated = text.replace(b'"resources/b/cluster/y.json"', b'"resources/a/cluster/x.json"')
-    assert archive._parse_manifest_layout(duplicated) is None  # not increasing: read whole (the last entry wins)
+    # not increasing: read whole (the last entry wins)
+    assert archive._parse_manifest_layout(io.BytesIO(duplicated)) is None
     assert set(archive.Manifest.from_json(duplicated).members) == {"resources/a/cluster/x.json"}
     for size in (b"-6", b"9223372036854775808", b"18446744073709551616"):  # negative, 2**63, 2**64
         with pytest.raises(ArchiveRejected, match="malformed"):

@@ -7,6 +7,8 @@ installation's key did not sign (signing.py) is never adopted, nor deleted."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from typing import Any
 
@@ -32,6 +34,9 @@ class FakeStore:
 
     async def get_bytes(self, key: str) -> bytes:
         return self.objects[key]
+
+    async def open_stream(self, key: str) -> io.BytesIO:
+        return io.BytesIO(self.objects[key])
 
     async def delete_prefix(self, prefix: str) -> int:
         self.deleted.append(prefix)
@@ -72,7 +77,7 @@ def stored(uid: str, key: bytes | None = KEY) -> bytes:
         "phase": "Completed", "completionTimestamp": "2026-12-01T01:00:00Z", "errors": 0, "warnings": 0,
         "progress": {"totalItems": 9, "itemsBackedUp": 9}}}
     if key is not None:
-        metadata["signature"] = signing.sign(key, "nightly", metadata, CHECKSUMS)
+        metadata["signature"] = signing.sign(key, "nightly", metadata, hashlib.sha256(CHECKSUMS).digest())
     return json.dumps(metadata).encode()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -22,15 +23,19 @@ def metadata(name: str = "nightly") -> dict[str, Any]:
             "status": {"phase": "Completed", "errors": 0, "progress": {"totalItems": 3, "itemsBackedUp": 3}}}
 
 
+def sha(checksums: bytes) -> bytes:
+    return hashlib.sha256(checksums).digest()
+
+
 def signed(name: str = "nightly", key: bytes = KEY, checksums: bytes = CHECKSUMS) -> dict[str, Any]:
     body = metadata(name)
-    body["signature"] = signing.sign(key, name, body, checksums)
+    body["signature"] = signing.sign(key, name, body, sha(checksums))
     return body
 
 
 def test_a_signed_backup_verifies_after_a_round_trip_through_json() -> None:
     stored = json.loads(json.dumps(signed(), indent=1))
-    signing.verify(KEY, "nightly", stored, CHECKSUMS)
+    signing.verify(KEY, "nightly", stored, sha(CHECKSUMS))
     assert stored["signature"]["keyId"] == signing.key_id(KEY) and len(stored["signature"]["hmac"]) == 64
 
 
@@ -53,17 +58,17 @@ def test_any_change_to_the_metadata_object_is_refused(change: Any, message: str)
     stored = signed()
     change(stored)
     with pytest.raises(signing.SignatureError, match=message):
-        signing.verify(KEY, "nightly", stored, CHECKSUMS)
+        signing.verify(KEY, "nightly", stored, sha(CHECKSUMS))
 
 
 def test_other_checksums_another_name_or_another_key_are_refused() -> None:
     stored = signed()
     with pytest.raises(signing.SignatureError, match="does not match"):
-        signing.verify(KEY, "nightly", stored, CHECKSUMS + b" ")
+        signing.verify(KEY, "nightly", stored, sha(CHECKSUMS + b" "))
     with pytest.raises(signing.SignatureError, match="does not match"):
-        signing.verify(KEY, "nightly-copy", stored, CHECKSUMS)  # a signed backup copied under another name
+        signing.verify(KEY, "nightly-copy", stored, sha(CHECKSUMS))  # a signed backup copied under another name
     with pytest.raises(signing.SignatureError, match="signed with another key"):
-        signing.verify(bytes(32), "nightly", stored, CHECKSUMS)
+        signing.verify(bytes(32), "nightly", stored, sha(CHECKSUMS))
 
 
 def test_the_secret_name_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,4 +83,4 @@ def test_a_single_flipped_bit_in_the_checksums_object_is_refused(checksums: byte
     flipped = bytearray(checksums)
     flipped[at % len(flipped)] ^= 1 << bit
     with pytest.raises(signing.SignatureError):
-        signing.verify(KEY, "nightly", stored, bytes(flipped))
+        signing.verify(KEY, "nightly", stored, sha(bytes(flipped)))
