@@ -701,6 +701,11 @@ def path_problem(path: str, limits: Limits | None = None) -> str | None:
         return f"{path!r}: absolute path"
     if "\x00" in path or "\\" in path:
         return f"{path!r}: NUL or backslash in path"
+    if not path.isascii():
+        try:
+            path.encode()
+        except UnicodeEncodeError:  # tarfile hands out bytes that are not UTF-8 as lone surrogates
+            return f"{path!r}: not valid UTF-8"
     segments = path.split("/")
     if any(s in ("", ".", "..") for s in segments):
         return f"{path!r}: empty, '.' or '..' path segment"
@@ -1057,7 +1062,12 @@ def stream_items(source: IO[bytes], manifest: Manifest, wanted: Callable[[str], 
         with tarfile.open(fileobj=_HeaderGuard(bounded), mode="r|") as tar:  # type: ignore[call-overload]
             for info in tar:
                 tar.members.clear()  # a streamed TarFile keeps every TarInfo it read: ~0.8 KB a member
-                if not info.isreg() or not wanted(info.name):
+                if not info.isreg():
+                    continue
+                problem = path_problem(info.name, limits)  # the object may have been replaced since
+                if problem:
+                    raise ArchiveRejected([problem])
+                if not wanted(info.name):
                     continue
                 if info.size > limits.max_member_bytes:
                     raise ArchiveRejected([f"{info.name}: {info.size} bytes, over the member limit"])
@@ -1123,6 +1133,9 @@ class VerifiedArchive:
                 tar.members.clear()  # type: ignore[attr-defined]  # a streamed TarFile keeps every TarInfo it read: ~0.8 KB a member
                 if not info.isreg():
                     continue
+                problem = path_problem(info.name, self._limits)
+                if problem:
+                    raise ArchiveRejected([problem])
                 handle = tar.extractfile(info)
                 if handle is None:
                     raise ArchiveRejected([f"{info.name}: unreadable member"])

@@ -258,6 +258,22 @@ def test_malicious_archives_are_rejected_before_any_item(case):
         verify_archive(io.BytesIO(data), manifest)
 
 
+def test_a_member_name_that_is_not_utf8_is_rejected() -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT, errors="surrogateescape") as tar:
+        for name, content in [*GOOD, ("resources/pods/namespaces/a/x\udc80.json", b"{}")]:  # the bytes x 0x80
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    data = gzip.compress(raw.getvalue())
+    good = manifest_for(build_tar(GOOD))
+    manifest = Manifest(Digest(hashlib.sha256(data).hexdigest(), len(data)), good.members)
+    with pytest.raises(ArchiveRejected, match="not valid UTF-8"):  # not an error of the manifest's table
+        verify_archive(io.BytesIO(data), manifest)
+    with pytest.raises(ArchiveRejected, match="not valid UTF-8"):  # a later pass (the tarball replaced since)
+        list(archive.stream_items(io.BytesIO(data), manifest, lambda path: path.startswith("resources/")))
+
+
 def rejected(data: bytes, manifest: Manifest, limits: Limits | None = None) -> ArchiveRejected:
     yielded = []
     with pytest.raises(ArchiveRejected) as info:
