@@ -38,6 +38,7 @@ from operators.backup.backup_run import Results
 from operators.backup.discovery import discover
 from operators.backup.locations import LocationError
 from operators.backup.ownership import ItemKey, OwnerIndex, Relinker
+from operators.backup.scratch import ScratchError
 from operators.backup.storage import StorageError
 from operators.core.kube import ApiError, Kube
 from operators.core.timeutil import format_time, now
@@ -207,7 +208,7 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     except archive.ArchiveRejected as e:
         await fail("Failed", f"the backup failed verification; nothing was restored: {'; '.join(e.problems[:5])}")
         return
-    except (crypto.DecryptionError, StorageError, archive.ArchiveError) as e:
+    except (crypto.DecryptionError, StorageError, archive.ArchiveError, ScratchError) as e:
         await fail("Failed", f"the backup could not be read; nothing was restored: {e}")
         return
 
@@ -377,7 +378,8 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
                 await restore_all(from_memory(namespaces))
             else:
                 await restore_all(from_archive(tier))
-        except (archive.ArchiveRejected, crypto.DecryptionError, StorageError, archive.ArchiveError) as e:
+        except (archive.ArchiveRejected, crypto.DecryptionError, StorageError, archive.ArchiveError,
+                ScratchError) as e:
             problem = "; ".join(e.problems[:5]) if isinstance(e, archive.ArchiveRejected) else str(e)
             results.error("", f"the backup could not be read again during the restore, so it stopped "
                               f"before its {', '.join(tier)} items: {problem}")
