@@ -217,7 +217,7 @@ class Digest:
 class MemberTable(Mapping[str, Digest]):
     """A manifest's members, path -> Digest, in a scratch table on disk (scratch.py): the process holds
     a page cache, not the members (a 100,000-object backup has 200,000 members; in memory they took
-    ~150 bytes each at best). `position` numbers the members 0..n-1 in path order."""
+    ~150 bytes each at best). `entry` gives a member's position (0..n-1 in path order)."""
 
     __slots__ = ("_count", "_table")
     _count: int
@@ -260,17 +260,6 @@ class MemberTable(Mapping[str, Digest]):
         """Member `path`'s position, raw sha256 and size, or None when it is not a member."""
         row = self._table.one("SELECT pos, sha, size FROM m WHERE path = ?", (path,))
         return None if row is None else (row[0], row[1], row[2])
-
-    def position(self, path: str) -> int | None:
-        found = self.entry(path)
-        return None if found is None else found[0]
-
-    def digest_at(self, i: int) -> tuple[bytes, int]:
-        """The raw sha256 and the size of member number `i`."""
-        row = self._table.one("SELECT sha, size FROM m WHERE pos = ?", (i,))
-        if row is None:
-            raise IndexError(i)
-        return row[0], row[1]
 
     def path_at(self, i: int) -> str:
         row = self._table.one("SELECT path FROM m WHERE pos = ?", (i,))
