@@ -263,7 +263,7 @@ class MultipartWriter(io.RawIOBase):
         except (ClientError, BotoCoreError) as e:
             raise _explain(e, action, self._store.config.bucket) from e
 
-    def _flush_part(self, data: bytes) -> None:
+    def _flush_part(self, data: bytes | bytearray) -> None:
         client = self._store._client
         if self._upload_id is None:
             self._upload_id = self._call(f"starting the upload of {self._key}",
@@ -279,8 +279,10 @@ class MultipartWriter(io.RawIOBase):
         self._buffer += data
         self.written += len(data)
         while len(self._buffer) >= self._part_bytes:
-            part = bytes(self._buffer[: self._part_bytes])
-            del self._buffer[: self._part_bytes]
+            # The full buffer becomes the part and only the tail past it is copied out: slicing the part
+            # would hold it twice more (the slice and its bytes) on top of the buffer.
+            part, self._buffer = self._buffer, self._buffer[self._part_bytes:]
+            del part[self._part_bytes:]
             self._flush_part(part)
         return len(data)
 
@@ -292,10 +294,10 @@ class MultipartWriter(io.RawIOBase):
         self._done = True
         client = self._store._client
         if self._upload_id is None:
-            self._call(f"uploading {self._key}", client.put_object, Body=bytes(self._buffer))
+            self._call(f"uploading {self._key}", client.put_object, Body=self._buffer)
         else:
             if self._buffer:
-                self._flush_part(bytes(self._buffer))
+                self._flush_part(self._buffer)
             self._call(f"completing the upload of {self._key}", client.complete_multipart_upload,
                        UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
         self._buffer.clear()
