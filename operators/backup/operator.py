@@ -27,7 +27,7 @@ from operators.backup.backup_run import run_backup
 from operators.backup.locations import GROUP, VERSION, Location, LocationError
 from operators.backup.restore_run import run_restore
 from operators.backup.storage import ObjectStore, StorageError
-from operators.core import cron
+from operators.core import allocator, cron
 from operators.core.events import EventRecorder
 from operators.core.kube import ApiError, Kube
 from operators.core.leader import LeaderElector, campaign, elector_for, shut_down, when_leading
@@ -279,6 +279,7 @@ class BackupOperator:
                 await self.start_backup(backup)
             finally:
                 self.running.discard(key)
+            await asyncio.to_thread(allocator.release_free_memory)
         elif phase == "InProgress":
             await self.fail_interrupted(backup)
         return None
@@ -572,6 +573,7 @@ class BackupOperator:
                 await run_restore(self, restore)
             finally:
                 self.running.discard(key)
+            await asyncio.to_thread(allocator.release_free_memory)
         elif phase == "InProgress":
             self.events.warning(restore, "RestoreInterrupted", INTERRUPTED)
             await self.patch_status("restores", name, {
@@ -596,6 +598,7 @@ _operator: BackupOperator | None = None
 async def start_backup_operator(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _operator
     configure_common(settings)
+    allocator.set_thresholds()  # before the first run frees an upload part (operators/core/allocator.py)
     _operator = BackupOperator(await Kube.connect())
     _operator.start()
 
