@@ -9,10 +9,13 @@ back as a stream (`open_stream`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -21,6 +24,8 @@ import boto3
 import urllib3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+logger = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -56,24 +61,61 @@ def _explain(error: Exception, action: str, bucket: str) -> StorageError:
 
 
 class _Body(io.RawIOBase):
-    """A response body as a raw stream whose failures are StorageError."""
+    """A GET's body as a raw stream whose failures are StorageError. A read that breaks midway (the
+    server dropped the connection: MinIO does when one write to a slow reader waits 30 s) goes on with
+    a ranged GET from the first byte not yet read, of the same object (If-Match on its ETag: a changed
+    object is an error, never a splice), up to RESUMES times in a row without a byte read between."""
 
-    def __init__(self, body: Any, action: str, bucket: str) -> None:
+    RESUMES = 3
+
+    def __init__(self, client: Any, bucket: str, key: str, action: str) -> None:
         super().__init__()
-        self._body, self._action, self._bucket = body, action, bucket
+        self._client, self._bucket, self._key, self._action = client, bucket, key, action
+        response = client.get_object(Bucket=bucket, Key=key)
+        self._body, self._etag = response["Body"], response.get("ETag")
+        self._position = 0  # bytes handed out
+        self._failures = 0  # broken reads since the last byte read
+        self.resumes = 0  # every resume, for the logs and tests
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        while True:
+            try:
+                data = self._body.read(len(buffer))
+            except (ClientError, BotoCoreError, urllib3.exceptions.HTTPError) as e:
+                self._resume(e)
+                continue
+            if data:
+                self._position += len(data)
+                self._failures = 0
+            buffer[: len(data)] = data
+            return len(data)
+
+    def _resume(self, error: Exception) -> None:
+        self._failures += 1
+        if self._failures > self.RESUMES:
+            raise StorageError(f"{self._action}: the connection failed midway {self._failures} times in a row "
+                               f"at byte {self._position}: {error}") from error
+        logger.warning("%s: the connection failed at byte %d (%s); resuming there", self._action, self._position,
+                    error)
+        with contextlib.suppress(Exception):
+            self._body.close()
+        time.sleep(0.2 * self._failures)  # a worker thread reads this stream, never the event loop
+        extra = {"IfMatch": self._etag} if self._etag else {}
         try:
-            data = self._body.read(len(buffer))
-        except (ClientError, BotoCoreError) as e:
+            response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-",
+                                               **extra)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise StorageError(f"{self._action}: the object changed while it was read (its ETag is not "
+                                   f"{self._etag} any more); it was not read to its end") from e
             raise _explain(e, self._action, self._bucket) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise StorageError(f"{self._action}: the connection failed midway: {e}") from e
-        buffer[: len(data)] = data
-        return len(data)
+        except BotoCoreError as e:
+            raise _explain(e, self._action, self._bucket) from e
+        self._body = response["Body"]
+        self.resumes += 1
 
     def close(self) -> None:
         if not self.closed:
@@ -169,11 +211,11 @@ class ObjectStore:
 
     async def open_stream(self, key: str) -> IO[bytes]:
         """The object as a readable stream (read it in a worker thread; close it when done). A read
-        that fails midway raises StorageError, as every other call here does."""
-        def get() -> Any:
-            return self._client.get_object(Bucket=self.config.bucket, Key=self._key(key))["Body"]
-        body = await self._call(f"downloading {key}", get)
-        return io.BufferedReader(_Body(body, f"downloading {key}", self.config.bucket), buffer_size=1 << 20)
+        that breaks midway resumes where it stopped (`_Body`); one that cannot raises StorageError,
+        as every other call here does."""
+        action = f"downloading {key}"
+        body = await self._call(action, _Body, self._client, self.config.bucket, self._key(key), action)
+        return io.BufferedReader(body, buffer_size=1 << 20)
 
     async def get_to_file(self, key: str, target: IO[bytes]) -> None:
         """Download into a file object in chunks."""
