@@ -75,7 +75,6 @@ class _Body(io.RawIOBase):
         self._body, self._etag = response["Body"], response.get("ETag")
         self._position = 0  # bytes handed out
         self._failures = 0  # broken reads since the last byte read
-        self.resumes = 0  # every resume, for the logs and tests
 
     def readable(self) -> bool:
         return True
@@ -98,8 +97,8 @@ class _Body(io.RawIOBase):
         if self._failures > self.RESUMES:
             raise StorageError(f"{self._action}: the connection failed midway {self._failures} times in a row "
                                f"at byte {self._position}: {error}") from error
-        logger.warning("%s: the connection failed at byte %d (%s); resuming there", self._action, self._position,
-                    error)
+        logger.warning("%s: the connection failed at byte %d (%s); resuming there",
+                       self._action, self._position, error)
         with contextlib.suppress(Exception):
             self._body.close()
         time.sleep(0.2 * self._failures)  # a worker thread reads this stream, never the event loop
@@ -115,7 +114,6 @@ class _Body(io.RawIOBase):
         except BotoCoreError as e:
             raise _explain(e, self._action, self._bucket) from e
         self._body = response["Body"]
-        self.resumes += 1
 
     def close(self) -> None:
         if not self.closed:
