@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
 from operators.backup.storage import ObjectStore, StorageConfig, StorageError
+from tests.faults.tcprelay import TcpRelay
 
 
 def store_for(minio: dict[str, str], bucket: str, **overrides: str) -> ObjectStore:
@@ -54,8 +59,6 @@ def test_secret_key_never_in_repr() -> None:
 
 
 async def test_multipart_writer_streams_parts_and_an_abort_leaves_nothing(minio: dict[str, str]) -> None:
-    import asyncio
-
     from operators.backup.storage import MultipartWriter
 
     bucket = f"t-{uuid.uuid4().hex[:8]}"
@@ -90,23 +93,26 @@ async def test_multipart_writer_streams_parts_and_an_abort_leaves_nothing(minio:
     assert await store.get_bytes("backups/d/small.json") == b"{}"
 
 
-async def test_a_download_cut_midway_resumes_where_it_stopped(minio: dict[str, str]) -> None:
-    """A server may drop a long download: MinIO dropped a 200,000-object restore's read of its tarball
-    at 98 %. The relay cuts the download after 1 MiB on purpose:
-    the stream goes on with a ranged GET from the byte where it stopped, and every byte is right."""
-    import asyncio
-    from urllib.parse import urlsplit
-
-    from tests.faults.tcprelay import TcpRelay
-
-    bucket = f"t-{uuid.uuid4().hex[:8]}"
-    await store_for(minio, bucket).create_bucket()
-    data = uuid.uuid4().bytes * (5 << 16)  # 5 MiB that no shifted copy matches
-    await store_for(minio, bucket).put_bytes("backups/b/b.tar.gz", data)
+@contextlib.contextmanager
+def cut_download(minio: dict[str, str], bucket: str) -> Iterator[tuple[TcpRelay, ObjectStore]]:
+    """A store reaching MinIO through a relay that cuts the first connection after 1 MiB of answers:
+    the store's first request, a GET, breaks there."""
     server = urlsplit(minio["MINIO_ENDPOINT"])
     with TcpRelay(server.hostname or "127.0.0.1", server.port or 80) as relay:
-        store = store_for(minio, bucket, endpoint_url=relay.url)
         relay.cut_after(1 << 20)
+        yield relay, store_for(minio, bucket, endpoint_url=relay.url)
+
+
+async def test_a_download_cut_midway_resumes_where_it_stopped(minio: dict[str, str]) -> None:
+    """A server may drop a long download: MinIO dropped a 200,000-object restore's read of its tarball
+    at 98 %. The relay cuts the download after 1 MiB on purpose: the stream goes on with a ranged GET
+    from the byte where it stopped, and every byte is right."""
+    bucket = f"t-{uuid.uuid4().hex[:8]}"
+    direct = store_for(minio, bucket)
+    await direct.create_bucket()
+    data = uuid.uuid4().bytes * (5 << 16)  # 5 MiB that no shifted copy matches
+    await direct.put_bytes("backups/b/b.tar.gz", data)
+    with cut_download(minio, bucket) as (relay, store):
         stream = await store.open_stream("backups/b/b.tar.gz")
         try:
             read = await asyncio.to_thread(stream.read)
@@ -120,19 +126,11 @@ async def test_a_download_cut_midway_resumes_where_it_stopped(minio: dict[str, s
 async def test_an_object_replaced_while_read_is_an_error_not_a_splice(minio: dict[str, str]) -> None:
     """The resume asks for the same object (If-Match on its ETag): when it was replaced between the
     cut and the resume, the read fails with a reason instead of joining two objects."""
-    import asyncio
-    from urllib.parse import urlsplit
-
-    from tests.faults.tcprelay import TcpRelay
-
     bucket = f"t-{uuid.uuid4().hex[:8]}"
     direct = store_for(minio, bucket)
     await direct.create_bucket()
     await direct.put_bytes("backups/b/b.tar.gz", b"a" * (4 << 20))
-    server = urlsplit(minio["MINIO_ENDPOINT"])
-    with TcpRelay(server.hostname or "127.0.0.1", server.port or 80) as relay:
-        store = store_for(minio, bucket, endpoint_url=relay.url)
-        relay.cut_after(1 << 20)
+    with cut_download(minio, bucket) as (relay, store):
         stream = await store.open_stream("backups/b/b.tar.gz")
         try:
             assert await asyncio.to_thread(stream.read, 512 << 10) == b"a" * (512 << 10)  # before the cut
