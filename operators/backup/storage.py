@@ -55,6 +55,8 @@ def _explain(error: Exception, action: str, bucket: str) -> StorageError:
             "AccessDenied": f"the credentials may not access bucket {bucket!r}",
             "403": "access denied: wrong credentials or no permission on the bucket",
             "404": f"bucket {bucket!r} or the object does not exist",
+            "PreconditionFailed": "the object changed while it was read; it was not read to its end",
+            "412": "the object changed while it was read; it was not read to its end",
         }
         return StorageError(f"{action}: {hints.get(code, code or str(error))}")
     return StorageError(f"{action}: storage unreachable ({error})")
@@ -106,12 +108,7 @@ class _Body(io.RawIOBase):
         try:
             response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-",
                                                **extra)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                raise StorageError(f"{self._action}: the object changed while it was read (its ETag is not "
-                                   f"{self._etag} any more); it was not read to its end") from e
-            raise _explain(e, self._action, self._bucket) from e
-        except BotoCoreError as e:
+        except (ClientError, BotoCoreError) as e:  # a replaced object: PreconditionFailed
             raise _explain(e, self._action, self._bucket) from e
         self._body = response["Body"]
 
