@@ -49,4 +49,4 @@ bin/kind get clusters 2>/dev/null | grep -qx "$name" || created=1
 timed kind-up hack/kind/cluster.sh up
 timed deploy hack/kind/cluster.sh deploy
 export KUBEPLANE_REQUIRE_DOCKER=$required
-timed pytest pytest tests/e2e tests/integration/test_image.py -v --timeout=900 -p no:cacheprovider
+timed pytest pytest tests/e2e tests/integration/test_image.py -v --timeout=900 --durations=15 -p no:cacheprovider

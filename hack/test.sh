@@ -35,7 +35,7 @@ if ! kubectl --kubeconfig .kubeplane/kubeconfig get --raw /readyz >/dev/null 2>&
   stage cluster env OPERATORS= hack/cluster.sh up
 fi
 # The image test needs Docker: it runs in the e2e stage.
-stage integration pytest tests/integration -v --timeout=600 --ignore=tests/integration/test_image.py
+stage integration pytest tests/integration -v --timeout=600 --durations=25 --ignore=tests/integration/test_image.py
 # The embedded cluster is not needed any more: in CI, free its CPU for kind.
 cleanup; started_cluster=0
 # The e2e tier, then upstream's conformance tests on the same kind cluster switched to drop-in mode

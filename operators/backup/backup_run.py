@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from operators.backup import archive, crypto, selection, signing
-from operators.backup.discovery import ApiResource, discover, list_items
+from operators.backup.discovery import ApiResource, discover, list_in_one_page, list_items
 from operators.backup.locations import Location
 from operators.backup.storage import ObjectStore
 from operators.core.kube import ApiError, Kube
@@ -154,7 +154,7 @@ async def run_backup(
             if resource.namespaced and (listed := select.namespaces_to_list()) is not None:
                 scopes = list(listed)
             found = False
-            async for page in _list_scopes(kube, resource, scopes, results):
+            async for page in _pages(kube, resource, scopes, results):
                 found = found or bool(page)
                 await take(resource, page)
             if found and resource.group not in _BUILTIN_GROUPS:
@@ -247,6 +247,25 @@ async def _put_written(store: ObjectStore, key: str, write: Callable[[IO[bytes]]
         digest = await asyncio.to_thread(build)
         await store.put_stream(key, spooled)
     return digest
+
+
+async def _pages(kube: Kube, resource: ApiResource, scopes: list[str | None],
+                 results: Results) -> AsyncIterator[list[dict[str, Any]]]:
+    """The pages of one type in the scopes: when it lists in more than one namespace, first one
+    cluster-wide page; if that holds the whole type, its items in those namespaces are all there is
+    (one request instead of one a namespace). Otherwise, or when the cluster-wide list is refused,
+    namespace by namespace (_list_scopes), whose errors are the ones a backup reports."""
+    if len(scopes) > 1:
+        try:
+            whole = await list_in_one_page(kube, resource)
+        except ApiError:
+            whole = None
+        if whole is not None:
+            wanted = set(scopes)
+            yield [item for item in whole if (item.get("metadata") or {}).get("namespace") in wanted]
+            return
+    async for page in _list_scopes(kube, resource, scopes, results):
+        yield page
 
 
 async def _list_scopes(kube: Kube, resource: ApiResource, scopes: list[str | None],

@@ -104,17 +104,33 @@ async def list_items(
                            resource.group_resource, last)
             token = ""
             continue
-        items = [i for i in page.get("items") or [] if _key(i) > last]
-        for item in items:
-            # Lists omit apiVersion/kind on items; an archived object must be self-describing.
-            item.setdefault("apiVersion", resource.api_version)
-            item.setdefault("kind", resource.kind)
+        items = _described([i for i in page.get("items") or [] if _key(i) > last], resource)
         if items:
             last = _key(items[-1])
             yield items
         token = (page.get("metadata") or {}).get("continue") or ""
         if not token:
             return
+
+
+async def list_in_one_page(kube: Kube, resource: ApiResource) -> list[dict[str, Any]] | None:
+    """Every item of the type across all namespaces when they fit in one page (PAGE_SIZE), else None.
+
+    One request answers for a type that is empty or small everywhere, where listing it namespace by
+    namespace costs a round trip per namespace (a backup of 256 namespaces lists ~30 types: ~7,700
+    requests, most of them empty, and the API server's time went there)."""
+    page = await kube.get(resource.path(None), limit=PAGE_SIZE)
+    if (page.get("metadata") or {}).get("continue"):
+        return None
+    return _described(page.get("items") or [], resource)
+
+
+def _described(items: list[dict[str, Any]], resource: ApiResource) -> list[dict[str, Any]]:
+    """Lists omit apiVersion/kind on items; an archived object must be self-describing."""
+    for item in items:
+        item.setdefault("apiVersion", resource.api_version)
+        item.setdefault("kind", resource.kind)
+    return items
 
 
 def _key(item: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from operators.backup import discovery
-from operators.backup.discovery import PAGE_SIZE, discover, list_items
+from operators.backup.discovery import PAGE_SIZE, discover, list_in_one_page, list_items
 from operators.core.kube import Kube
 from tests.faults.apirelay import ApiRelay
 from tests.integration.conftest import KUBECONFIG, kubectl
@@ -63,3 +63,19 @@ async def test_an_expired_continue_token_lists_again_without_repeating_items(
         assert actions[:2] == ["forwarded", "fail"] and set(actions[2:]) == {"forwarded"} and len(actions) >= 5
     assert sorted(names) == [f"cm-{i}" for i in (0, 1, 2, 3, 4, 5, 6, 7, 9)]
     assert len(names) == len(set(names)), names
+
+
+async def test_a_type_is_read_in_one_cluster_wide_page_only_while_it_fits_in_one(
+        cluster: Any, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with await Kube.connect() as kube:
+        resources = {r.group_resource: r for r in await discover(kube)}
+        # No PodTemplates anywhere in the test cluster: one empty page, items self-describing when there are some.
+        assert await list_in_one_page(kube, resources["podtemplates"]) == []
+        kubectl("create", "configmap", "one-page", "-n", namespace)
+        total = len(await kube.list_all("/api/v1/configmaps"))
+        monkeypatch.setattr(discovery, "PAGE_SIZE", total + 50)
+        whole = await list_in_one_page(kube, resources["configmaps"])
+        assert whole is not None and any(i["metadata"]["name"] == "one-page" for i in whole)
+        assert all(i["kind"] == "ConfigMap" and i["apiVersion"] == "v1" for i in whole)
+        monkeypatch.setattr(discovery, "PAGE_SIZE", max(1, total // 2))  # more than a page: None
+        assert await list_in_one_page(kube, resources["configmaps"]) is None

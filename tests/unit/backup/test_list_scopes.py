@@ -102,3 +102,66 @@ def test_a_reader_that_stops_early_stops_the_listings(monkeypatch: pytest.Monkey
         assert lister.running == 0 and lister.ended  # nothing left listing once the reader is gone
 
     asyncio.run(scenario())
+
+
+# --- _pages: one cluster-wide page first, namespace by namespace only when the type needs more ------
+
+class Kube:
+    """The cluster-wide page list_in_one_page answers: items, None (more than a page) or a refusal."""
+
+    def __init__(self, whole: list[dict[str, Any]] | int | None) -> None:
+        self.whole, self.asked = whole, 0
+
+    async def list_in_one_page(self, kube: Any, resource: ApiResource) -> list[dict[str, Any]] | None:
+        self.asked += 1
+        if isinstance(self.whole, int):
+            raise ApiError(self.whole, {"message": "refused"})
+        return self.whole
+
+
+async def pages_of(whole: Kube, lister: Lister, scopes: list[str | None], results: Results,
+                   monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(backup_run, "list_items", lister)
+    monkeypatch.setattr(backup_run, "list_in_one_page", whole.list_in_one_page)
+    return [item["metadata"]["name"]
+            async for page in backup_run._pages(None, CONFIGMAPS, scopes, results)  # type: ignore[arg-type]
+            for item in page]
+
+
+def item(namespace: str, name: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name}}
+
+
+def test_a_type_held_in_one_cluster_wide_page_is_not_listed_namespace_by_namespace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = Kube([item("a", "a-0"), item("other", "o-0"), item("b", "b-0"), item("b", "b-1")])
+    lister = Lister({"a": 1, "b": 2})
+    names = asyncio.run(pages_of(whole, lister, ["a", "b"], Results(), monkeypatch))
+    assert names == ["a-0", "b-0", "b-1"]  # only the backup's namespaces; "other" is not taken
+    assert whole.asked == 1 and lister.ended == []
+
+
+def test_an_empty_type_costs_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole, lister = Kube([]), Lister({f"ns-{i}": 0 for i in range(256)})
+    assert asyncio.run(pages_of(whole, lister, list(lister.pages), Results(), monkeypatch)) == []
+    assert whole.asked == 1 and lister.ended == []
+
+
+def test_a_type_past_one_page_is_listed_namespace_by_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole, lister = Kube(None), Lister({"a": 2, "b": 1})
+    names = asyncio.run(pages_of(whole, lister, ["a", "b"], Results(), monkeypatch))
+    assert sorted(names) == ["a-0", "a-1", "b-0"] and sorted(lister.ended) == ["a", "b"]  # type: ignore[type-var]
+
+
+def test_a_refused_cluster_wide_list_falls_back_and_the_namespaces_report_their_own_refusals(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    results = Results()
+    names = asyncio.run(pages_of(Kube(403), Lister({"a": 1, "b": 1}, {"b": 403}), ["a", "b"], results, monkeypatch))
+    assert sorted(names) == ["a-0", "b-0"]
+    assert results.errors == {"b": ["cannot list configmaps: refused"]}
+
+
+def test_one_scope_is_listed_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole, lister = Kube([item("a", "from-the-cluster-wide-page")]), Lister({"a": 1})
+    assert asyncio.run(pages_of(whole, lister, ["a"], Results(), monkeypatch)) == ["a-0"]
+    assert whole.asked == 0
