@@ -2,9 +2,9 @@
 nodes of its own (KWOK, the same shapes), compared step by step.
 
 Compared: which of the side's nodes run a pod, the status counters, the pods' label keys, tolerations and
-node-affinity shape, the revision numbers, how many pods were ever created (from a watch), the worst
-number of nodes without a ready pod during a rolling update (replayed from the watch's events), and the
-Events' reasons. Never uids, hashes or timestamps.
+node-affinity shape, the revision numbers, how many pods were ever created and on which nodes pods were
+deleted (from a watch), the worst number of nodes without a ready pod during a rolling update (replayed from
+the watch's events), and the Events' reasons. Never uids, hashes or timestamps.
 """
 
 from __future__ import annotations
@@ -84,18 +84,41 @@ def facts(s: Side, nodes: dict[str, str]) -> dict[str, Any]:
                                  for t in term["nodeSelectorTerms"]]) for term in terms}),
         "revisions": sorted(int(r["revision"]) for r in revisions),
         "created": s.created_count(),
+        "gone": gone(s, role),
         "events": events_settled(s),
     }
 
 
+def gone(s: Side, role: dict[str, str]) -> list[str]:
+    """The nodes (a, b, c, d) of every pod deleted so far, from the watch: which pods went, exactly."""
+    last: dict[str, dict[str, Any]] = {}
+    deleted: set[str] = set()
+    for kind, pod in list(s.pods.events):
+        uid = pod["metadata"]["uid"]
+        last[uid] = pod
+        if kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
+            deleted.add(uid)
+    return sorted(role.get(last[uid]["spec"].get("nodeName", ""), "?") for uid in deleted)
+
+
 def events_settled(s: Side) -> dict[str, int]:
-    """The Events' reasons once there is a SuccessfulCreate for every pod the watch saw created: an Event is
-    posted after the action it reports (by kube-controller-manager's recorder as by kubeplane's), so the pods
-    can settle before it arrives. Deletes have no such exact count (see the issue's note: a CI run recorded
-    8 SuccessfulDelete upstream, 7 here, with 7 pods gone on each side)."""
+    """The Events' reasons once there is a SuccessfulCreate for every pod the watch saw created (an Event is
+    posted after the action it reports, so the pods can settle before it arrives).
+
+    SuccessfulDelete is not compared as a count: kube-controller-manager's taint-eviction controller also
+    deletes the pod on the NoExecute-tainted node, racing the DaemonSet controller, and a CI run recorded 8
+    upstream for 7 pods gone. Compared instead: which pods went (`gone`, from the watch); and checked on each
+    side: every pod gone is accounted for by an Event, the controller's SuccessfulDelete or the
+    taint-eviction controller's TaintManagerEviction on the pod."""
     s.wait(lambda: s.event_reasons("agent")["SuccessfulCreate"] >= s.created_count(),
            "a SuccessfulCreate Event for every pod created")
-    return dict(s.event_reasons("agent"))
+    deleted = len(gone(s, {}))
+
+    def accounted() -> bool:
+        evicted = sum(1 for e in s.events.snapshot().values() if e.get("reason") == "TaintManagerEviction")
+        return s.event_reasons("agent")["SuccessfulDelete"] + evicted >= deleted
+    s.wait(accounted, f"a SuccessfulDelete or TaintManagerEviction Event for each of the {deleted} pods gone")
+    return {r: n for r, n in s.event_reasons("agent").items() if r != "SuccessfulDelete"}
 
 
 def worst_unavailable(s: Side, nodes: list[str], since: int) -> int:
