@@ -73,6 +73,7 @@ def facts(s: Side, nodes: dict[str, str]) -> dict[str, Any]:
     status = s.status("agent")
     live = list(s.live_pods().values())
     revisions = kubectl_json("get", "controllerrevisions", "-n", s.namespace)["items"]
+    went = gone(s, role)
     terms = [p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] for p in live]
     return {
         "status": {k: int(status.get(k) or 0) for k in COUNTERS},
@@ -84,8 +85,8 @@ def facts(s: Side, nodes: dict[str, str]) -> dict[str, Any]:
                                  for t in term["nodeSelectorTerms"]]) for term in terms}),
         "revisions": sorted(int(r["revision"]) for r in revisions),
         "created": s.created_count(),
-        "gone": gone(s, role),
-        "events": events_settled(s),
+        "gone": went,
+        "events": events_settled(s, len(went)),
     }
 
 
@@ -101,18 +102,17 @@ def gone(s: Side, role: dict[str, str]) -> list[str]:
     return sorted(role.get(last[uid]["spec"].get("nodeName", ""), "?") for uid in deleted)
 
 
-def events_settled(s: Side) -> dict[str, int]:
+def events_settled(s: Side, deleted: int) -> dict[str, int]:
     """The Events' reasons once there is a SuccessfulCreate for every pod the watch saw created (an Event is
     posted after the action it reports, so the pods can settle before it arrives).
 
     SuccessfulDelete is not compared as a count: kube-controller-manager's taint-eviction controller also
     deletes the pod on the NoExecute-tainted node, racing the DaemonSet controller, and a CI run recorded 8
     upstream for 7 pods gone. Compared instead: which pods went (`gone`, from the watch); and checked on each
-    side: every pod gone is accounted for by an Event, the controller's SuccessfulDelete or the
+    side: every one of the `deleted` pods gone is accounted for by an Event, the controller's SuccessfulDelete or the
     taint-eviction controller's TaintManagerEviction on the pod."""
     s.wait(lambda: s.event_reasons("agent")["SuccessfulCreate"] >= s.created_count(),
            "a SuccessfulCreate Event for every pod created")
-    deleted = len(gone(s, {}))
 
     def accounted() -> bool:
         evicted = sum(1 for e in s.events.snapshot().values() if e.get("reason") == "TaintManagerEviction")
