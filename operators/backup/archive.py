@@ -964,6 +964,11 @@ class ItemTable:
             raise ValueError(column)
         return {value for (value,) in self._table.rows(f"SELECT DISTINCT {column} FROM i")}
 
+    def type_spans(self) -> dict[str, tuple[int, int]]:
+        """Each type's first and last position in the archive."""
+        return {gr: (lo, hi) for gr, lo, hi in
+                self._table.rows("SELECT group_resource, MIN(pos), MAX(pos) FROM i GROUP BY group_resource")}
+
     def names(self, group_resource: str) -> list[str]:
         return [name for (name,) in self._table.rows("SELECT name FROM i WHERE group_resource = ? ORDER BY pos",
                                                      (group_resource,))]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
-from operators.backup import archive, crypto, selection, signing
+from operators.backup import archive, crypto, restore_plan, selection, signing
 from operators.backup.discovery import ApiResource, discover, list_in_one_page, list_items
 from operators.backup.locations import Location
 from operators.backup.storage import ObjectStore
@@ -121,6 +121,10 @@ async def run_backup(
     excluded = selection.excluded_by_label(namespaces)
     select = selection.Selection.from_spec(spec, types, extra_excluded_namespaces=excluded)
     included = [t for t in types if select.type_included(t) and t.group_resource != selection.NAMESPACES]
+    # Written in the order a restore takes them (its tiers), so that one pass over the tarball can
+    # restore tier after tier; the Namespaces and CRDs go last (they depend on what was taken).
+    position = {r: i for i, r in enumerate(restore_plan.restore_order(t.group_resource for t in included))}
+    included.sort(key=lambda t: position[t.group_resource])
     results.info(f"backing up {len(included)} resource types to {location.name}")
 
     # The tarball streams into a multipart upload as it is written: no temporary file, one part in

@@ -27,7 +27,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -113,7 +113,7 @@ class _BackupReader:
         finally:
             await asyncio.to_thread(body.close)
 
-    async def items(self, wanted: Callable[[str], bool]) -> AsyncIterator[archive.ArchiveItem]:
+    async def items(self, wanted: Callable[[str], bool]) -> AsyncGenerator[archive.ArchiveItem, None]:
         """A later pass: the members `wanted`, read in a worker thread a batch at a time."""
         stream, body = await self._open()
         handoff: queue.Queue[Any] = queue.Queue(maxsize=4)
@@ -156,6 +156,20 @@ class _BackupReader:
         finally:
             stop.set()
             await asyncio.to_thread(thread.join)
+
+
+def in_archive_order(tiers: list[tuple[str, ...]], spans: Mapping[str, tuple[int, int]]) -> bool:
+    """Whether every tier's members come after the previous tier's last one (`spans`: each type's
+    first and last position in the archive), so that one pass can restore them tier by tier."""
+    last = -1
+    for tier in tiers:
+        held = [spans[r] for r in tier if r in spans]
+        if not held:
+            continue
+        if min(first for first, _ in held) < last:
+            return False
+        last = max(end for _, end in held)
+    return True
 
 
 async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
@@ -286,6 +300,35 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
             assert item.obj is not None  # a streamed item has its object
             yield restore_plan.prepare(item.obj, item.group_resource, options)
 
+    tiers = restore_plan.restore_tiers(present | ({selection.NAMESPACES} if namespaces else set()))
+    # Tiers streamed by one shared pass over the tarball when its members come tier by tier (as
+    # kubeplane writes them since the backup sorts its types so); otherwise one pass per tier. The
+    # Namespaces come from the index, and CRDs (written last) by a pass of their own.
+    one_pass = [t for t in tiers if t not in ((selection.NAMESPACES,), (selection.CRDS,))]
+    if index.whole or not in_archive_order(one_pass, chosen.type_spans()):
+        one_pass = []
+    shared: AsyncGenerator[archive.ArchiveItem, None] | None = None
+    pending: archive.ArchiveItem | None = None
+
+    async def from_shared(tier: tuple[str, ...]) -> AsyncIterator[restore_plan.Prepared]:
+        """This tier's items from the shared pass: up to the first item of a later tier."""
+        nonlocal shared, pending
+        if shared is None:
+            shared = reader.items(chosen.wanted(r for t in one_pass for r in t))
+        position = one_pass.index(tier)
+        while True:
+            if pending is None:
+                pending = await anext(shared, None)
+                if pending is None:
+                    return
+            if pending.group_resource not in tier:
+                if any(pending.group_resource in t for t in one_pass[:position + 1]):
+                    raise archive.ArchiveRejected([f"{pending.path}: out of the order verified"])
+                return
+            item, pending = pending, None
+            assert item.obj is not None  # a streamed item has its object
+            yield restore_plan.prepare(item.obj, item.group_resource, options)
+
     async def restore_status(single: str, created: dict[str, Any], status: dict[str, Any], where: str) -> None:
         """restoreStatus: the backed-up status through the status subresource (a create ignores it),
         guarded by the new object's uid; a kind without the subresource keeps the status it got."""
@@ -371,22 +414,27 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
             results.error(p.target_namespace, f"{where}: {type(e).__name__}: {cause}")
             relinker.failed(key, original_uid)
 
-    present |= {selection.NAMESPACES} if namespaces else set()
-    for tier in restore_plan.restore_tiers(present):
-        try:
-            if tier == (selection.NAMESPACES,):
-                await restore_all(from_memory(namespaces))
-            else:
-                await restore_all(from_archive(tier))
-        except (archive.ArchiveRejected, crypto.DecryptionError, StorageError, archive.ArchiveError,
-                ScratchError) as e:
-            problem = "; ".join(e.problems[:5]) if isinstance(e, archive.ArchiveRejected) else str(e)
-            results.error("", f"the backup could not be read again during the restore, so it stopped "
-                              f"before its {', '.join(tier)} items: {problem}")
-            break
-        if tier == (selection.CRDS,) and not dry_run:
-            await _wait_for_crds(kube, chosen.names(selection.CRDS), results)
-        await report_progress()
+    try:
+        for tier in tiers:
+            try:
+                if tier == (selection.NAMESPACES,):
+                    await restore_all(from_memory(namespaces))
+                elif tier in one_pass:
+                    await restore_all(from_shared(tier))
+                else:
+                    await restore_all(from_archive(tier))
+            except (archive.ArchiveRejected, crypto.DecryptionError, StorageError, archive.ArchiveError,
+                    ScratchError) as e:
+                problem = "; ".join(e.problems[:5]) if isinstance(e, archive.ArchiveRejected) else str(e)
+                results.error("", f"the backup could not be read again during the restore, so it stopped "
+                                  f"before its {', '.join(tier)} items: {problem}")
+                break
+            if tier == (selection.CRDS,) and not dry_run:
+                await _wait_for_crds(kube, chosen.names(selection.CRDS), results)
+            await report_progress()
+    finally:
+        if shared is not None:  # its reader thread ends with it
+            await shared.aclose()
     for warning in relinker.finish():
         results.warning("", warning)
     chosen.close()  # the scratch files go now (an exception before this leaves them to the collector)

@@ -502,3 +502,14 @@ def test_a_manifest_in_the_written_layout_but_out_of_order_is_read_whole_with_th
     for size in (b"-6", b"9223372036854775808", b"18446744073709551616"):  # negative, 2**63, 2**64
         with pytest.raises(ArchiveRejected, match="malformed"):
             archive.Manifest.from_json(text.replace(b'"size": 6', b'"size": ' + size))
+
+
+def test_type_spans_are_the_first_and_last_archive_positions_of_each_type():
+    items = [("secrets", obj("Secret", "a", "shop")), ("pods", obj("Pod", "p", "shop")),
+             ("secrets", obj("Secret", "b", "shop")), ("configmaps", obj("ConfigMap", "c", "shop"))]
+    data, manifest = write_backup(items)
+    index = archive.index_archive(io.BytesIO(data), manifest, budget=0)
+    try:
+        assert index.items.type_spans() == {"secrets": (0, 2), "pods": (1, 1), "configmaps": (3, 3)}
+    finally:
+        index.items.close()

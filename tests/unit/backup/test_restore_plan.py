@@ -385,3 +385,19 @@ def test_differences_ignore_what_only_the_live_object_has():
     assert restore_plan.differences({"a": [1, 2]}, {"a": [1]}) == ["a"]
     assert restore_plan.differences({"a": {"b": None}}, {"a": {}}) == []
     assert restore_plan.differences({"a": {"b": 1}}, {"a": {"b": "1"}}) == ["a.b"]
+
+
+def test_one_pass_needs_every_tier_after_the_one_before():
+    from operators.backup.restore_run import in_archive_order
+
+    tiers = [("secrets",), ("configmaps",), ("deployments.apps", "services")]
+    # As kubeplane writes a tarball now: tier by tier (types of one tier may interleave).
+    assert in_archive_order(tiers, {"secrets": (0, 9), "configmaps": (10, 19), "services": (20, 30),
+                                    "deployments.apps": (21, 29)})
+    # As it wrote them before (discovery order: ConfigMaps first), or as Velero does.
+    assert not in_archive_order(tiers, {"configmaps": (0, 9), "secrets": (10, 19)})
+    # One member of an earlier tier after a later tier's first one is enough to refuse.
+    assert not in_archive_order(tiers, {"secrets": (0, 11), "configmaps": (10, 19)})
+    # Absent tiers do not count.
+    assert in_archive_order(tiers, {"configmaps": (0, 9), "services": (10, 12)})
+    assert in_archive_order(tiers, {})
