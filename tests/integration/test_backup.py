@@ -904,6 +904,34 @@ def stored_backup(backup: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def plant_signed(s3: Any, minio: dict[str, str], tag: str, namespace: str, members: list[tuple[str, bytes]],
+                 links: list[tuple[str, str]] | None = None) -> tuple[str, str, str]:
+    """A tarball of `members` planted as a backup signed with this installation's key, under a new location's
+    prefix; (location, prefix, backup)."""
+    tarball = tar_gz(members, links or [])
+    name, prefix, backup = unique(tag), unique(f"{tag}-prefix"), unique("b")
+    plant(s3, prefix, backup, tarball, checksums(tarball, members), stored_backup(backup, namespace),
+          installation_signing_key())
+    location(name, minio, prefix=prefix)
+    return name, prefix, backup
+
+
+def synced_from_bucket(backup: str) -> dict[str, Any]:
+    def synced() -> dict[str, Any] | None:
+        obj = backup_object(backup)
+        return obj if obj and (obj.get("status") or {}).get("phase") == "Completed" else None
+    result: dict[str, Any] = wait_for(synced, timeout=SYNC_WAIT, what="the planted backup synced from the bucket")
+    return result
+
+
+def remove_planted(s3: Any, name: str, prefix: str, backup: str) -> None:
+    kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s", check=False)
+    kubectl("delete", "bsl", name, "-n", NS, check=False)
+    leftovers = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"{prefix}/").get("Contents", [])
+    if leftovers:
+        s3.delete_objects(Bucket="kubeplane", Delete={"Objects": [{"Key": o["Key"]} for o in leftovers]})
+
+
 @pytest.mark.parametrize("unsafe", ["traversal", "absolute", "symlink", "none"])
 def test_malicious_tarball_is_refused_before_anything_is_restored(
         backup_operator: Operator, namespace: str, s3: Any, minio: dict[str, str], unsafe: str) -> None:
@@ -920,19 +948,11 @@ def test_malicious_tarball_is_refused_before_anything_is_restored(
         links.append((evil, "/etc/passwd"))
     elif evil:
         members.append((evil, json.dumps({**good, "metadata": {"name": "x", "namespace": namespace}}).encode()))
-    tarball = tar_gz(members, links)
-
-    name, prefix, backup = unique("evil"), unique("evil-prefix"), unique("b")
     # Signed with the installation's key (its holder went rogue, or the key leaked): the archive's own
     # safety rules are what must refuse it. Without the key, see the test below.
-    plant(s3, prefix, backup, tarball, checksums(tarball, members), stored_backup(backup, namespace),
-          installation_signing_key())
-    location(name, minio, prefix=prefix)
+    name, prefix, backup = plant_signed(s3, minio, "evil", namespace, members, links)
     try:
-        def synced() -> dict[str, Any] | None:
-            obj = backup_object(backup)
-            return obj if obj and (obj.get("status") or {}).get("phase") == "Completed" else None
-        obj = wait_for(synced, timeout=SYNC_WAIT, what="the planted backup synced from the bucket")
+        obj = synced_from_bucket(backup)
         assert obj["metadata"]["annotations"]["backup.kubeplane.dev/synced-from"] == name
 
         verified = kubeplane("backup", "verify", backup, check=False)
@@ -955,11 +975,7 @@ def test_malicious_tarball_is_refused_before_anything_is_restored(
         assert kubectl("get", "cm", "x", "-n", namespace, check=False).returncode != 0
         assert not os.path.exists("/etc/kubeplane-x.json")
     finally:
-        kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s", check=False)
-        kubectl("delete", "bsl", name, "-n", NS, check=False)
-        leftovers = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"{prefix}/").get("Contents", [])
-        if leftovers:
-            s3.delete_objects(Bucket="kubeplane", Delete={"Objects": [{"Key": o["Key"]} for o in leftovers]})
+        remove_planted(s3, name, prefix, backup)
 
 
 def test_a_tarball_not_in_restore_order_is_streamed_one_pass_per_tier(
@@ -979,16 +995,9 @@ def test_a_tarball_not_in_restore_order_is_streamed_one_pass_per_tier(
                          "type": "Opaque", "data": {"k": base64.b64encode(b"v").decode()}}).encode()
     members += [(f"resources/secrets/namespaces/{namespace}/old.json", secret),
                 (f"resources/secrets/v1-preferredversion/namespaces/{namespace}/old.json", secret)]
-    tarball = tar_gz(members, [])
-    name, prefix, backup = unique("order"), unique("order-prefix"), unique("b")
-    plant(s3, prefix, backup, tarball, checksums(tarball, members), stored_backup(backup, namespace),
-          installation_signing_key())
-    location(name, minio, prefix=prefix)
+    name, prefix, backup = plant_signed(s3, minio, "order", namespace, members)
     try:
-        def synced() -> dict[str, Any] | None:
-            obj = backup_object(backup)
-            return obj if obj and (obj.get("status") or {}).get("phase") == "Completed" else None
-        wait_for(synced, timeout=SYNC_WAIT, what="the planted backup synced from the bucket")
+        synced_from_bucket(backup)
         restore = unique("r")
         create("Restore", restore, {"backupName": backup})
         status = finished("kprestore", restore, timeout=300)
@@ -998,11 +1007,7 @@ def test_a_tarball_not_in_restore_order_is_streamed_one_pass_per_tier(
             assert kubectl_json("get", "cm", cm, "-n", namespace)["data"]["blob"] == blob, cm
         assert kubectl_json("get", "secret", "old", "-n", namespace)["data"]["k"] == base64.b64encode(b"v").decode()
     finally:
-        kubectl("delete", "kpbackup", backup, "-n", NS, "--timeout=60s", check=False)
-        kubectl("delete", "bsl", name, "-n", NS, check=False)
-        leftovers = s3.list_objects_v2(Bucket="kubeplane", Prefix=f"{prefix}/").get("Contents", [])
-        if leftovers:
-            s3.delete_objects(Bucket="kubeplane", Delete={"Objects": [{"Key": o["Key"]} for o in leftovers]})
+        remove_planted(s3, name, prefix, backup)
 
 
 def untrusted_events(location_name: str) -> str:
