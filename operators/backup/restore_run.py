@@ -7,10 +7,11 @@ list of problems, and the cluster is untouched.
 The tarball is never stored: the first pass streams it from object storage, verifies it and indexes
 the items the restore's selection takes (archive.index_archive). A backup whose chosen objects fit the
 index budget is then restored from that index; for a larger one the index keeps each item's kind,
-identity and owners, and each tier streams the tarball again for its own objects, each checked
-against the manifest once more as it is read. The tarball is never written to disk; the bookkeeping
-is (the checksum manifest and the index, in scratch tables: scratch.py, ~0.7 KiB an object), so what
-the process holds does not grow with the backup.
+identity and owners, and the objects are streamed from the tarball again, each checked against the
+manifest once more as it is read: one shared pass for every tier when the members come tier by tier
+(a backup writes its types in restore order), else one pass per tier (an older kubeplane's tarball).
+The tarball is never written to disk; the bookkeeping is (the checksum manifest and the index, in
+scratch tables: scratch.py, ~0.7 KiB an object), so what the process holds does not grow with the backup.
 
 Items restore tier by tier (restore_plan.restore_tiers): CRDs, namespaces, ..., then everything
 else. Inside a tier items are created concurrently (bounded). ownerReferences are re-linked to the
