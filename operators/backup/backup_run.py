@@ -122,7 +122,9 @@ async def run_backup(
     select = selection.Selection.from_spec(spec, types, extra_excluded_namespaces=excluded)
     included = [t for t in types if select.type_included(t) and t.group_resource != selection.NAMESPACES]
     # Written in the order a restore takes them (its tiers), so that one pass over the tarball can
-    # restore tier after tier; the Namespaces and CRDs go last (they depend on what was taken).
+    # restore tier after tier. The Namespaces of what was taken come after it all, and so do the CRDs
+    # a backup without cluster-scoped resources takes for its custom resources (a restore reads both
+    # apart from that pass).
     position = {r: i for i, r in enumerate(restore_plan.restore_order(t.group_resource for t in included))}
     included.sort(key=lambda t: position[t.group_resource])
     results.info(f"backing up {len(included)} resource types to {location.name}")

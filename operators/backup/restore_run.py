@@ -304,7 +304,7 @@ async def run_restore(op: BackupOperator, restore: dict[str, Any]) -> None:
     tiers = restore_plan.restore_tiers(present | ({selection.NAMESPACES} if namespaces else set()))
     # Tiers streamed by one shared pass over the tarball when its members come tier by tier (as
     # kubeplane writes them since the backup sorts its types so); otherwise one pass per tier. The
-    # Namespaces come from the index, and CRDs (written last) by a pass of their own.
+    # Namespaces come from the index, and CRDs (first or last in the tarball) by a pass of their own.
     one_pass = [t for t in tiers if t not in ((selection.NAMESPACES,), (selection.CRDS,))]
     if index.whole or not in_archive_order(one_pass, chosen.type_spans()):
         one_pass = []
